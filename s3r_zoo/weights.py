@@ -1,0 +1,105 @@
+"""Where pretrained weight files come from.
+
+For a registered tag such as ``s3r_resnet50.cr_hims41`` the file is looked for, in order:
+
+1. an explicit file: ``pretrained_cfg_overlay=dict(file=...)``;
+2. a local weights directory: ``$S3R_ZOO_WEIGHTS`` (if set), then the repository's
+   ``weights/`` folder, as ``<model>.<tag>.safetensors``;
+3. the Hugging Face hub (``hf_hub_id`` of the tag) through :mod:`huggingface_hub`, which
+   uses its cache and honours ``HF_HUB_OFFLINE``, ``HF_ENDPOINT`` and ``HF_HOME``.
+
+If nothing is found, one :class:`WeightsNotFoundError` lists every place tried and why.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Optional, Union
+
+__all__ = ["WeightsNotFoundError", "WEIGHTS_ENV", "REPO_WEIGHTS_DIR", "local_weight_dirs", "resolve_weights"]
+
+WEIGHTS_ENV = "S3R_ZOO_WEIGHTS"
+REPO_WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
+HUB_FILENAME = "model.safetensors"
+
+
+class WeightsNotFoundError(FileNotFoundError):
+    """No weight file was found for a pretrained tag."""
+
+
+def local_weight_dirs() -> list[Path]:
+    """Local weight directories in search order."""
+    dirs = []
+    env = os.environ.get(WEIGHTS_ENV)
+    if env:
+        dirs.append(Path(env).expanduser())
+    dirs.append(REPO_WEIGHTS_DIR)
+    return dirs
+
+
+def _hub_download(repo_id: str, filename: str, cache_dir: Optional[Union[str, Path]]) -> str:
+    from huggingface_hub import hf_hub_download
+
+    from . import __version__
+
+    return hf_hub_download(repo_id=repo_id, filename=filename, cache_dir=cache_dir,
+                           library_name="s3r_zoo", library_version=__version__)
+
+
+def resolve_weights(
+        model_tag: str,
+        file: Optional[Union[str, Path]] = None,
+        hf_hub_id: Optional[str] = None,
+        hf_hub_filename: Optional[str] = None,
+        cache_dir: Optional[Union[str, Path]] = None,
+) -> Path:
+    """Find the weight file for ``model_tag`` (``'<model>.<tag>'``).
+
+    Args:
+        model_tag: Full pretrained name, e.g. ``s3r_resnet50.cr_hims41``.
+        file: Explicit file; when given, it must exist and nothing else is tried.
+        hf_hub_id: Hub repository of the tag, if it has one.
+        hf_hub_filename: File inside the hub repository (default ``model.safetensors``).
+        cache_dir: Hub cache override (``create_model(cache_dir=...)``).
+
+    Returns:
+        Path of a local ``.safetensors`` file.
+    """
+    if file is not None:
+        path = Path(file).expanduser()
+        if not path.is_file():
+            raise WeightsNotFoundError(
+                f"pretrained_cfg_overlay file={str(file)!r}: no such file. Pass the path of a "
+                f"'.safetensors' checkpoint written by s3r_zoo.save_checkpoint().")
+        if path.suffix != ".safetensors":
+            raise WeightsNotFoundError(
+                f"pretrained_cfg_overlay file={str(file)!r}: expected a '.safetensors' file, found suffix "
+                f"'{path.suffix}'. The zoo never unpickles weights; convert with safetensors.torch.save_file.")
+        return path
+
+    tried = []
+    name = f"{model_tag}.safetensors"
+    for d in local_weight_dirs():
+        candidate = d / name
+        if candidate.is_file():
+            return candidate
+        origin = f"${WEIGHTS_ENV}" if d != REPO_WEIGHTS_DIR else "repository weights/"
+        tried.append(f"{candidate} ({origin}): not found")
+
+    if hf_hub_id:
+        filename = hf_hub_filename or HUB_FILENAME
+        try:
+            return Path(_hub_download(hf_hub_id, filename, cache_dir))
+        except Exception as e:  # huggingface_hub raises many types; all mean "not here"
+            endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co")
+            offline = " (HF_HUB_OFFLINE is set: cache only)" if os.environ.get("HF_HUB_OFFLINE") else ""
+            first_line = str(e).strip().splitlines()[0] if str(e).strip() else ""
+            tried.append(f"hub {hf_hub_id}/{filename} at {endpoint}{offline}: {type(e).__name__}: {first_line}")
+    else:
+        tried.append("hub: this tag has no hf_hub_id")
+
+    raise WeightsNotFoundError(
+        f"No weights found for '{model_tag}'. Looked in:\n  - " + "\n  - ".join(tried) +
+        f"\nPut the file in one of these places, set ${WEIGHTS_ENV}, pass "
+        f"pretrained_cfg_overlay=dict(file='path/to/ckpt.safetensors'), or use pretrained=False.")

@@ -1,0 +1,55 @@
+"""Shared test set-up.
+
+The hub must never be reached from the default test run (no network here, and
+huggingface_hub retries for ~20 s before failing): HF_HUB_OFFLINE is set before
+huggingface_hub is imported, and its cache goes to a per-session temporary folder.
+Tests that exercise downloading start their own hub server on 127.0.0.1.
+"""
+
+import os
+import tempfile
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ["HF_HOME"] = tempfile.mkdtemp(prefix="s3r_zoo_hf_home_")
+os.environ.pop("S3R_ZOO_WEIGHTS", None)
+
+import pytest  # noqa: E402
+import timm  # noqa: E402
+import torch  # noqa: E402
+
+import s3r_zoo  # noqa: E402
+from s3r_zoo.models.s3r_resnet import BAND_SETS  # noqa: E402
+
+HIMS = BAND_SETS["hims41"]
+
+
+@pytest.fixture(autouse=True)
+def _isolated_weights(tmp_path, monkeypatch):
+    """No test sees the repository's weights/ or a user's $S3R_ZOO_WEIGHTS unless it asks."""
+    monkeypatch.setattr("s3r_zoo.weights.REPO_WEIGHTS_DIR", tmp_path / "repo_weights")
+    monkeypatch.delenv("S3R_ZOO_WEIGHTS", raising=False)
+
+
+def make_checkpoint(path, arch="resnet18", in_chans=41, wavelengths="hims", mean="hims", std="hims", seed=0,
+                    **kwargs):
+    """Write a zoo checkpoint of a randomly initialised encoder and return its state dict."""
+    torch.manual_seed(seed)
+    model = timm.create_model(arch, pretrained=False, in_chans=in_chans, num_classes=0)
+    sd = model.state_dict()
+    if wavelengths == "hims":
+        wavelengths = HIMS.wavelengths_nm if in_chans == 41 else None
+    if mean == "hims":
+        mean = HIMS.mean if in_chans == 41 else None
+    if std == "hims":
+        std = HIMS.std if in_chans == 41 else None
+    s3r_zoo.save_checkpoint(path, sd, architecture=arch, objective=kwargs.pop("objective", "cr"),
+                            data=kwargs.pop("data", "test"), recipe=kwargs.pop("recipe", {"test": True}),
+                            wavelengths_nm=wavelengths, mean=mean, std=std, **kwargs)
+    return sd
+
+
+@pytest.fixture
+def ckpt18(tmp_path):
+    """A 41-band (380-780 nm) resnet18 checkpoint: (path, state_dict)."""
+    path = tmp_path / "r18_hims41.safetensors"
+    return path, make_checkpoint(path)

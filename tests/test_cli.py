@@ -1,0 +1,43 @@
+import json
+import subprocess
+import sys
+
+import pytest
+
+from s3r_zoo.cli import main
+
+
+def test_demo_runs_and_writes_json(tmp_path, capsys):
+    assert main(["demo", "--model", "s3r_resnet18", "--size", "64", "--repeats", "2", "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "resampled by wavelength to 40 bands, 450-750 nm" in out and "UNTRAINED demo" in out
+    result = json.loads((tmp_path / "demo.json").read_text())
+    assert result["in_chans"] == 40 and result["output_shape"] == [2, 512]
+    assert result["wavelengths_nm"][0] == 450.0 and result["wavelengths_nm"][-1] == 750.0
+    assert len(result["forward_all_s"]) == 2 and result["released_weights"] is False
+
+
+def test_demo_uses_released_weights_when_present(tmp_path, monkeypatch, capsys):
+    from conftest import make_checkpoint
+
+    make_checkpoint(tmp_path / "w" / "s3r_resnet18.cr_hims41.safetensors")
+    monkeypatch.setenv("S3R_ZOO_WEIGHTS", str(tmp_path / "w"))
+    assert main(["demo", "--model", "s3r_resnet18", "--size", "32", "--repeats", "1", "--out", str(tmp_path)]) == 0
+    assert "released checkpoint" in capsys.readouterr().out
+
+
+def test_bad_argument_is_one_clear_line(tmp_path, capsys):
+    assert main(["demo", "--bands", "0", "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.strip() == "s3r-zoo demo: error: --bands: expected >= 1, found 0"
+
+
+def test_python_dash_m_matches_console_script():
+    res = subprocess.run([sys.executable, "-m", "s3r_zoo", "--help"], capture_output=True, text=True, check=True)
+    assert "demo" in res.stdout and "usage: s3r-zoo" in res.stdout
+
+
+def test_unknown_command_exits_nonzero():
+    with pytest.raises(SystemExit) as e:
+        main(["nope"])
+    assert e.value.code == 2
