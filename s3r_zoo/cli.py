@@ -35,6 +35,97 @@ def _run_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_data(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("data", help="inspect, simulate and summarise hyperspectral data")
+    dsub = p.add_subparsers(dest="data_command", metavar="DATA_COMMAND")
+    dsub.required = True
+
+    info = dsub.add_parser("info", help="shape, wavelengths, NaN/Inf, per-band stats, low-rank R2, PNG preview")
+    info.add_argument("path", help="cube file or HIMS folder")
+    info.add_argument("--nan", default="keep", choices=["error", "keep", "zero", "band_mean", "inpaint"],
+                      help="NaN/Inf policy while reading (default keep: report them)")
+    info.add_argument("--key", help="variable name inside .npz/.mat/.h5 files")
+    info.add_argument("--band-axis", type=int, help="axis of the bands in the stored array")
+    info.add_argument("--wavelengths-file", help="text file with one band centre (nm) per line")
+    info.add_argument("--preview", help="PNG path (default: <name>_preview.png in the current folder)")
+    info.add_argument("--json", help="also write the report as JSON here")
+    info.set_defaults(func=_run_data_info)
+
+    synth = dsub.add_parser("synth", help="simulate a labelled H&E hyperspectral data set with split files")
+    synth.add_argument("--preset", default="plgc_like", choices=["pdac_like", "plgc_like"])
+    synth.add_argument("--n", type=int, default=300, help="number of cubes")
+    synth.add_argument("--size", type=int, default=256, help="height and width in pixels")
+    synth.add_argument("--seed", type=int, default=0)
+    synth.add_argument("--difficulty", type=float, default=None, help="0 (easy) .. 1 (hard); default 0.5")
+    synth.add_argument("--dtype", default="float16", choices=["float16", "float32"])
+    synth.add_argument("--out", required=True, help="output folder")
+    synth.set_defaults(func=_run_data_synth)
+
+    stats = dsub.add_parser("stats", help="per-band mean/std over a data set in one pass, saved as JSON")
+    stats.add_argument("path", help="folder of cubes, a split file, or a cube")
+    stats.add_argument("--out", required=True, help="JSON file to write")
+    stats.add_argument("--nan", default="error", choices=["error", "zero", "band_mean", "inpaint"])
+    stats.set_defaults(func=_run_data_stats)
+
+
+def _read_options(args: argparse.Namespace) -> dict:
+    opts = {k: v for k, v in (("key", args.key), ("band_axis", args.band_axis)) if v is not None}
+    if args.wavelengths_file:
+        import numpy as np
+
+        opts["wavelengths"] = np.loadtxt(args.wavelengths_file, ndmin=1)
+    return opts
+
+
+def _run_data_info(args: argparse.Namespace) -> int:
+    import json
+    from pathlib import Path
+
+    from .checkpoint import atomic_write
+    from .data.report import cube_report, format_report, save_preview
+    from .data.io import read_cube
+
+    cube = read_cube(args.path, nan=args.nan, **_read_options(args))
+    rep = cube_report(cube)
+    print(format_report(rep))
+    preview = Path(args.preview or f"{Path(args.path.rstrip('/')).stem}_preview.png")
+    save_preview(cube, preview)
+    print(f"preview: {preview}")
+    if args.json:
+        atomic_write(args.json, lambda tmp: Path(tmp).write_text(json.dumps(rep, indent=2) + "\n"))
+        print(f"report: {args.json}")
+    return 0
+
+
+def _run_data_synth(args: argparse.Namespace) -> int:
+    from .data.synthetic import DEFAULT_DIFFICULTY, write_dataset
+
+    meta = write_dataset(args.out, preset=args.preset, n=args.n, size=args.size, seed=args.seed,
+                         difficulty=DEFAULT_DIFFICULTY if args.difficulty is None else args.difficulty,
+                         dtype=args.dtype)
+    print(f"wrote {meta['n']} {args.preset} cubes to {args.out}: split {meta['split_sizes']}, "
+          f"classes {meta['class_counts']}")
+    return 0
+
+
+def _run_data_stats(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from .data.datasets import CubeDataset, SplitFileDataset, UnlabelledCubes
+    from .data.stats import compute_band_stats
+
+    p = Path(args.path)
+    if p.is_file() and p.suffix == ".txt":
+        ds: CubeDataset = SplitFileDataset(p, nan=args.nan, crop_mode="none")
+    else:
+        ds = UnlabelledCubes(p, nan=args.nan, crop_mode="none")
+    first = ds._cube(0)
+    stats = compute_band_stats(ds, num_bands=first.num_bands, wavelengths=first.wavelengths, total=len(ds))
+    stats.save(args.out)
+    print(f"{len(ds)} cubes, {stats.count} values per band -> {args.out}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="s3r-zoo", description="S3R hyperspectral model zoo")
     parser.add_argument("--version", action="version", version=f"s3r-zoo {__version__}")
@@ -42,6 +133,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     _add_demo(sub)
+    _add_data(sub)
     return parser
 
 

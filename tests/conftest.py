@@ -53,3 +53,18 @@ def ckpt18(tmp_path):
     """A 41-band (380-780 nm) resnet18 checkpoint: (path, state_dict)."""
     path = tmp_path / "r18_hims41.safetensors"
     return path, make_checkpoint(path)
+
+
+SHARED_DATA_ENV = "S3R_ZOO_TEST_DATA"
+
+
+@pytest.fixture(scope="session")
+def hims_dir():
+    """../shared/data/hims_bladder (or $S3R_ZOO_TEST_DATA/hims_bladder); skips when absent."""
+    from pathlib import Path
+
+    root = Path(os.environ.get(SHARED_DATA_ENV, Path(__file__).resolve().parents[1].parent / "shared" / "data"))
+    d = root / "hims_bladder"
+    if not (d / "cube_hwc_f16.npy").is_file():
+        pytest.skip(f"real HIMS data not found at {d} (set ${SHARED_DATA_ENV} to the shared data folder)")
+    return d

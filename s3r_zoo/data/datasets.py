@@ -1,0 +1,311 @@
+"""torch Datasets over hyperspectral cubes, and a DataLoader that keeps a GPU fed.
+
+All datasets share :class:`CubeDataset`: a list of ``(path, label)`` items (label -1
+when unlabelled) read with :func:`~s3r_zoo.data.io.read_cube`, cut into crops (random,
+centre, or a regular grid of tiles), optionally reduced to selected bands or resampled
+to target wavelengths, normalised, and augmented. Items are ``(x, label)`` with ``x`` a
+float32 ``(B, h, w)`` tensor.
+
+Randomness (crop positions, augmentation) comes from a generator seeded by
+``(seed, epoch, index)``: the same item in the same epoch is the same tensor whatever
+the number of workers. Call :meth:`CubeDataset.set_epoch` each epoch.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Callable, Optional, Sequence, Union
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from ..spectral import interpolation_matrix, validate_wavelengths
+from .io import HIMS_PATTERN, SUFFIX_FORMATS, CubeReadError, detect_format, read_cube
+from .stats import BandStats
+
+__all__ = ["CubeDataset", "HSIFolder", "SplitFileDataset", "UnlabelledCubes", "make_loader", "find_cubes",
+           "read_split_file"]
+
+PathLike = Union[str, Path]
+CROP_MODES = ("random", "center", "grid", "none")
+
+
+def find_cubes(folder: PathLike) -> list[Path]:
+    """Cube files (and HIMS folders) under ``folder``, recursively, sorted."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"{folder}: not a folder")
+    found = []
+    for root, dirs, files in os.walk(folder):
+        r = Path(root)
+        if any(HIMS_PATTERN.match(f) for f in files):
+            found.append(r)
+            dirs[:] = []
+            continue
+        # ENVI cubes are listed by their .hdr; their binary files have no entry in SUFFIX_FORMATS
+        found += [r / f for f in files if Path(f).suffix.lower() in SUFFIX_FORMATS]
+    return sorted(found)
+
+
+def read_split_file(split_file: PathLike, root: Optional[PathLike] = None,
+                    classes: Optional[Sequence[str]] = None) -> tuple[list[tuple[Path, int]], list[str]]:
+    """Parse ``<path> <label>`` lines (label: class index or class name; ``#`` comments).
+
+    Relative paths are resolved against ``root`` (default: the split file's folder).
+    Every missing file is listed in one error.
+    """
+    split_file = Path(split_file)
+    base = Path(root) if root is not None else split_file.parent
+    try:
+        lines = split_file.read_text().splitlines()
+    except OSError as e:
+        raise FileNotFoundError(f"{split_file}: cannot read split file ({e})") from None
+    entries = []
+    for i, line in enumerate(lines, 1):
+        line = line.split("#", 1)[0].strip()
+        if not line:
+            continue
+        parts = line.rsplit(None, 1)
+        if len(parts) != 2:
+            raise ValueError(f"{split_file}:{i}: expected '<path> <label>', found {line!r}")
+        entries.append((i, parts[0], parts[1]))
+    if not entries:
+        raise ValueError(f"{split_file}: no '<path> <label>' lines")
+    names = list(classes) if classes is not None else None
+    if names is None and not all(lbl.lstrip("-").isdigit() for _, _, lbl in entries):
+        names = sorted({lbl for _, _, lbl in entries})
+    items, missing = [], []
+    for i, rel, lbl in entries:
+        path = Path(rel) if Path(rel).is_absolute() else base / rel
+        if not path.exists():
+            missing.append(f"line {i}: {path}")
+        if lbl.lstrip("-").isdigit():
+            label = int(lbl)
+            if label < 0 or (names is not None and label >= len(names)):
+                raise ValueError(f"{split_file}:{i}: label {label} outside the classes "
+                                 f"{names if names is not None else '[0, ...)'}")
+        else:
+            if lbl not in names:
+                raise ValueError(f"{split_file}:{i}: label '{lbl}' not in the classes {names}")
+            label = names.index(lbl)
+        items.append((path, label))
+    if missing:
+        raise FileNotFoundError(f"{split_file}: {len(missing)} listed files do not exist:\n  " + "\n  ".join(missing))
+    if names is None:
+        names = [str(c) for c in range(max(lbl for _, lbl in items) + 1)]
+    return items, names
+
+
+class CubeDataset(Dataset):
+    """Crops of hyperspectral cubes with labels.
+
+    Args:
+        items: ``(path, label)`` pairs; label -1 for unlabelled.
+        classes: Class names (index = label).
+        crop: Crop size (int or (h, w)); None = whole cube.
+        crop_mode: ``'random'``, ``'center'``, ``'grid'`` (every non-overlapping tile) or
+            ``'none'``.
+        crops_per_cube: Random crops per cube per epoch (``'random'`` mode).
+        bands: Indices of the bands to keep (after reading).
+        wavelengths: Target band centres (nm): linear resampling from each cube's own
+            wavelengths (cubes must know theirs).
+        stats: Per-band mean/std applied after band selection (lengths must match).
+        nan: NaN/Inf policy for :func:`read_cube`.
+        transform: ``f(x, generator) -> x`` applied last (e.g. :class:`HSIAugment`).
+        seed: Base seed of crop positions and augmentation.
+        read_options: Extra :func:`read_cube` options (``key``, ``band_axis``, ``wavelengths``).
+        cache: Keep cubes in memory after the first read (small data sets / slow formats).
+    """
+
+    def __init__(self, items: Sequence[tuple[PathLike, int]], classes: Optional[Sequence[str]] = None,
+                 crop: Optional[Union[int, tuple[int, int]]] = None, crop_mode: str = "random",
+                 crops_per_cube: int = 1, bands: Optional[Sequence[int]] = None,
+                 wavelengths: Optional[Sequence[float]] = None, stats: Optional[BandStats] = None,
+                 nan: str = "error", transform: Optional[Callable] = None, seed: int = 0,
+                 read_options: Optional[dict] = None, cache: bool = False):
+        if not items:
+            raise ValueError("dataset: no cubes (empty item list)")
+        if crop_mode not in CROP_MODES:
+            raise ValueError(f"crop_mode: expected one of {CROP_MODES}, found {crop_mode!r}")
+        if bands is not None and wavelengths is not None:
+            raise ValueError("pass either bands= (indices) or wavelengths= (resampling), not both")
+        self.items = [(Path(p), int(lbl)) for p, lbl in items]
+        self.classes = list(classes) if classes is not None else []
+        self.crop = (crop, crop) if isinstance(crop, int) else (tuple(crop) if crop is not None else None)
+        if self.crop is not None and min(self.crop) < 1:
+            raise ValueError(f"crop: expected a positive size, found {crop}")
+        self.crop_mode = crop_mode if self.crop is not None else "none"
+        self.crops_per_cube = int(crops_per_cube)
+        self.bands = list(bands) if bands is not None else None
+        self.target_wavelengths = (validate_wavelengths(wavelengths, "wavelengths")
+                                   if wavelengths is not None else None)
+        self.stats = stats
+        self.nan = nan
+        self.transform = transform
+        self.seed = int(seed)
+        self.epoch = 0
+        self.read_options = dict(read_options or {})
+        self._cache: Optional[dict] = {} if cache else None
+        self._index = self._build_index()
+
+    # -- indexing -----------------------------------------------------------------------------
+    def _build_index(self) -> list[tuple[int, Optional[tuple[int, int]]]]:
+        if self.crop_mode != "grid":
+            n = self.crops_per_cube if self.crop_mode == "random" else 1
+            return [(i, None) for i in range(len(self.items)) for _ in range(n)]
+        index = []
+        ch, cw = self.crop
+        for i in range(len(self.items)):
+            h, w = self._cube(i).shape[:2]
+            self._check_crop(i, h, w)
+            index += [(i, (t, l)) for t in range(0, h - ch + 1, ch) for l in range(0, w - cw + 1, cw)]
+        return index
+
+    def set_epoch(self, epoch: int) -> None:
+        """New random crops / augmentations for a new epoch (deterministic per epoch)."""
+        self.epoch = int(epoch)
+
+    def __len__(self) -> int:
+        return len(self._index)
+
+    @property
+    def labels(self) -> list[int]:
+        return [self.items[i][1] for i, _ in self._index]
+
+    # -- reading ------------------------------------------------------------------------------
+    def _cube(self, i: int):
+        if self._cache is not None and i in self._cache:
+            return self._cache[i]
+        cube = read_cube(self.items[i][0], nan=self.nan, **self.read_options)
+        if self._cache is not None:
+            self._cache[i] = cube
+        return cube
+
+    def _check_crop(self, i: int, h: int, w: int) -> None:
+        if self.crop is not None and (self.crop[0] > h or self.crop[1] > w):
+            raise ValueError(f"{self.items[i][0]}: crop {self.crop} is larger than the cube ({h} x {w})")
+
+    def _band_op(self, cube) -> Callable[[np.ndarray], np.ndarray]:
+        if self.bands is not None:
+            nb = cube.num_bands
+            bad = [b for b in self.bands if not -nb <= b < nb]
+            if bad:
+                raise ValueError(f"{cube.path}: band indices {bad} out of range for {nb} bands")
+            return lambda a: a[..., self.bands]
+        if self.target_wavelengths is not None:
+            if cube.wavelengths is None:
+                raise ValueError(f"{cube.path}: wavelengths= resampling needs the cube's own wavelengths; "
+                                 f"the file has none (pass read_options={{'wavelengths': [...]}})")
+            m, _ = interpolation_matrix(cube.wavelengths, self.target_wavelengths)
+            m = m.astype(np.float32)
+            return lambda a: a @ m.T
+        return lambda a: a
+
+    def __getitem__(self, idx: int) -> tuple[torch.Tensor, int]:
+        i, origin = self._index[idx]
+        g = torch.Generator().manual_seed(int(np.random.SeedSequence([self.seed, self.epoch, idx]).generate_state(1)[0]))
+        cube = self._cube(i)
+        h, w = cube.shape[:2]
+        if self.crop_mode == "none":
+            top, left, ch, cw = 0, 0, h, w
+        else:
+            self._check_crop(i, h, w)
+            ch, cw = self.crop
+            if origin is not None:
+                top, left = origin
+            elif self.crop_mode == "center":
+                top, left = (h - ch) // 2, (w - cw) // 2
+            else:
+                top = int(torch.randint(0, h - ch + 1, (), generator=g))
+                left = int(torch.randint(0, w - cw + 1, (), generator=g))
+        patch = np.asarray(cube.data[top:top + ch, left:left + cw], dtype=np.float32)
+        patch = self._band_op(cube)(patch)
+        x = torch.from_numpy(np.ascontiguousarray(patch.transpose(2, 0, 1)))
+        if self.stats is not None:
+            if len(self.stats.mean) != x.shape[0]:
+                raise ValueError(f"{cube.path}: stats have {len(self.stats.mean)} bands, data has {x.shape[0]}")
+            x = (x - torch.tensor(self.stats.mean, dtype=x.dtype)[:, None, None]) / \
+                torch.tensor(self.stats.std, dtype=x.dtype)[:, None, None]
+        if self.transform is not None:
+            x = self.transform(x, generator=g)
+        return x, self.items[i][1]
+
+
+class HSIFolder(CubeDataset):
+    """Labelled folder: one sub-folder per class (like torchvision's ImageFolder)."""
+
+    def __init__(self, root: PathLike, **kwargs):
+        root = Path(root)
+        if not root.is_dir():
+            raise FileNotFoundError(f"{root}: not a folder")
+        classes = sorted(d.name for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
+        if not classes:
+            raise ValueError(f"{root}: no class sub-folders (expected ROOT/<class>/<cube files>)")
+        items, empty = [], []
+        for c, name in enumerate(classes):
+            cubes = find_cubes(root / name)
+            if not cubes:
+                empty.append(name)
+            items += [(p, c) for p in cubes]
+        if empty:
+            raise ValueError(f"{root}: class folders without cube files: {empty}")
+        super().__init__(items, classes=classes, **kwargs)
+
+
+class SplitFileDataset(CubeDataset):
+    """Items from a split file of ``<path> <label>`` lines (common in HSI repositories)."""
+
+    def __init__(self, split_file: PathLike, root: Optional[PathLike] = None,
+                 classes: Optional[Sequence[str]] = None, **kwargs):
+        items, names = read_split_file(split_file, root, classes)
+        super().__init__(items, classes=names, **kwargs)
+
+
+class UnlabelledCubes(CubeDataset):
+    """Every cube under one or more folders (or an explicit list of files); labels are -1."""
+
+    def __init__(self, paths: Union[PathLike, Sequence[PathLike]], **kwargs):
+        paths = [paths] if isinstance(paths, (str, Path)) else list(paths)
+        files: list[Path] = []
+        for p in map(Path, paths):
+            if p.is_dir() and not any(HIMS_PATTERN.match(f.name) for f in p.iterdir()):
+                files += find_cubes(p)
+            else:
+                detect_format(p)  # clear error for unknown or missing files
+                files.append(p)
+        if not files:
+            raise ValueError(f"{', '.join(map(str, paths))}: no cube files found")
+        super().__init__([(f, -1) for f in files], **kwargs)
+
+
+def _worker_init(worker_id: int) -> None:
+    seed = torch.initial_seed() % 2**32
+    np.random.seed(seed)
+
+
+def make_loader(dataset: Dataset, batch_size: int, shuffle: bool = True, num_workers: Optional[int] = None,
+                drop_last: bool = False, seed: int = 0, pin_memory: Optional[bool] = None) -> DataLoader:
+    """A DataLoader set up to keep the accelerator busy.
+
+    Workers default to ``min(8, cpus - 1)``; pinned memory when CUDA is available;
+    persistent workers and a prefetch of 4 batches per worker. Under ``torchrun``
+    (an initialised process group) a :class:`DistributedSampler` shards the data.
+    """
+    if batch_size < 1:
+        raise ValueError(f"batch_size: expected >= 1, found {batch_size}")
+    if num_workers is None:
+        num_workers = max(0, min(8, (os.cpu_count() or 1) - 1))
+    if pin_memory is None:
+        pin_memory = torch.cuda.is_available()
+    sampler = None
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        from torch.utils.data.distributed import DistributedSampler
+
+        sampler = DistributedSampler(dataset, shuffle=shuffle, seed=seed, drop_last=drop_last)
+        shuffle = False
+    g = torch.Generator().manual_seed(seed)
+    return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, sampler=sampler, num_workers=num_workers,
+                      pin_memory=pin_memory, drop_last=drop_last, generator=g, worker_init_fn=_worker_init,
+                      persistent_workers=num_workers > 0, prefetch_factor=4 if num_workers > 0 else None)

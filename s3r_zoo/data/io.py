@@ -1,0 +1,378 @@
+"""Read hyperspectral cubes from the formats HSI data sets come in.
+
+One entry point, :func:`read_cube`, returns a :class:`Cube` whose ``data`` is
+``H x W x B`` (bands last, wavelength order) and whose ``wavelengths`` are band centres
+in nm, or None when the file does not know them.
+
+Formats (decided from the path by :func:`detect_format`):
+
+* ``.npy`` (memory-mapped; wavelengths from a ``<stem>.wavelengths_nm.txt`` or
+  ``wavelengths_nm.txt`` file beside it, one per line), ``.npz``;
+* MATLAB ``.mat`` v5 (scipy) and v7.3 (HDF5, h5py): the variable is chosen by
+  ``key=`` or is the single 3-D array. v7.3 arrays are returned in MATLAB's axis order
+  (h5py shows them reversed), so both versions of one variable read the same;
+* TIFF / multi-page TIFF (tifffile): band axis from ``band_axis=``, else from the file's
+  axes labels (pages/samples/channels), else the smallest axis;
+* ENVI ``.hdr`` + binary (BSQ/BIL/BIP, via the ``spectral`` package); wavelengths from
+  the header (micrometres converted to nm);
+* HIMS folder (FDA Hyperspectral Imaging Microscope): ``trans_mean_camera_N.mat`` with
+  band N at ``380 + 10 (N - 1)`` nm, in numeric order (``_10`` after ``_2``). Band images
+  keep the layout of their HDF5 dataset ``vv`` (844 x 676 for the published cores), the
+  orientation of ``../shared/data/hims_bladder/cube_hwc_f16.npy`` and of the NaN
+  coordinates in its README; MATLAB's ``imagesc`` displays them transposed.
+
+NaN/Inf policy (``nan=``): ``'error'`` (default) names the file, bands and counts;
+``'keep'`` returns them untouched; ``'zero'``, ``'band_mean'`` and ``'inpaint'`` (mean of
+finite 3x3 neighbours, repeated until filled) replace them.
+"""
+
+from __future__ import annotations
+
+import re
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Optional, Sequence, Union
+
+import numpy as np
+
+from ..spectral import validate_wavelengths
+
+__all__ = ["Cube", "CubeReadError", "read_cube", "detect_format", "apply_nan_policy", "NAN_POLICIES",
+           "HIMS_PATTERN", "hims_wavelength"]
+
+NAN_POLICIES = ("error", "keep", "zero", "band_mean", "inpaint")
+HIMS_PATTERN = re.compile(r"^trans_mean_camera_(\d+)\.mat$")
+ENVI_DATA_SUFFIXES = ("", ".img", ".raw", ".dat", ".bsq", ".bil", ".bip", ".bin")
+WAVELENGTH_KEYS = ("wavelengths_nm", "wavelengths", "wavelength", "wl", "lambda", "bands_nm")
+SUFFIX_FORMATS = {".npy": "npy", ".npz": "npz", ".mat": "mat", ".tif": "tiff", ".tiff": "tiff", ".hdr": "envi",
+                  ".h5": "hdf5", ".hdf5": "hdf5"}
+
+PathLike = Union[str, Path]
+
+
+class CubeReadError(ValueError):
+    """A cube could not be read: names the file and what was wrong."""
+
+
+@dataclass(frozen=True)
+class Cube:
+    """A hyperspectral image.
+
+    Attributes:
+        data: ``(H, W, B)`` array, bands last (float32, or a read-only memory map).
+        wavelengths: Band centres in nm, shape ``(B,)``, or None.
+        path: Where it was read from.
+        format: Reader that produced it.
+    """
+
+    data: np.ndarray
+    wavelengths: Optional[np.ndarray]
+    path: str = ""
+    format: str = ""
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        return tuple(self.data.shape)  # type: ignore[return-value]
+
+    @property
+    def num_bands(self) -> int:
+        return int(self.data.shape[-1])
+
+
+def hims_wavelength(n: int) -> float:
+    """Band centre of HIMS file number ``n`` (1-based)."""
+    return 380.0 + 10.0 * (n - 1)
+
+
+def detect_format(path: PathLike) -> str:
+    """Name of the reader for ``path`` (see the module docstring)."""
+    p = Path(path)
+    if p.is_dir():
+        if any(HIMS_PATTERN.match(f.name) for f in p.iterdir()):
+            return "hims"
+        raise CubeReadError(f"{p}: a folder, but not a HIMS folder (no trans_mean_camera_N.mat files); "
+                            f"pass a cube file, or a folder of them to a dataset")
+    if not p.exists():
+        raise CubeReadError(f"{p}: no such file")
+    fmt = SUFFIX_FORMATS.get(p.suffix.lower())
+    if fmt is None and p.suffix.lower() in ENVI_DATA_SUFFIXES[1:] and p.with_suffix(".hdr").exists():
+        fmt = "envi"
+    if fmt is None:
+        raise CubeReadError(f"{p}: unknown cube format '{p.suffix}'; supported: "
+                            f"{', '.join(sorted(SUFFIX_FORMATS))}, ENVI binary with a .hdr, or a HIMS folder")
+    return fmt
+
+
+def _bands_last(arr: np.ndarray, band_axis: Optional[int], where: str) -> np.ndarray:
+    if arr.ndim != 3:
+        raise CubeReadError(f"{where}: expected a 3-D cube (H, W, B), found a {arr.ndim}-D array of shape "
+                            f"{arr.shape}" + (" (one band per file? use a HIMS-style folder)" if arr.ndim == 2 else ""))
+    if band_axis is None:
+        return arr
+    if not -3 <= band_axis <= 2:
+        raise CubeReadError(f"{where}: band_axis must be 0, 1, 2 or -1, found {band_axis}")
+    return np.moveaxis(arr, band_axis, -1)
+
+
+def _pick(arrays: dict[str, Any], key: Optional[str], where: str) -> tuple[str, np.ndarray]:
+    """The array named ``key``, or the single 3-D array."""
+    if key is not None:
+        if key not in arrays:
+            raise CubeReadError(f"{where}: no variable '{key}'; found {sorted(arrays)}")
+        return key, arrays[key]
+    cubes = [k for k, v in arrays.items() if getattr(v, "ndim", 0) == 3]
+    if len(cubes) != 1:
+        shapes = {k: tuple(getattr(v, "shape", ())) for k, v in arrays.items()}
+        raise CubeReadError(f"{where}: expected exactly one 3-D array, found {len(cubes)} among {shapes}; "
+                            f"choose one with key='NAME'")
+    return cubes[0], arrays[cubes[0]]
+
+
+def _wavelengths_from(arrays: dict[str, Any], skip: str) -> Optional[np.ndarray]:
+    for k in WAVELENGTH_KEYS:
+        if k in arrays and k != skip:
+            w = np.asarray(arrays[k], dtype=np.float64).ravel()
+            if w.size > 1:
+                return w
+    return None
+
+
+def _sidecar_wavelengths(p: Path) -> Optional[np.ndarray]:
+    """``<stem>.wavelengths_nm.txt`` or ``wavelengths_nm.txt`` beside a file: one centre per line."""
+    for side in (p.with_name(f"{p.stem}.wavelengths_nm.txt"), p.with_name("wavelengths_nm.txt")):
+        if side.is_file():
+            try:
+                return np.loadtxt(side, dtype=np.float64, ndmin=1)
+            except ValueError as e:
+                raise CubeReadError(f"{side}: expected one wavelength (nm) per line ({e})") from None
+    return None
+
+
+def _read_npy(p: Path, band_axis=None, mmap: bool = True, **_):
+    arr = np.load(p, mmap_mode="r" if mmap else None, allow_pickle=False)
+    return _bands_last(arr, band_axis, str(p)), _sidecar_wavelengths(p)
+
+
+def _read_npz(p: Path, key=None, band_axis=None, **_):
+    with np.load(p, allow_pickle=False) as z:
+        arrays = {k: z[k] for k in z.files}
+    name, arr = _pick(arrays, key, str(p))
+    return _bands_last(np.asarray(arr), band_axis, f"{p}:{name}"), _wavelengths_from(arrays, name)
+
+
+def _is_hdf5(p: Path) -> bool:
+    with open(p, "rb") as f:
+        head = f.read(8)
+        if head == b"\x89HDF\r\n\x1a\n":
+            return True
+        f.seek(512)  # MATLAB v7.3 files have a 512-byte text header before the HDF5 superblock
+        return f.read(8) == b"\x89HDF\r\n\x1a\n"
+
+
+def _h5_arrays(p: Path, matlab: bool) -> dict[str, np.ndarray]:
+    import h5py
+
+    out = {}
+    with h5py.File(p, "r") as f:
+        for k, v in f.items():
+            if isinstance(v, h5py.Dataset) and v.dtype.kind in "fiu":
+                arr = v[()]
+                out[k] = arr.T if matlab else arr  # MATLAB writes column-major: h5py sees axes reversed
+    return out
+
+
+def _read_mat(p: Path, key=None, band_axis=None, **_):
+    if _is_hdf5(p):
+        arrays = _h5_arrays(p, matlab=True)
+    else:
+        from scipy.io import loadmat
+
+        arrays = {k: v for k, v in loadmat(str(p)).items() if not k.startswith("__")}
+    name, arr = _pick(arrays, key, str(p))
+    return _bands_last(np.asarray(arr), band_axis, f"{p}:{name}"), _wavelengths_from(arrays, name)
+
+
+def _read_hdf5(p: Path, key=None, band_axis=None, **_):
+    arrays = _h5_arrays(p, matlab=False)
+    name, arr = _pick(arrays, key, str(p))
+    return _bands_last(np.asarray(arr), band_axis, f"{p}:{name}"), _wavelengths_from(arrays, name)
+
+
+def _read_tiff(p: Path, band_axis=None, **_):
+    import tifffile
+
+    with tifffile.TiffFile(p) as tf:
+        series = tf.series[0]
+        arr = series.asarray()
+        axes = series.axes
+        meta = tf.shaped_metadata[0] if tf.shaped_metadata else {}
+    wl = meta.get("wavelengths_nm", meta.get("wavelengths")) if isinstance(meta, dict) else None
+    if arr.ndim == 3 and band_axis is None:
+        labelled = [i for i, a in enumerate(axes) if a in "SCQIZ"]
+        band_axis = labelled[0] if len(labelled) == 1 else int(np.argmin(arr.shape))
+    return _bands_last(arr, band_axis, str(p)), (np.asarray(wl, dtype=np.float64) if wl is not None else None)
+
+
+def _read_envi(p: Path, **_):
+    from spectral.io import envi
+
+    hdr = p if p.suffix.lower() == ".hdr" else p.with_suffix(".hdr")
+    data_file = None
+    if p.suffix.lower() != ".hdr":
+        data_file = p
+    else:
+        for suffix in ENVI_DATA_SUFFIXES:
+            cand = hdr.with_suffix(suffix)
+            if cand.is_file() and cand != hdr:
+                data_file = cand
+                break
+    if data_file is None:
+        raise CubeReadError(f"{hdr}: ENVI header without a data file (looked for "
+                            f"{', '.join(hdr.stem + s for s in ENVI_DATA_SUFFIXES)})")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        img = envi.open(str(hdr), str(data_file))
+        arr = np.asarray(img.open_memmap(interleave="bip", writable=False))
+    meta = img.metadata
+    wl = None
+    if "wavelength" in meta:
+        wl = np.asarray([float(w) for w in meta["wavelength"]], dtype=np.float64)
+        units = str(meta.get("wavelength units", "nm")).lower()
+        if units in ("micrometers", "micrometer", "um", "µm", "microns"):
+            wl = wl * 1000.0
+    return arr, wl
+
+
+def _read_hims(p: Path, **_):
+    files = sorted(((int(m.group(1)), f) for f in p.iterdir() if (m := HIMS_PATTERN.match(f.name))),
+                   key=lambda t: t[0])
+    bands, shape = [], None
+    for n, f in files:
+        try:
+            if _is_hdf5(f):
+                import h5py
+
+                with h5py.File(f, "r") as h:
+                    if "vv" not in h:
+                        raise CubeReadError(f"{f}: no dataset 'vv' (found {sorted(h.keys())})")
+                    band = h["vv"][()]
+            else:  # a v5 file of the same variable: scipy gives MATLAB's view, the transpose of h5py's
+                from scipy.io import loadmat
+
+                band = loadmat(str(f))["vv"].T
+        except CubeReadError:
+            raise
+        except Exception as e:
+            raise CubeReadError(f"{f}: cannot read HIMS band {n} ({type(e).__name__}: {e})") from None
+        if band.ndim != 2:
+            raise CubeReadError(f"{f}: expected a 2-D band image in 'vv', found shape {band.shape}")
+        if shape is not None and band.shape != shape:
+            raise CubeReadError(f"{f}: band shape {band.shape} differs from {shape} of {files[0][1].name}")
+        shape = band.shape
+        bands.append(band.astype(np.float32))
+    return np.stack(bands, axis=-1), np.array([hims_wavelength(n) for n, _ in files])
+
+
+_READERS = {"npy": _read_npy, "npz": _read_npz, "mat": _read_mat, "hdf5": _read_hdf5, "tiff": _read_tiff,
+            "envi": _read_envi, "hims": _read_hims}
+
+
+def _nonfinite_report(data: np.ndarray, chunk_rows: int = 64) -> dict[int, int]:
+    """{band: count} of NaN/Inf values, scanning in row chunks (memory maps stay cheap)."""
+    counts = np.zeros(data.shape[-1], dtype=np.int64)
+    for r in range(0, data.shape[0], chunk_rows):
+        counts += (~np.isfinite(np.asarray(data[r:r + chunk_rows]))).sum(axis=(0, 1))
+    return {int(b): int(c) for b, c in enumerate(counts) if c}
+
+
+def _inpaint(band: np.ndarray) -> np.ndarray:
+    """Fill non-finite pixels with the mean of finite 3x3 neighbours, repeatedly."""
+    out = band.copy()
+    bad = ~np.isfinite(out)
+    for _ in range(max(out.shape)):
+        if not bad.any():
+            break
+        vals = np.where(bad, 0.0, out)
+        pv = np.pad(vals, 1)
+        pw = np.pad((~bad).astype(np.float64), 1)
+        h, w = out.shape
+        s = sum(pv[i:i + h, j:j + w] for i in range(3) for j in range(3))
+        n = sum(pw[i:i + h, j:j + w] for i in range(3) for j in range(3))
+        fill = bad & (n > 0)
+        out[fill] = (s[fill] / n[fill]).astype(out.dtype)
+        bad = bad & ~fill
+    if bad.any():  # a band with no finite pixel at all
+        out[bad] = 0.0
+    return out
+
+
+def apply_nan_policy(data: np.ndarray, nan: str, where: str, wavelengths: Optional[np.ndarray] = None) -> np.ndarray:
+    """Check or repair NaN/Inf values according to ``nan`` (see module docstring)."""
+    if nan not in NAN_POLICIES:
+        raise ValueError(f"nan: expected one of {NAN_POLICIES}, found {nan!r}")
+    if nan == "keep":
+        return data
+    bad = _nonfinite_report(data)
+    if not bad:
+        return data
+    if nan == "error":
+        def name(b):
+            return f"band {b + 1}" + (f" ({wavelengths[b]:g} nm)" if wavelengths is not None else "")
+        listed = ", ".join(f"{name(b)}: {c}" for b, c in list(bad.items())[:5])
+        more = f" and {len(bad) - 5} more bands" if len(bad) > 5 else ""
+        raise CubeReadError(f"{where}: {sum(bad.values())} NaN/Inf values ({listed}{more}); pass "
+                            f"nan='zero', 'band_mean' or 'inpaint' to repair them, or nan='keep'")
+    out = np.array(data, dtype=np.float32)  # a writable in-memory copy
+    for b in bad:
+        band = out[..., b]
+        finite = np.isfinite(band)
+        if nan == "zero":
+            band[~finite] = 0.0
+        elif nan == "band_mean":
+            band[~finite] = band[finite].mean() if finite.any() else 0.0
+        else:
+            out[..., b] = _inpaint(band)
+    return out
+
+
+def read_cube(path: PathLike, nan: str = "error", wavelengths: Optional[Sequence[float]] = None,
+              **format_options: Any) -> Cube:
+    """Read a hyperspectral cube.
+
+    Args:
+        path: File or HIMS folder.
+        nan: NaN/Inf policy: ``'error'``, ``'keep'``, ``'zero'``, ``'band_mean'``, ``'inpaint'``.
+        wavelengths: Band centres (nm) to use when the file has none (or to override).
+        **format_options: ``key`` (variable name in npz/mat/hdf5), ``band_axis``
+            (axis of the bands in the stored array), ``mmap`` (npy, default True).
+
+    Returns:
+        :class:`Cube` with ``data`` of shape (H, W, B).
+    """
+    if nan not in NAN_POLICIES:
+        raise ValueError(f"nan: expected one of {NAN_POLICIES}, found {nan!r}")
+    p = Path(path)
+    fmt = detect_format(p)
+    try:
+        data, wl = _READERS[fmt](p, **format_options)
+    except (CubeReadError, FileNotFoundError):
+        raise
+    except Exception as e:  # corrupt / truncated / foreign files: say which file and what the reader said
+        raise CubeReadError(f"{p}: cannot read as {fmt} ({type(e).__name__}: {e})") from None
+    if data.dtype.kind not in "fiu":
+        raise CubeReadError(f"{p}: expected numeric data, found dtype {data.dtype}")
+    if min(data.shape) < 1:
+        raise CubeReadError(f"{p}: empty cube of shape {data.shape}")
+    if wavelengths is not None:
+        wl = np.asarray(wavelengths, dtype=np.float64)
+    if wl is not None:
+        try:
+            wl = validate_wavelengths(wl, name=f"{p}: wavelengths", expected_len=data.shape[-1])
+        except ValueError as e:
+            raise CubeReadError(str(e)) from None
+    if not isinstance(data, np.memmap) and data.dtype != np.float32:
+        data = data.astype(np.float32)
+    data = apply_nan_policy(data, nan, str(p), wl)
+    return Cube(data=data, wavelengths=wl, path=str(p), format=fmt)
+

@@ -1,0 +1,392 @@
+"""A physically based simulator of H&E transmission hyperspectral microscopy.
+
+Each cube follows Beer-Lambert:
+
+    T(x, y, lambda) = illum(lambda) * exp(-sum_k c_k(x, y) * eps_k(lambda)) + noise(lambda)
+
+with smooth absorbance spectra ``eps_k`` for haematoxylin (broad, 540-600 nm), eosin
+(525 nm with a 495 nm shoulder) and oxy-haemoglobin (Soret 415 nm, Q bands 542/577 nm),
+plus a weak wavelength-dependent scattering term. Concentration maps ``c_k`` are drawn
+from a tissue model: glass background, stroma fibres (eosin), glands (epithelial ring
+around a lumen), nuclei as textured ellipses (haematoxylin, chromatin texture), goblet
+cell vacuoles, red blood cells in small vessels, and empty lumen/vacuoles. Noise is
+Gaussian per band and stronger at the spectral edges, as on the real HIMS microscope.
+
+Classes differ by what a pathologist would name:
+
+* ``pdac_like`` (2 classes): *normal* ducts are round with one layer of small, uniform,
+  basal nuclei; *carcinoma* glands are irregular and angulated, nuclei are larger,
+  pleomorphic, hyperchromatic, crowded and stratified, and the stroma is desmoplastic.
+* ``plgc_like`` (3 classes): *normal* gastric glands; *intestinal metaplasia* adds goblet
+  cells (clear mucin vacuoles) to the epithelium; *dysplasia* has crowded, enlarged,
+  elongated hyperchromatic nuclei, stratification, irregular glands and few goblet cells.
+
+``difficulty`` in [0, 1] shrinks the class differences and widens nuisance variation
+(stain strength, illumination tilt, noise). Everything is deterministic under ``seed``
+and works at any image size; features are sized in pixels at a fixed magnification.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional, Sequence, Union
+
+import numpy as np
+import torch
+from scipy.ndimage import gaussian_filter
+from torch.utils.data import Dataset
+from tqdm.auto import tqdm
+
+from ..checkpoint import atomic_write
+from .io import Cube
+
+__all__ = ["Preset", "PRESETS", "absorbance_spectra", "simulate_cube", "SyntheticHSI", "write_dataset",
+           "DEFAULT_DIFFICULTY"]
+
+DEFAULT_DIFFICULTY = 0.5
+
+
+@dataclass(frozen=True)
+class Preset:
+    """A simulated data set modelled on one of the paper's (METHOD.md)."""
+
+    name: str
+    classes: tuple[str, ...]
+    wavelengths_nm: tuple[float, ...]
+    size: tuple[int, int]
+    class_weights: tuple[float, ...]  # class proportions of the published set
+    split: tuple[float, float, float]  # train / val / test fractions of the published split
+
+    @property
+    def num_bands(self) -> int:
+        return len(self.wavelengths_nm)
+
+
+PRESETS: dict[str, Preset] = {
+    "pdac_like": Preset("pdac_like", ("normal", "carcinoma"), tuple(np.linspace(450, 750, 40).tolist()),
+                        (512, 612), (268 / 523, 255 / 523), (331 / 523, 101 / 523, 91 / 523)),
+    "plgc_like": Preset("plgc_like", ("normal", "intestinal_metaplasia", "dysplasia"),
+                        tuple(np.linspace(470, 670, 32).tolist()), (512, 512),
+                        (329 / 1105, 414 / 1105, 362 / 1105), (661 / 1105, 221 / 1105, 223 / 1105)),
+}
+
+
+def _gauss(lam: np.ndarray, mu: float, sigma: float) -> np.ndarray:
+    return np.exp(-0.5 * ((lam - mu) / sigma) ** 2)
+
+
+def absorbance_spectra(wavelengths: Sequence[float]) -> dict[str, np.ndarray]:
+    """Unit absorbance spectra (per unit concentration) at the given wavelengths (nm)."""
+    lam = np.asarray(wavelengths, dtype=np.float64)
+    return {
+        "haematoxylin": 0.75 * _gauss(lam, 585, 55) + 0.45 * _gauss(lam, 540, 38) + 0.08 * _gauss(lam, 420, 40),
+        "eosin": _gauss(lam, 525, 17) + 0.45 * _gauss(lam, 495, 20) + 0.05 * _gauss(lam, 350, 60),
+        "haemoglobin": 4.0 * _gauss(lam, 415, 11) + 0.45 * _gauss(lam, 542, 9) + 0.5 * _gauss(lam, 577, 9)
+        + 0.05 * _gauss(lam, 480, 40),
+        "scatter": (lam / 550.0) ** -2.0,
+    }
+
+
+@dataclass(frozen=True)
+class _Look:
+    """Class-dependent morphology parameters (before difficulty blending)."""
+
+    gland_density: float = 1.0      # glands per 128x128 px
+    gland_irregularity: float = 0.08
+    lumen_radius: float = 14.0
+    epi_thickness: float = 10.0
+    nucleus_radius: float = 3.2
+    nucleus_pleomorphism: float = 0.10
+    nucleus_elongation: float = 1.2
+    hyperchromasia: float = 1.0
+    crowding: float = 1.0           # nuclei per unit gland perimeter
+    stratification: float = 0.1     # 0 = basal row, 1 = spread across the epithelium
+    goblet_fraction: float = 0.0
+    stroma_eosin: float = 0.45
+    stroma_nuclei: float = 0.6      # per 1000 px^2
+
+
+_LOOKS: dict[str, dict[str, _Look]] = {
+    "pdac_like": {
+        "normal": _Look(),
+        "carcinoma": _Look(gland_density=1.4, gland_irregularity=0.32, lumen_radius=10.0, epi_thickness=13.0,
+                           nucleus_radius=4.3, nucleus_pleomorphism=0.35, nucleus_elongation=1.35,
+                           hyperchromasia=1.45, crowding=1.6, stratification=0.7, stroma_eosin=0.62,
+                           stroma_nuclei=1.0),
+    },
+    "plgc_like": {
+        "normal": _Look(gland_density=1.3, lumen_radius=9.0),
+        "intestinal_metaplasia": _Look(gland_density=1.3, lumen_radius=9.0, epi_thickness=12.0,
+                                       goblet_fraction=0.35, nucleus_radius=3.4, crowding=1.1),
+        "dysplasia": _Look(gland_density=1.6, gland_irregularity=0.28, lumen_radius=7.0, epi_thickness=13.0,
+                           nucleus_radius=4.1, nucleus_pleomorphism=0.3, nucleus_elongation=1.7,
+                           hyperchromasia=1.4, crowding=1.7, stratification=0.75, goblet_fraction=0.04,
+                           stroma_nuclei=0.9),
+    },
+}
+
+
+def _blend(base: _Look, cls: _Look, strength: float) -> _Look:
+    """Move from the normal look toward the class look by ``strength`` in [0, 1]."""
+    return _Look(**{k: getattr(base, k) + strength * (getattr(cls, k) - getattr(base, k))
+                    for k in _Look.__dataclass_fields__})
+
+
+def _smooth_noise(rng: np.random.Generator, shape: tuple[int, int], sigma: Union[float, tuple]) -> np.ndarray:
+    """Zero-mean, unit-std smooth random field (low-resolution noise, upsampled)."""
+    s = np.asarray(sigma if isinstance(sigma, tuple) else (sigma, sigma), dtype=np.float64)
+    factor = max(1, int(min(s) // 2))
+    small = (max(2, shape[0] // factor + 2), max(2, shape[1] // factor + 2))
+    field = gaussian_filter(rng.standard_normal(small), s / factor, mode="wrap")
+    if factor > 1:
+        field = np.kron(field, np.ones((factor, factor)))
+        field = gaussian_filter(field, factor / 2.0)
+    field = field[:shape[0], :shape[1]]
+    return (field - field.mean()) / (field.std() + 1e-12)
+
+
+def _stamp(canvas: np.ndarray, cy: float, cx: float, ry: float, rx: float, angle: float, value: Union[float, np.ndarray],
+           texture: Optional[np.ndarray] = None, mode: str = "max", edge: float = 0.8) -> None:
+    """Draw a soft ellipse into ``canvas`` (in place), clipped to its bounds."""
+    h, w = canvas.shape
+    r = max(ry, rx) + 2
+    y0, y1 = max(0, int(cy - r)), min(h, int(cy + r) + 1)
+    x0, x1 = max(0, int(cx - r)), min(w, int(cx + r) + 1)
+    if y0 >= y1 or x0 >= x1:
+        return
+    yy, xx = np.mgrid[y0:y1, x0:x1]
+    dy, dx = yy - cy, xx - cx
+    c, s = np.cos(angle), np.sin(angle)
+    u, v = (c * dx + s * dy) / rx, (-s * dx + c * dy) / ry
+    d = np.sqrt(u * u + v * v)
+    alpha = np.clip((1.0 - d) * max(rx, ry) / edge + 0.5, 0.0, 1.0)
+    val = value * alpha
+    if texture is not None:
+        val = val * texture[y0:y1, x0:x1]
+    region = canvas[y0:y1, x0:x1]
+    if mode == "max":
+        np.maximum(region, val, out=region)
+    elif mode == "add":
+        region += val
+    else:  # "clear": multiply down (vacuoles, lumen)
+        region *= 1.0 - alpha * value
+
+
+def simulate_cube(preset: Union[str, Preset], label: int, size: Optional[Union[int, tuple[int, int]]] = None,
+                  seed: int = 0, difficulty: float = DEFAULT_DIFFICULTY) -> Cube:
+    """Simulate one H&E transmission cube of class ``label``.
+
+    Args:
+        preset: ``'pdac_like'``, ``'plgc_like'`` or a :class:`Preset`.
+        label: Class index into ``preset.classes``.
+        size: Image size (int or (H, W)); default the preset's (512 x 612 / 512 x 512).
+        seed: Random seed; the same arguments give the same cube.
+        difficulty: 0 = classes far apart, 1 = very close, with more nuisance variation.
+
+    Returns:
+        :class:`~s3r_zoo.data.io.Cube` with float32 transmittance (H, W, B) and wavelengths.
+    """
+    p = PRESETS[preset] if isinstance(preset, str) else preset
+    if not 0 <= label < len(p.classes):
+        raise ValueError(f"label: expected 0..{len(p.classes) - 1} for {p.name} {p.classes}, found {label}")
+    if not 0.0 <= difficulty <= 1.0:
+        raise ValueError(f"difficulty: expected a value in [0, 1], found {difficulty}")
+    h, w = (size, size) if isinstance(size, int) else (tuple(size) if size is not None else p.size)
+    if h < 8 or w < 8:
+        raise ValueError(f"size: expected at least 8 x 8 pixels, found {h} x {w}")
+    rng = np.random.default_rng(np.random.SeedSequence([seed, label, h, w]))
+    looks = _LOOKS[p.name] if p.name in _LOOKS else _LOOKS["pdac_like"]
+    names = list(looks)
+    base = looks[names[0]]
+    strength = 1.0 - 0.85 * difficulty
+    look = _blend(base, looks[p.classes[label]] if p.classes[label] in looks else looks[names[label]], strength)
+    jitter = 1.0 + 0.5 * difficulty  # nuisance variation grows with difficulty
+
+    c_h = np.zeros((h, w))
+    c_e = np.zeros((h, w))
+    c_hb = np.zeros((h, w))
+    clear = np.ones((h, w))  # multiplies everything: 0 in lumen / vacuoles / glass
+
+    # tissue vs glass, and stroma fibres
+    tissue = _smooth_noise(rng, (h, w), max(h, w) / 6) > -1.2 + 0.4 * rng.random()
+    fibres = _smooth_noise(rng, (h, w), (1.5, 7.0) if rng.random() < 0.5 else (7.0, 1.5))
+    c_e += look.stroma_eosin * np.clip(0.7 + 0.35 * fibres, 0.05, None)
+    chromatin = np.clip(1.0 + 0.35 * rng.standard_normal((h, w)), 0.3, None)
+
+    # glands: lumen + epithelial ring + nuclei along it (+ goblet cells)
+    area_units = h * w / (128 * 128)
+    n_glands = rng.poisson(look.gland_density * area_units)
+    for _ in range(n_glands):
+        cy, cx = rng.uniform(0, h), rng.uniform(0, w)
+        r0 = look.lumen_radius * rng.uniform(0.7, 1.3)
+        thick = look.epi_thickness * rng.uniform(0.85, 1.15)
+        k = np.arange(2, 6)
+        amps = look.gland_irregularity * rng.standard_normal(k.size) / k ** 0.5
+        phases = rng.uniform(0, 2 * np.pi, k.size)
+        rr = r0 + thick + 3
+        y0, y1 = max(0, int(cy - rr * 1.6)), min(h, int(cy + rr * 1.6) + 1)
+        x0, x1 = max(0, int(cx - rr * 1.6)), min(w, int(cx + rr * 1.6) + 1)
+        if y0 >= y1 or x0 >= x1:
+            continue
+        yy, xx = np.mgrid[y0:y1, x0:x1]
+        rho = np.hypot(yy - cy, xx - cx)
+        theta = np.arctan2(yy - cy, xx - cx)
+        rad = r0 * (1 + (amps[:, None, None] * np.cos(k[:, None, None] * theta + phases[:, None, None])).sum(0))
+        lumen = rho < rad
+        epi = (rho >= rad) & (rho < rad + thick)
+        c_e[y0:y1, x0:x1][epi] = 0.3 * jitter ** 0.2 + 0.1 * rng.random()
+        clear[y0:y1, x0:x1][lumen] = 0.0
+        tissue[y0:y1, x0:x1] |= epi | lumen
+        perimeter = 2 * np.pi * (r0 + thick / 2)
+        n_nuc = int(perimeter / (2.6 * look.nucleus_radius) * look.crowding)
+        for t in np.sort(rng.uniform(0, 2 * np.pi, n_nuc)):
+            rad_t = r0 * (1 + (amps * np.cos(k * t + phases)).sum())
+            depth = 0.75 - look.stratification * rng.uniform(0, 0.6)  # basal (outer) unless stratified
+            pos = rad_t + thick * np.clip(depth + 0.08 * rng.standard_normal(), 0.15, 0.9)
+            ny, nx = cy + pos * np.sin(t), cx + pos * np.cos(t)
+            if rng.random() < look.goblet_fraction:
+                gr = look.nucleus_radius * rng.uniform(1.1, 1.6)
+                gy, gx = cy + (rad_t + thick * 0.35) * np.sin(t), cx + (rad_t + thick * 0.35) * np.cos(t)
+                _stamp(clear, gy, gx, gr, gr, 0.0, 0.85, mode="clear")
+                _stamp(c_h, gy, gx, gr, gr, 0.0, 0.06, mode="max")  # pale mucin
+                continue
+            size_f = np.exp(look.nucleus_pleomorphism * rng.standard_normal())
+            ry = look.nucleus_radius * size_f
+            rx = ry / (look.nucleus_elongation * np.exp(0.1 * rng.standard_normal()))
+            _stamp(c_h, ny, nx, ry, rx, t, 0.55 * look.hyperchromasia * rng.uniform(0.85, 1.15), chromatin)
+
+    # stromal nuclei (fibroblasts, lymphocytes) and red cells in small vessels
+    n_str = rng.poisson(look.stroma_nuclei * h * w / 1000)
+    ys, xs = rng.uniform(0, h, n_str), rng.uniform(0, w, n_str)
+    for y, x in zip(ys, xs):
+        if rng.random() < 0.5:  # lymphocyte: small, round, dark
+            r = 2.2 * rng.uniform(0.85, 1.15)
+            _stamp(c_h, y, x, r, r, 0.0, 0.75, chromatin)
+        else:  # fibroblast: spindle
+            r = look.nucleus_radius * 0.9
+            _stamp(c_h, y, x, r * 1.8, r * 0.5, rng.uniform(0, np.pi), 0.45, chromatin)
+    for _ in range(rng.poisson(0.6 * area_units)):
+        vy, vx = rng.uniform(0, h), rng.uniform(0, w)
+        ang = rng.uniform(0, np.pi)
+        for j in range(rng.integers(4, 14)):
+            off = j * 5.0 - 30 + rng.normal(0, 1.5)
+            ry = rng.uniform(2.5, 3.5)
+            _stamp(c_hb, vy + off * np.sin(ang) + rng.normal(0, 2), vx + off * np.cos(ang) + rng.normal(0, 2),
+                   ry, ry, 0.0, 0.5 * rng.uniform(0.8, 1.2))
+
+    # optics: stain strength variation, slight blur, glass background
+    stain_h = rng.uniform(1 - 0.12 * jitter, 1 + 0.12 * jitter)
+    stain_e = rng.uniform(1 - 0.12 * jitter, 1 + 0.12 * jitter)
+    mask = tissue * clear
+    maps = np.stack([c_h * stain_h, c_e * stain_e, c_hb, np.full((h, w), 0.04)], axis=-1) * mask[..., None]
+    maps = gaussian_filter(maps, sigma=(0.7, 0.7, 0))
+
+    lam = np.asarray(p.wavelengths_nm)
+    spectra = absorbance_spectra(lam)
+    eps = np.stack([spectra["haematoxylin"], spectra["eosin"], spectra["haemoglobin"], spectra["scatter"]])
+    absorb = maps.reshape(-1, 4).astype(np.float32) @ eps.astype(np.float32)
+    centre, half = (lam[0] + lam[-1]) / 2, max((lam[-1] - lam[0]) / 2, 1.0)
+    illum = 1.0 + rng.normal(0, 0.015 * jitter) * (lam - centre) / half
+    cube = np.exp(-absorb).reshape(h, w, -1) * illum.astype(np.float32)
+    noise_sd = 0.004 * jitter * (1.0 + 4.0 * ((lam - centre) / half) ** 4)  # noisier at the spectral edges
+    cube += rng.standard_normal(cube.shape, dtype=np.float32) * noise_sd.astype(np.float32)
+    return Cube(data=cube.astype(np.float32), wavelengths=lam.astype(np.float64), path=f"synthetic:{p.name}",
+                format="synthetic")
+
+
+class SyntheticHSI(Dataset):
+    """Cubes simulated on the fly: the embedded default data (no files needed).
+
+    Item ``i`` is ``(x, label)`` with ``x`` a float32 ``(B, H, W)`` tensor of class
+    ``label``; labels follow the preset's published class proportions.
+    """
+
+    def __init__(self, preset: Union[str, Preset] = "plgc_like", n: int = 64,
+                 size: Union[int, tuple[int, int]] = 128, seed: int = 0, difficulty: float = DEFAULT_DIFFICULTY,
+                 transform=None):
+        self.preset = PRESETS[preset] if isinstance(preset, str) else preset
+        self.size, self.seed, self.difficulty, self.transform = size, seed, difficulty, transform
+        self.labels = _labels(self.preset, n, seed)
+        self.wavelengths = np.asarray(self.preset.wavelengths_nm)
+        self.classes = list(self.preset.classes)
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, i: int):
+        cube = simulate_cube(self.preset, self.labels[i], self.size, seed=self.seed * 1_000_003 + i,
+                             difficulty=self.difficulty)
+        x = torch.from_numpy(np.ascontiguousarray(cube.data.transpose(2, 0, 1)))
+        if self.transform is not None:
+            x = self.transform(x, generator=torch.Generator().manual_seed(self.seed * 1_000_003 + i))
+        return x, self.labels[i]
+
+
+def _labels(p: Preset, n: int, seed: int) -> list[int]:
+    """``n`` labels in the preset's class proportions (largest remainder), shuffled by seed."""
+    if n < len(p.classes):
+        raise ValueError(f"n: need at least one cube per class ({len(p.classes)}), found {n}")
+    raw = np.asarray(p.class_weights) * n
+    counts = np.maximum(np.floor(raw).astype(int), 1)
+    while counts.sum() < n:
+        counts[np.argmax(raw - counts)] += 1
+    while counts.sum() > n:
+        counts[np.argmax(counts)] -= 1
+    labels = np.repeat(np.arange(len(p.classes)), counts)
+    np.random.default_rng(seed).shuffle(labels)
+    return labels.tolist()
+
+
+def _split_indices(labels: list[int], split: Sequence[float], seed: int) -> list[list[int]]:
+    """Stratified train/val/test indices with the given fractions."""
+    rng = np.random.default_rng(seed + 7)
+    parts: list[list[int]] = [[], [], []]
+    for c in sorted(set(labels)):
+        idx = [i for i, lbl in enumerate(labels) if lbl == c]
+        rng.shuffle(idx)
+        n_val = int(round(split[1] * len(idx)))
+        n_test = int(round(split[2] * len(idx)))
+        n_train = max(1, len(idx) - n_val - n_test) if len(idx) > 2 else len(idx)
+        parts[0] += idx[:n_train]
+        parts[1] += idx[n_train:n_train + n_val]
+        parts[2] += idx[n_train + n_val:]
+    return [sorted(p) for p in parts]
+
+
+def write_dataset(out_dir: Union[str, Path], preset: str = "plgc_like", n: int = 300,
+                  size: Union[int, tuple[int, int], None] = 256, seed: int = 0,
+                  difficulty: float = DEFAULT_DIFFICULTY, dtype: str = "float16") -> dict:
+    """Simulate ``n`` cubes into ``out_dir``, with split files.
+
+    Layout: ``cubes/<class>/<i>.npy`` (H, W, B), ``wavelengths_nm.txt`` beside the cubes
+    (read_cube picks it up), ``train.txt`` / ``val.txt`` / ``test.txt`` (``<path> <class>``
+    lines, the published split ratios, stratified), and ``meta.json``.
+    """
+    if preset not in PRESETS:
+        raise ValueError(f"preset: expected one of {sorted(PRESETS)}, found {preset!r}")
+    if dtype not in ("float16", "float32"):
+        raise ValueError(f"dtype: expected 'float16' or 'float32', found {dtype!r}")
+    p = PRESETS[preset]
+    out = Path(out_dir)
+    labels = _labels(p, n, seed)
+    paths = []
+    for c in p.classes:
+        (out / "cubes" / c).mkdir(parents=True, exist_ok=True)
+        np.savetxt(out / "cubes" / c / "wavelengths_nm.txt", np.asarray(p.wavelengths_nm), fmt="%.4f")
+    for i, lbl in enumerate(tqdm(labels, desc=f"simulating {preset}", unit="cube")):
+        rel = Path("cubes") / p.classes[lbl] / f"{i:05d}.npy"
+        cube = simulate_cube(p, lbl, size, seed=seed * 1_000_003 + i, difficulty=difficulty)
+        atomic_write(out / rel, lambda tmp: np.save(open(tmp, "wb"), cube.data.astype(dtype)))
+        paths.append(rel)
+    splits = _split_indices(labels, p.split, seed)
+    for name, idx in zip(("train", "val", "test"), splits):
+        text = "".join(f"{paths[i].as_posix()} {p.classes[labels[i]]}\n" for i in idx)
+        atomic_write(out / f"{name}.txt", lambda tmp, text=text: Path(tmp).write_text(text))
+    meta = {"preset": preset, "classes": list(p.classes), "n": n, "size": size, "seed": seed,
+            "difficulty": difficulty, "dtype": dtype, "wavelengths_nm": list(p.wavelengths_nm),
+            "split_sizes": {k: len(v) for k, v in zip(("train", "val", "test"), splits)},
+            "class_counts": {c: labels.count(i) for i, c in enumerate(p.classes)}}
+    atomic_write(out / "meta.json", lambda tmp: Path(tmp).write_text(json.dumps(meta, indent=2) + "\n"))
+    return meta

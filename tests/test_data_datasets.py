@@ -1,0 +1,165 @@
+"""Datasets, crops, band selection/resampling, stats, loader."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from s3r_zoo.data import (BandStats, CubeDataset, HSIFolder, SplitFileDataset, UnlabelledCubes,
+                          compute_band_stats, make_loader, read_split_file)
+from s3r_zoo.data.stats import RunningBandStats
+
+WL = np.linspace(400, 700, 7)
+
+
+def _write(path, h=20, w=24, b=7, seed=0, value=None):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    a = np.random.default_rng(seed).random((h, w, b)).astype(np.float32) if value is None else \
+        np.full((h, w, b), value, np.float32)
+    np.save(path, a)
+    np.savetxt(path.with_name("wavelengths_nm.txt"), WL)
+    return a
+
+
+@pytest.fixture
+def folder(tmp_path):
+    for c, n in (("normal", 2), ("tumour", 3)):
+        for i in range(n):
+            _write(tmp_path / "data" / c / f"{i}.npy", seed=10 * len(c) + i)
+    return tmp_path / "data"
+
+
+def test_hsi_folder_labels_and_random_crops(folder):
+    ds = HSIFolder(folder, crop=8, crops_per_cube=2, seed=1)
+    assert ds.classes == ["normal", "tumour"] and len(ds) == 10
+    assert sorted(set(ds.labels)) == [0, 1] and ds.labels.count(1) == 6
+    x, y = ds[0]
+    assert x.shape == (7, 8, 8) and x.dtype == torch.float32 and y == 0
+    # deterministic per (seed, epoch, index), new crops in a new epoch
+    assert torch.equal(ds[3][0], ds[3][0])
+    before = ds[3][0]
+    ds.set_epoch(1)
+    assert not torch.equal(before, ds[3][0])
+
+
+def test_grid_tiles_cover_the_cube(tmp_path):
+    a = _write(tmp_path / "c.npy", h=20, w=24)
+    ds = CubeDataset([(tmp_path / "c.npy", -1)], crop=8, crop_mode="grid")
+    assert len(ds) == 2 * 3  # floor(20/8) x floor(24/8)
+    np.testing.assert_array_equal(ds[4][0].numpy(), a[8:16, 8:16].transpose(2, 0, 1))
+
+
+def test_center_crop_and_whole_cube(tmp_path):
+    a = _write(tmp_path / "c.npy")
+    ds = CubeDataset([(tmp_path / "c.npy", 0)], crop=(10, 12), crop_mode="center")
+    np.testing.assert_array_equal(ds[0][0].numpy(), a[5:15, 6:18].transpose(2, 0, 1))
+    whole = CubeDataset([(tmp_path / "c.npy", 0)])
+    assert whole[0][0].shape == (7, 20, 24)
+
+
+def test_band_selection_and_wavelength_resampling(tmp_path):
+    a = _write(tmp_path / "c.npy")
+    sel = CubeDataset([(tmp_path / "c.npy", 0)], bands=[0, 6])
+    np.testing.assert_array_equal(sel[0][0].numpy(), a[..., [0, 6]].transpose(2, 0, 1))
+    res = CubeDataset([(tmp_path / "c.npy", 0)], wavelengths=[400.0, 425.0, 700.0])
+    x = res[0][0].numpy()
+    np.testing.assert_allclose(x[1], (a[..., 0] + a[..., 1]) / 2, rtol=1e-6)
+    np.testing.assert_allclose(x[2], a[..., 6])
+
+
+def test_wavelength_resampling_needs_cube_wavelengths(tmp_path):
+    np.save(tmp_path / "c.npy", np.ones((4, 4, 3), np.float32))
+    ds = CubeDataset([(tmp_path / "c.npy", 0)], wavelengths=[400.0, 500.0])
+    with pytest.raises(ValueError, match="c.npy: wavelengths= resampling needs the cube's own wavelengths"):
+        ds[0]
+
+
+def test_crop_larger_than_cube(tmp_path):
+    _write(tmp_path / "c.npy", h=10, w=10)
+    with pytest.raises(ValueError, match=r"c.npy: crop \(16, 16\) is larger than the cube \(10 x 10\)"):
+        CubeDataset([(tmp_path / "c.npy", 0)], crop=16)[0]
+    with pytest.raises(ValueError, match="larger than the cube"):
+        CubeDataset([(tmp_path / "c.npy", 0)], crop=16, crop_mode="grid")
+
+
+def test_split_file_names_indices_and_missing(tmp_path, folder):
+    (tmp_path / "train.txt").write_text("data/normal/0.npy normal\n# comment\ndata/tumour/1.npy tumour\n")
+    ds = SplitFileDataset(tmp_path / "train.txt", crop=8)
+    assert ds.classes == ["normal", "tumour"] and ds.labels == [0, 1]
+    (tmp_path / "idx.txt").write_text(f"{folder}/normal/1.npy 0\n{folder}/tumour/2.npy 1\n")
+    assert SplitFileDataset(tmp_path / "idx.txt").labels == [0, 1]
+    (tmp_path / "bad.txt").write_text("data/nope1.npy 0\ndata/normal/0.npy 0\ndata/nope2.npy 1\n")
+    with pytest.raises(FileNotFoundError) as e:
+        read_split_file(tmp_path / "bad.txt")
+    assert "2 listed files do not exist" in str(e.value) and "line 1:" in str(e.value) and "line 3:" in str(e.value)
+
+
+def test_split_file_label_errors(tmp_path, folder):
+    (tmp_path / "s.txt").write_text("data/normal/0.npy 5\n")
+    with pytest.raises(ValueError, match="s.txt:1: label 5 outside the classes"):
+        read_split_file(tmp_path / "s.txt", classes=["a", "b"])
+    (tmp_path / "s.txt").write_text("data/normal/0.npy cat\n")
+    with pytest.raises(ValueError, match="s.txt:1: label 'cat' not in the classes \\['a', 'b'\\]"):
+        read_split_file(tmp_path / "s.txt", classes=["a", "b"])
+    (tmp_path / "s.txt").write_text("justonefield\n")
+    with pytest.raises(ValueError, match="s.txt:1: expected '<path> <label>'"):
+        read_split_file(tmp_path / "s.txt")
+
+
+def test_empty_inputs(tmp_path):
+    (tmp_path / "root" / "a").mkdir(parents=True)
+    with pytest.raises(ValueError, match="class folders without cube files: \\['a'\\]"):
+        HSIFolder(tmp_path / "root")
+    (tmp_path / "none").mkdir()
+    with pytest.raises(ValueError, match="no class sub-folders"):
+        HSIFolder(tmp_path / "none")
+    with pytest.raises(ValueError, match="no cube files found"):
+        UnlabelledCubes(tmp_path / "none")
+    with pytest.raises(ValueError, match="no cubes"):
+        CubeDataset([])
+
+
+def test_unlabelled_cubes_recursive(folder):
+    ds = UnlabelledCubes(folder, crop=4)
+    assert len(ds) == 5 and set(ds.labels) == {-1}
+
+
+def test_streaming_stats_match_numpy_and_round_trip(tmp_path, folder):
+    ds = UnlabelledCubes(folder)
+    stats = compute_band_stats(ds, num_bands=7, wavelengths=WL, total=len(ds))
+    allpix = np.concatenate([ds[i][0].numpy().reshape(7, -1) for i in range(len(ds))], axis=1).astype(np.float64)
+    np.testing.assert_allclose(stats.mean, allpix.mean(1), rtol=1e-10)
+    np.testing.assert_allclose(stats.std, allpix.std(1, ddof=1), rtol=1e-9)
+    assert stats.count == allpix.shape[1]
+    path = stats.save(tmp_path / "stats.json")
+    assert BandStats.load(path) == stats and json.loads(path.read_text())["wavelengths_nm"][0] == 400.0
+    normed = UnlabelledCubes(folder, stats=stats)
+    cat = torch.cat([normed[i][0].reshape(7, -1) for i in range(len(normed))], dim=1)
+    torch.testing.assert_close(cat.mean(1), torch.zeros(7), atol=1e-5, rtol=0)
+
+
+def test_stats_are_numerically_stable():
+    acc = RunningBandStats(1)
+    for _ in range(10):
+        acc.update(1e4 + np.random.default_rng(0).random((1000, 1)), band_axis=-1)
+    assert acc.result().std[0] == pytest.approx(np.sqrt(1 / 12), rel=0.05)
+
+
+def test_stats_reject_nan_and_bad_json(tmp_path):
+    with pytest.raises(ValueError, match="non-finite"):
+        RunningBandStats(1).update(np.array([[np.nan]]), band_axis=-1)
+    (tmp_path / "s.json").write_text("{}")
+    with pytest.raises(ValueError, match="s.json: not a band-stats JSON"):
+        BandStats.load(tmp_path / "s.json")
+
+
+def test_loader_batches_and_workers_are_deterministic(folder):
+    ds = HSIFolder(folder, crop=8, seed=3)
+    a = [x for x, _ in make_loader(ds, batch_size=2, num_workers=0, seed=5)]
+    b = [x for x, _ in make_loader(ds, batch_size=2, num_workers=2, seed=5)]
+    assert [t.shape for t in a] == [(2, 7, 8, 8), (2, 7, 8, 8), (1, 7, 8, 8)]
+    for s, t in zip(a, b):
+        assert torch.equal(s, t)
+    with pytest.raises(ValueError, match="batch_size: expected >= 1"):
+        make_loader(ds, batch_size=0)
