@@ -126,6 +126,67 @@ def _run_data_stats(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_pretrain(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("pretrain", help="S3R pre-training (CR / BR / regression ablation); exports the encoder",
+                       description="Pre-train an encoder with S3R and export it in the zoo's safetensors format. "
+                                   "Options not given fall back to --config (YAML), then to the defaults.")
+    a = p.add_argument
+    a("--config", help="YAML file whose keys are the long option names (with underscores)")
+    a("--data", help="cube folder, split file (train split), HIMS folder, or synthetic:pdac_like|plgc_like")
+    a("--model", choices=["s3r_resnet18", "s3r_resnet50"])
+    a("--objective", choices=["cr", "br", "regress"])
+    a("--epochs", type=int)
+    a("--batch-size", type=int)
+    a("--crop", type=int, help="crop size in pixels")
+    a("--crops-per-cube", type=int, help="random crops per cube per epoch")
+    a("--synthetic-n", type=int, help="cubes in a synthetic: data set")
+    a("--amp", choices=["bf16", "fp16", "none"])
+    a("--lr", type=float)
+    a("--gamma", type=float, help="exponential lr decay per epoch")
+    a("--patience", type=int, help="epochs without improvement before early stop")
+    a("--min-delta", type=float)
+    a("--mask-ratio", type=float)
+    a("--mask-patch", type=int)
+    a("--noise-std", type=float, help="strong Gaussian noise on the masked input (normalised units)")
+    a("--no-mask", dest="mask", action="store_const", const=False, help="regress: the ablation without masking")
+    a("--init", help="random, imagenet, or a zoo checkpoint path")
+    a("--nan", choices=["error", "zero", "band_mean", "inpaint"])
+    a("--seed", type=int)
+    a("--num-workers", type=int)
+    a("--ckpt-every", type=int, help="also checkpoint every N steps (0 = every epoch only)")
+    a("--channels-last", action="store_const", const=True)
+    a("--compile", action="store_const", const=True)
+    a("--out", help="output folder")
+    a("--resume", action="store_const", const=True, help="continue the run in --out")
+    p.set_defaults(func=_run_pretrain)
+
+
+def _run_pretrain(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from .pretrain.run import PretrainSpec, run_pretrain
+
+    merged: dict = {}
+    if args.config:
+        import yaml
+
+        try:
+            loaded = yaml.safe_load(Path(args.config).read_text()) or {}
+        except (OSError, yaml.YAMLError) as e:
+            raise ValueError(f"--config {args.config}: cannot read YAML ({e})") from None
+        if not isinstance(loaded, dict):
+            raise ValueError(f"--config {args.config}: expected a mapping of option: value")
+        merged.update(loaded)
+    skip = {"func", "command", "verbose", "config"}
+    merged.update({k: v for k, v in vars(args).items() if k not in skip and v is not None})
+    spec = PretrainSpec.from_dict(merged, where=args.config or "options")
+    summary = run_pretrain(spec)
+    if "checkpoint" in summary:
+        print(f"{summary['epochs']} epochs ({summary['stop']}), final loss {summary['final_loss']:.4f}, "
+              f"{summary['wall_time_s']:.0f} s -> {summary['checkpoint']}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="s3r-zoo", description="S3R hyperspectral model zoo")
     parser.add_argument("--version", action="version", version=f"s3r-zoo {__version__}")
@@ -134,6 +195,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.required = True
     _add_demo(sub)
     _add_data(sub)
+    _add_pretrain(sub)
     return parser
 
 

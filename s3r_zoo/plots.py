@@ -1,0 +1,75 @@
+"""PNG plots people would rather look at than read (written atomically, headless)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional, Sequence, Union
+
+import numpy as np
+
+from .checkpoint import atomic_write
+
+__all__ = ["loss_curve", "beta_profiles"]
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig, path: Union[str, Path]) -> Path:
+    out = atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=110))
+    _plt().close(fig)
+    return out
+
+
+def loss_curve(history: Sequence[dict], path: Union[str, Path], title: str = "training loss") -> Path:
+    """Loss per epoch against epochs and wall-clock time."""
+    plt = _plt()
+    epochs = [h["epoch"] for h in history]
+    loss = [h["loss"] for h in history]
+    times = [h["time_s"] for h in history]
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.4))
+    axes[0].plot(epochs, loss, marker="o", ms=3)
+    axes[0].set_xlabel("epoch")
+    axes[1].plot(times, loss, marker="o", ms=3)
+    axes[1].set_xlabel("wall-clock (s)")
+    for ax in axes:
+        ax.set_ylabel("loss")
+        ax.grid(alpha=0.3)
+    fig.suptitle(title)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def beta_profiles(bands: Sequence[int], beta_hat: np.ndarray, path: Union[str, Path],
+                  beta_true: Optional[np.ndarray] = None, wavelengths: Optional[Sequence[float]] = None,
+                  title: str = "coefficients") -> Path:
+    """beta^_b against band index for a few target bands b (the paper's Fig. 3).
+
+    Args:
+        bands: Target band of each row.
+        beta_hat: ``(len(bands), B)`` predicted coefficients (mean over samples).
+        beta_true: Same shape, the closed-form beta~, drawn dashed.
+        wavelengths: x-axis in nm instead of band index.
+    """
+    plt = _plt()
+    x = np.asarray(wavelengths) if wavelengths is not None else np.arange(beta_hat.shape[1])
+    fig, axes = plt.subplots(1, len(bands), figsize=(3.2 * len(bands), 3.0), squeeze=False, sharey=False)
+    for ax, b, row in zip(axes[0], bands, range(len(bands))):
+        ax.plot(x, beta_hat[row], marker=".", label="predicted")
+        if beta_true is not None:
+            ax.plot(x, beta_true[row], ls="--", color="k", alpha=0.6, label="closed form")
+        ax.axvline(x[b], color="r", alpha=0.4)
+        ax.set_title(f"target band {b}" + (f" ({x[b]:.0f} nm)" if wavelengths is not None else ""), fontsize=9)
+        ax.set_xlabel("wavelength (nm)" if wavelengths is not None else "band index")
+        ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel("coefficient")
+    axes[0][0].legend(fontsize=8)
+    fig.suptitle(title)
+    fig.tight_layout()
+    return _save(fig, path)

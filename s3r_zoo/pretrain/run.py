@@ -1,0 +1,167 @@
+"""``s3r-zoo pretrain``: data -> band stats -> objective -> trainer -> export + plots.
+
+Outputs in ``out``: ``state.safetensors`` (resumable state), ``metrics.jsonl``,
+``stats.json`` (per-band mean/std of the raw training data), ``encoder.safetensors``
+(the zoo checkpoint: load it with ``timm.create_model(model, pretrained=True,
+pretrained_cfg_overlay=dict(file=...))``), ``summary.json``, ``loss_curve.png`` and, for
+CR/BR, ``beta_profile.png`` (beta^_b against band, next to the closed-form beta~).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import platform
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any, Optional
+
+import numpy as np
+import torch
+
+from ..checkpoint import atomic_write, save_checkpoint
+from ..data.datasets import CubeDataset, SplitFileDataset, UnlabelledCubes
+from ..data.stats import BandStats, compute_band_stats
+from ..data.synthetic import PRESETS, SyntheticHSI
+from ..plots import beta_profiles, loss_curve
+from .engine import TrainConfig, Trainer
+from .objectives import OBJECTIVES, RegressObjective, S3RObjective, build_encoder
+from .targets import coefficient_targets
+
+__all__ = ["PretrainSpec", "run_pretrain", "build_dataset"]
+
+_logger = logging.getLogger(__name__)
+
+
+@dataclass
+class PretrainSpec:
+    """Everything a pre-training run depends on (also the ``--config`` YAML keys)."""
+
+    data: str = "synthetic:plgc_like"
+    out: str = "runs/pretrain"
+    model: str = "s3r_resnet18"
+    objective: str = "cr"
+    epochs: int = 200
+    batch_size: int = 16
+    crop: int = 128
+    crops_per_cube: int = 16
+    synthetic_n: int = 256
+    amp: str = "none"
+    lr: float = 1e-4
+    weight_decay: float = 0.05
+    gamma: float = 0.99
+    patience: int = 10
+    min_delta: float = 1e-4
+    grad_clip: float = 1.0
+    mask_ratio: float = 0.65
+    mask_patch: int = 16
+    noise_std: float = 0.0
+    mask: bool = True  # regress only: the Table 1 ablation with / without masking
+    init: str = "random"
+    nan: str = "error"
+    seed: int = 0
+    num_workers: int = 0
+    ckpt_every: int = 0
+    stats_samples: int = 64
+    channels_last: bool = False
+    compile: bool = False
+    resume: bool = False
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any], where: str = "config") -> "PretrainSpec":
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ValueError(f"{where}: unknown keys {unknown}; known: {sorted(known)}")
+        return cls(**d)
+
+
+def build_dataset(spec: PretrainSpec) -> tuple[CubeDataset | SyntheticHSI, Optional[np.ndarray], str]:
+    """(dataset of raw cubes, wavelengths, human description of the data)."""
+    if spec.data.startswith("synthetic:"):
+        preset = spec.data.split(":", 1)[1]
+        if preset not in PRESETS:
+            raise ValueError(f"--data synthetic:NAME: expected one of {sorted(PRESETS)}, found {preset!r}")
+        ds = SyntheticHSI(preset, n=spec.synthetic_n, size=spec.crop, seed=spec.seed)
+        return ds, ds.wavelengths, f"simulated {preset} ({spec.synthetic_n} cubes of {spec.crop}px)"
+    path = Path(spec.data)
+    kw = dict(crop=spec.crop, crops_per_cube=spec.crops_per_cube, nan=spec.nan, seed=spec.seed)
+    if path.is_file() and path.suffix == ".txt":
+        ds: CubeDataset = SplitFileDataset(path, **kw)
+    else:
+        ds = UnlabelledCubes(path, **kw)
+    first = ds._cube(0)
+    return ds, first.wavelengths, f"{path} ({len(ds.items)} cubes, {spec.crop}px crops, nan={spec.nan})"
+
+
+def _stats(spec: PretrainSpec, ds, wavelengths) -> BandStats:
+    path = Path(spec.out) / "stats.json"
+    if spec.resume and path.exists():
+        return BandStats.load(path)
+    n = min(len(ds), spec.stats_samples)
+    stats = compute_band_stats((ds[i] for i in range(n)), num_bands=ds[0][0].shape[0], wavelengths=wavelengths,
+                               total=n, desc="band stats")
+    stats.save(path)
+    return stats
+
+
+def _objective(spec: PretrainSpec, stats: BandStats) -> torch.nn.Module:
+    if spec.objective not in OBJECTIVES:
+        raise ValueError(f"--objective: expected one of {OBJECTIVES}, found {spec.objective!r}")
+    encoder = build_encoder(spec.model, len(stats.mean), spec.init)
+    common = dict(mask_ratio=spec.mask_ratio, mask_patch=spec.mask_patch, noise_std=spec.noise_std)
+    if spec.objective == "regress":
+        return RegressObjective(encoder, stats.mean, stats.std, mask=spec.mask, **common)
+    return S3RObjective(encoder, stats.mean, stats.std, mode=spec.objective, **common)
+
+
+def _beta_plot(spec: PretrainSpec, objective: S3RObjective, ds, wavelengths, device) -> Path:
+    objective.eval()
+    x = torch.stack([ds[i][0] for i in range(min(8, len(ds)))]).to(device)
+    b = x.shape[1]
+    bands = sorted({int(b * f) for f in (0.2, 0.4, 0.6, 0.8)})
+    hat, true = [], []
+    with torch.no_grad():
+        for band in bands:
+            idx = torch.full((x.shape[0],), band, device=device)
+            hat.append(objective.predict(x, idx, mask=False).mean(0).cpu().numpy())
+            true.append(coefficient_targets(x, idx, objective.ridge).mean(0).cpu().numpy())
+    return beta_profiles(bands, np.stack(hat), Path(spec.out) / "beta_profile.png", beta_true=np.stack(true),
+                         wavelengths=wavelengths, title=f"{spec.model} S3R-{spec.objective.upper()}: beta^_b")
+
+
+def run_pretrain(spec: PretrainSpec) -> dict:
+    """Run (or resume) a pre-training and export the encoder; returns the summary."""
+    out = Path(spec.out)
+    out.mkdir(parents=True, exist_ok=True)
+    ds, wavelengths, data_desc = build_dataset(spec)
+    stats = _stats(spec, ds, wavelengths)
+    objective = _objective(spec, stats)
+    recipe = {k: v for k, v in asdict(spec).items() if k not in ("out", "resume", "num_workers")}
+    cfg = TrainConfig(epochs=spec.epochs, batch_size=spec.batch_size, lr=spec.lr, weight_decay=spec.weight_decay,
+                      gamma=spec.gamma, grad_clip=spec.grad_clip, amp=spec.amp, channels_last=spec.channels_last,
+                      compile=spec.compile, patience=spec.patience, min_delta=spec.min_delta, seed=spec.seed,
+                      num_workers=spec.num_workers, ckpt_every=spec.ckpt_every,
+                      extra={k: v for k, v in recipe.items() if k not in asdict(TrainConfig())})
+    trainer = Trainer(cfg, out)
+    summary = trainer.fit(objective, ds, resume=spec.resume)
+    if not trainer.is_main:
+        return summary
+    device_name = torch.cuda.get_device_name(trainer.device) if trainer.device.type == "cuda" else platform.processor()
+    ckpt = out / "encoder.safetensors"
+    save_checkpoint(ckpt, objective.encoder.state_dict(), architecture=spec.model.replace("s3r_", ""),
+                    objective=spec.objective, data=data_desc, recipe=recipe,
+                    wavelengths_nm=None if wavelengths is None else wavelengths.tolist(),
+                    mean=stats.mean, std=stats.std,
+                    extra={"final_loss": summary["final_loss"], "best_loss": summary["best_loss"],
+                           "epochs": summary["epochs"], "stop": summary["stop"],
+                           "wall_time_s": round(summary["wall_time_s"], 1),
+                           "hardware": f"{trainer.device.type}: {device_name}", "torch": torch.__version__})
+    summary.update(checkpoint=str(ckpt), data=data_desc, recipe=recipe)
+    if summary["history"]:
+        summary["loss_curve_png"] = str(loss_curve(summary["history"], out / "loss_curve.png",
+                                                   title=f"{spec.model} {spec.objective}: {data_desc}"))
+    if isinstance(objective, S3RObjective):
+        summary["beta_profile_png"] = str(_beta_plot(spec, objective, ds, wavelengths, trainer.device))
+    atomic_write(out / "summary.json", lambda tmp: Path(tmp).write_text(json.dumps(summary, indent=2) + "\n"))
+    return summary

@@ -1,0 +1,229 @@
+"""S3R pre-training: targets, masks, objectives, the trainer loop, resume, export, bad input."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import timm
+import torch
+from safetensors.torch import load_file
+
+import s3r_zoo
+from s3r_zoo.lowrank import gram, loo_coefficients, loo_coefficients_single
+from s3r_zoo.pretrain import (NonFiniteLossError, PretrainSpec, RegressObjective, ResumeError, S3RObjective,
+                              TrainConfig, Trainer, band_patch_masks, build_encoder, coefficient_targets,
+                              run_pretrain)
+from s3r_zoo.data.synthetic import SyntheticHSI
+
+B = 12
+
+
+def low_rank_cube(n=3, b=B, h=16, w=16, rank=3, seed=0):
+    g = np.random.default_rng(seed)
+    abund = g.random((n, rank, h * w))
+    spectra = g.random((rank, b)) + 0.1
+    x = np.einsum("nrp,rb->nbp", abund, spectra) + 1e-3 * g.standard_normal((n, b, h * w))
+    return torch.from_numpy(x.reshape(n, b, h, w))
+
+
+def test_closed_form_targets_equal_lstsq():
+    cube = low_rank_cube()
+    band = torch.tensor([0, 5, B - 1])
+    beta = coefficient_targets(cube, band, ridge=0.0)
+    for i in range(3):
+        pix = cube[i].reshape(B, -1).T.numpy()
+        b = int(band[i])
+        coef = np.linalg.lstsq(np.delete(pix, b, 1), pix[:, b], rcond=None)[0]
+        got = np.delete(beta[i].numpy(), b)
+        assert beta[i, b] == 0
+        assert np.linalg.norm(got - coef) / np.linalg.norm(coef) < 1e-5
+
+
+def test_all_bands_at_once_equals_per_band_solve():
+    g = gram(low_rank_cube(n=4).reshape(4, B, -1).transpose(1, 2))
+    for ridge in (0.0, 1e-4):
+        full = loo_coefficients(g, ridge)
+        bands = torch.tensor([1, 4, 7, 11])
+        single = loo_coefficients_single(g, bands, ridge)
+        torch.testing.assert_close(full[torch.arange(4), bands], single, rtol=1e-7, atol=1e-9)
+
+
+def test_targets_in_float64_under_autocast():
+    cube = low_rank_cube().float()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        beta = coefficient_targets(cube, torch.tensor([2, 3, 4]))
+    assert beta.dtype == torch.float64
+
+
+def test_masks_ratio_and_independent_per_band():
+    m = band_patch_masks(2, 40, 64, 64, ratio=0.65, patch=8, generator=torch.Generator().manual_seed(0))
+    assert m.shape == (2, 40, 64, 64) and m.dtype == torch.bool
+    frac = m.float().mean(dim=(2, 3))
+    assert torch.allclose(frac, torch.full_like(frac, round(0.65 * 64) / 64))  # exact, per band
+    assert not torch.equal(m[0, 0], m[0, 1]) and not torch.equal(m[0, 0], m[1, 0])
+    # patch structure: constant within each 8x8 patch
+    assert torch.equal(m[0, 0], m[0, 0, ::8, ::8].repeat_interleave(8, 0).repeat_interleave(8, 1))
+    with pytest.raises(ValueError, match="mask ratio"):
+        band_patch_masks(1, 3, 8, 8, ratio=1.0)
+
+
+def _stats(ds):
+    x = torch.stack([ds[i][0] for i in range(len(ds))])
+    return x.mean((0, 2, 3)).tolist(), x.std((0, 2, 3)).tolist()
+
+
+@pytest.fixture(scope="module")
+def synth():
+    ds = SyntheticHSI("plgc_like", n=8, size=32, seed=0)
+    return ds, _stats(ds)
+
+
+@pytest.mark.parametrize("mode", ["cr", "br"])
+def test_losses_fall_on_simulated_data(synth, tmp_path, mode):
+    ds, (mean, std) = synth
+    torch.manual_seed(0)
+    obj = S3RObjective(build_encoder("s3r_resnet18", 32), mean, std, mode=mode, mask_patch=8)
+    probe = torch.stack([ds[i][0] for i in range(len(ds))])
+    bands = torch.arange(len(ds)) * 4 % 32
+
+    def probe_loss():
+        torch.manual_seed(123)  # same masks every time
+        obj.train()  # batch statistics, as the training loss sees them (running stats lag after few steps)
+        with torch.no_grad():
+            return float(obj(probe, bands)["loss"])
+
+    before = probe_loss()
+    cfg = TrainConfig(epochs=12, batch_size=4, lr=3e-4, patience=100)
+    hist = Trainer(cfg, tmp_path).fit(obj, ds)["history"]
+    after = probe_loss()
+    assert all(np.isfinite([h["loss"] for h in hist])) and after < 0.7 * before, (before, after)
+
+
+@pytest.mark.parametrize("mask", [True, False])
+def test_regress_ablation_runs(synth, tmp_path, mask):
+    ds, (mean, std) = synth
+    obj = RegressObjective(build_encoder("s3r_resnet18", 32), mean, std, mask=mask, mask_patch=8, width=32)
+    out = obj(torch.stack([ds[0][0], ds[1][0]]))
+    assert out["loss"].ndim == 0 and torch.isfinite(out["loss"])
+    out["loss"].backward()
+    assert obj.decoder[0].weight.grad is not None
+    assert sum(isinstance(m, torch.nn.ConvTranspose2d) for m in obj.decoder) == 5
+
+
+class Boom(Exception):
+    pass
+
+
+def _make(mean, std):
+    torch.manual_seed(0)
+    return S3RObjective(build_encoder("s3r_resnet18", 32), mean, std, mode="cr", mask_patch=8)
+
+
+def test_kill_and_resume_equals_uninterrupted(synth, tmp_path):
+    ds, (mean, std) = synth
+    cfg = dict(epochs=3, batch_size=4, ckpt_every=1, patience=100)
+    full = Trainer(TrainConfig(**cfg), tmp_path / "a").fit(_make(mean, std), ds)
+    obj = _make(mean, std)
+    fwd, calls = obj.forward, {"n": 0}
+
+    def dying(x, band=None):
+        calls["n"] += 1
+        if calls["n"] == 4:  # epoch 2, second step: after the step-3 checkpoint
+            raise Boom()
+        return fwd(x, band)
+
+    obj.forward = dying
+    with pytest.raises(Boom):
+        Trainer(TrainConfig(**cfg), tmp_path / "b").fit(obj, ds)
+    resumed = Trainer(TrainConfig(**cfg), tmp_path / "b").fit(_make(mean, std), ds, resume=True)
+    assert [h["loss"] for h in resumed["history"]] == [h["loss"] for h in full["history"]]
+    a, b = load_file(tmp_path / "a" / "state.safetensors"), load_file(tmp_path / "b" / "state.safetensors")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_resume_refuses_other_configuration(synth, tmp_path):
+    ds, (mean, std) = synth
+    Trainer(TrainConfig(epochs=1, batch_size=4), tmp_path).fit(_make(mean, std), ds)
+    with pytest.raises(ResumeError, match="written by another configuration"):
+        Trainer(TrainConfig(epochs=2, batch_size=4, lr=1e-3), tmp_path).fit(_make(mean, std), ds, resume=True)
+    with pytest.raises(ResumeError, match="exists: pass resume=True"):
+        Trainer(TrainConfig(epochs=2, batch_size=4), tmp_path).fit(_make(mean, std), ds)
+    # only the epoch budget may change
+    more = Trainer(TrainConfig(epochs=2, batch_size=4), tmp_path).fit(_make(mean, std), ds, resume=True)
+    assert more["epochs"] == 2
+
+
+def test_early_stop(synth, tmp_path):
+    ds, (mean, std) = synth
+    s = Trainer(TrainConfig(epochs=50, batch_size=4, patience=1, min_delta=1e9), tmp_path).fit(_make(mean, std), ds)
+    assert s["stop"] == "early_stop" and s["epochs"] == 2
+
+
+def test_bad_inputs(synth, tmp_path):
+    ds, (mean, std) = synth
+    with pytest.raises(ValueError, match="at least 3 bands"):
+        S3RObjective(build_encoder("s3r_resnet18", 2), [0.0, 0.0], [1.0, 1.0])
+    with pytest.raises(ValueError, match="encoder takes 32 bands, the data has 40"):
+        S3RObjective(build_encoder("s3r_resnet18", 32), [0.0] * 40, [1.0] * 40)
+    obj = _make(mean, std)
+    with pytest.raises(ValueError, match=r"batch: expected \(N, 32, H, W\), found \(2, 40, 32, 32\)"):
+        obj(torch.rand(2, 40, 32, 32))
+    with pytest.raises(ValueError, match="amp='fp16' needs CUDA"):
+        Trainer(TrainConfig(amp="fp16"), tmp_path / "x")
+    bad = [(torch.full((32, 32, 32), float("nan")), 0)] * 4
+    with pytest.raises(ValueError, match="epoch 1, step 1: the batch holds NaN/Inf"):
+        Trainer(TrainConfig(epochs=1, batch_size=4), tmp_path / "nan").fit(_make(mean, std), bad)
+    obj = _make(mean, std)
+    obj.forward = lambda x, band=None: {"loss": torch.tensor(float("inf"), requires_grad=True)}
+    with pytest.raises(NonFiniteLossError, match="NaN/Inf for 3 consecutive steps"):
+        Trainer(TrainConfig(epochs=5, batch_size=4, max_bad_steps=3), tmp_path / "inf").fit(obj, ds)
+
+
+def test_crop_larger_than_cube(tmp_path):
+    np.save(tmp_path / "c.npy", np.random.default_rng(0).random((20, 20, 5)).astype(np.float32))
+    with pytest.raises(ValueError, match=r"crop \(32, 32\) is larger than the cube \(20 x 20\)"):
+        run_pretrain(PretrainSpec(data=str(tmp_path / "c.npy"), out=str(tmp_path / "o"), crop=32, epochs=1))
+
+
+def test_export_loads_through_create_model(tmp_path):
+    s = run_pretrain(PretrainSpec(data="synthetic:pdac_like", out=str(tmp_path), epochs=2, batch_size=4, crop=32,
+                                  synthetic_n=8, mask_patch=8))
+    state = load_file(tmp_path / "state.safetensors")
+    model = timm.create_model("s3r_resnet18", pretrained=True, pretrained_cfg_overlay=dict(file=s["checkpoint"]))
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, state[f"model.encoder.{k}"]), k
+    info = s3r_zoo.read_checkpoint_info(s["checkpoint"])
+    assert info.objective == "cr" and info.in_chans == 40 and info.wavelengths_nm[0] == 450.0
+    assert float(info.extra["final_loss"]) == pytest.approx(s["final_loss"])
+    for f in ("loss_curve.png", "beta_profile.png", "metrics.jsonl", "summary.json", "stats.json"):
+        assert (tmp_path / f).stat().st_size > 0
+    assert json.loads((tmp_path / "metrics.jsonl").read_text().splitlines()[-1])["kind"] == "epoch"
+
+
+def test_cli_pretrain_with_yaml(tmp_path, capsys):
+    from s3r_zoo.cli import main
+
+    (tmp_path / "c.yaml").write_text("objective: br\nepochs: 1\nbatch_size: 4\ncrop: 32\nsynthetic_n: 4\n"
+                                     "mask_patch: 8\n")
+    assert main(["pretrain", "--config", str(tmp_path / "c.yaml"), "--data", "synthetic:plgc_like",
+                 "--out", str(tmp_path / "o")]) == 0
+    assert "1 epochs" in capsys.readouterr().out
+    assert s3r_zoo.read_checkpoint_info(tmp_path / "o" / "encoder.safetensors").objective == "br"
+    (tmp_path / "bad.yaml").write_text("epochz: 3\n")
+    assert main(["pretrain", "--config", str(tmp_path / "bad.yaml")]) == 2
+    assert "unknown keys ['epochz']" in capsys.readouterr().err
+
+
+def test_torchrun_two_processes_gloo(tmp_path):
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517",
+           "-m", "s3r_zoo", "pretrain", "--data", "synthetic:plgc_like", "--synthetic-n", "8", "--crop", "32",
+           "--batch-size", "2", "--epochs", "2", "--mask-patch", "8", "--out", str(tmp_path)]
+    res = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    assert res.returncode == 0, res.stderr[-3000:]
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["world_size"] == 2 and summary["epochs"] == 2
+    assert s3r_zoo.read_checkpoint_info(tmp_path / "encoder.safetensors").in_chans == 32
