@@ -24,6 +24,7 @@ def _add_demo(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size", type=int, default=2)
     p.add_argument("--repeats", type=int, default=5, help="timed forward passes (median reported)")
     p.add_argument("--out", default="runs/demo", help="folder for demo.json and the demo checkpoint")
+    p.add_argument("--pretrain-epochs", type=int, default=3, help="epochs of the S3R-CR step (0 skips it)")
     p.set_defaults(func=_run_demo)
 
 
@@ -31,7 +32,8 @@ def _run_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
     run_demo(model_name=args.model, bands=args.bands, range_nm=tuple(args.range_nm), size=args.size,
-             batch_size=args.batch_size, repeats=args.repeats, out_dir=args.out)
+             batch_size=args.batch_size, repeats=args.repeats, out_dir=args.out,
+             pretrain_epochs=args.pretrain_epochs)
     return 0
 
 

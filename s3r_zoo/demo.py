@@ -1,11 +1,15 @@
 """``s3r-zoo demo``: the zoo's main job, end to end on this machine.
 
-Today: take a 41-band (380-780 nm, FDA HIMS) S3R checkpoint, build a B-band encoder
-resampled by wavelength (default 40 bands, 450-750 nm) through
-``timm.create_model(..., pretrained=True)``, run it, print its band info and timings,
-and write ``demo.json``. Released weights are used when ``weights/`` (or
-``$S3R_ZOO_WEIGHTS``) holds them; otherwise the demo writes an untrained,
-clearly-labelled 41-band checkpoint so the loading path still runs for real.
+1. Band adaptation: take a 41-band (380-780 nm, FDA HIMS) S3R checkpoint, build a
+   B-band encoder resampled by wavelength (default 40 bands, 450-750 nm) through
+   ``timm.create_model(..., pretrained=True)``, run it, print its band info and timings.
+   Released weights are used when ``weights/`` (or ``$S3R_ZOO_WEIGHTS``) holds them;
+   otherwise the demo writes an untrained, clearly-labelled 41-band checkpoint so the
+   loading path still runs for real.
+2. Pre-training: S3R-CR for a few epochs on the embedded simulator (``plgc_like``,
+   32 bands), export, and reload the encoder with ``timm.create_model(pretrained=True)``.
+
+Everything lands in ``demo.json`` and the ``pretrain/`` folder (loss curve, beta profile).
 """
 
 from __future__ import annotations
@@ -65,8 +69,27 @@ def _test_input(batch: int, bands: int, size: int, seed: int = 0) -> torch.Tenso
     return (x - x.mean(dim=(0, 2, 3), keepdim=True)) / x.std(dim=(0, 2, 3), keepdim=True)
 
 
+def pretrain_demo(out: Path, epochs: int = 3) -> dict:
+    """S3R-CR on simulated plgc_like cubes, export, reload through timm; returns a summary."""
+    from .pretrain.run import PretrainSpec, run_pretrain
+
+    print(f"\npre-training s3r_resnet18 with S3R-CR on simulated plgc_like cubes ({epochs} epochs, CPU-sized)")
+    summary = run_pretrain(PretrainSpec(data="synthetic:plgc_like", out=str(out), model="s3r_resnet18",
+                                        objective="cr", epochs=epochs, batch_size=8, crop=64, synthetic_n=48,
+                                        mask_patch=8, lr=3e-4))
+    model = timm.create_model("s3r_resnet18", pretrained=True, in_chans=32, num_classes=0,
+                              pretrained_cfg_overlay=dict(file=summary["checkpoint"])).eval()
+    with torch.inference_mode():
+        feats = model(_test_input(2, 32, 64))
+    print(f"epoch losses {[round(h['loss'], 3) for h in summary['history']]} ({summary['wall_time_s']:.0f} s)")
+    print(f"exported     {summary['checkpoint']} -> timm.create_model(pretrained=True): features "
+          f"{tuple(feats.shape)}; plots {out / 'loss_curve.png'}, {out / 'beta_profile.png'}")
+    return {k: summary[k] for k in ("checkpoint", "epochs", "final_loss", "wall_time_s", "history")}
+
+
 def run_demo(model_name: str = "s3r_resnet50", bands: int = 40, range_nm: tuple[float, float] = (450.0, 750.0),
-             size: int = 224, batch_size: int = 2, repeats: int = 5, out_dir: str = "runs/demo") -> dict:
+             size: int = 224, batch_size: int = 2, repeats: int = 5, out_dir: str = "runs/demo",
+             pretrain_epochs: int = 3) -> dict:
     """Run the demo and return (and write) its results."""
     if bands < 1:
         raise ValueError(f"--bands: expected >= 1, found {bands}")
@@ -115,6 +138,8 @@ def run_demo(model_name: str = "s3r_resnet50", bands: int = 40, range_nm: tuple[
         "versions": {"s3r_zoo": __version__, "timm": timm.__version__, "torch": torch.__version__},
         "machine": platform.platform(), "device": "cpu",
     }
+    if pretrain_epochs > 0:
+        result["pretrain"] = pretrain_demo(out / "pretrain", epochs=pretrain_epochs)
     path = out / "demo.json"
     atomic_write(path, lambda tmp: Path(tmp).write_text(json.dumps(result, indent=2)))
     print(f"results      {path}")

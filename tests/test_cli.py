@@ -8,13 +8,16 @@ from s3r_zoo.cli import main
 
 
 def test_demo_runs_and_writes_json(tmp_path, capsys):
-    assert main(["demo", "--model", "s3r_resnet18", "--size", "64", "--repeats", "2", "--out", str(tmp_path)]) == 0
+    assert main(["demo", "--model", "s3r_resnet18", "--size", "64", "--repeats", "2", "--out", str(tmp_path),
+                 "--pretrain-epochs", "1"]) == 0
     out = capsys.readouterr().out
     assert "resampled by wavelength to 40 bands, 450-750 nm" in out and "UNTRAINED demo" in out
     result = json.loads((tmp_path / "demo.json").read_text())
     assert result["in_chans"] == 40 and result["output_shape"] == [2, 512]
     assert result["wavelengths_nm"][0] == 450.0 and result["wavelengths_nm"][-1] == 750.0
     assert len(result["forward_all_s"]) == 2 and result["released_weights"] is False
+    assert result["pretrain"]["epochs"] == 1 and (tmp_path / "pretrain" / "encoder.safetensors").is_file()
+    assert "timm.create_model(pretrained=True): features (2, 512)" in out
 
 
 def test_demo_uses_released_weights_when_present(tmp_path, monkeypatch, capsys):
@@ -22,7 +25,8 @@ def test_demo_uses_released_weights_when_present(tmp_path, monkeypatch, capsys):
 
     make_checkpoint(tmp_path / "w" / "s3r_resnet18.cr_hims41.safetensors")
     monkeypatch.setenv("S3R_ZOO_WEIGHTS", str(tmp_path / "w"))
-    assert main(["demo", "--model", "s3r_resnet18", "--size", "32", "--repeats", "1", "--out", str(tmp_path)]) == 0
+    assert main(["demo", "--model", "s3r_resnet18", "--size", "32", "--repeats", "1", "--out", str(tmp_path),
+                 "--pretrain-epochs", "0"]) == 0
     assert "released checkpoint" in capsys.readouterr().out
 
 
