@@ -164,9 +164,46 @@ def _add_pretrain(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_pretrain(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
     from .pretrain.run import PretrainSpec, run_pretrain
+
+    spec = PretrainSpec.from_dict(_merged_config(args), where=args.config or "options")
+    summary = run_pretrain(spec)
+    if "checkpoint" in summary:
+        print(f"{summary['epochs']} epochs ({summary['stop']}), final loss {summary['final_loss']:.4f}, "
+              f"{summary['wall_time_s']:.0f} s -> {summary['checkpoint']}")
+    return 0
+
+
+def _add_finetune(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("finetune", help="fine-tune / linear-probe a checkpoint; test metrics over seeds",
+                       description="Published protocol: AdamW lr 1e-4 with linear decay, augmentation, validation "
+                                   "every epoch, best-on-validation weights, test once; mean +- std over seeds.")
+    a = p.add_argument
+    a("--config", help="YAML file whose keys are the long option names (with underscores)")
+    a("--data", help="folder with train.txt, val.txt, test.txt split files (<path> <label> lines)")
+    a("--model", choices=["s3r_resnet18", "s3r_resnet50"])
+    a("--init", help="scratch, imagenet, a tag (s3r_resnet18.cr_hims41) or a zoo checkpoint path")
+    a("--wavelengths", type=float, nargs="+", help="band centres of the data in nm (if its files have none)")
+    a("--epochs", type=int)
+    a("--batch-size", type=int)
+    a("--lr", type=float)
+    a("--crop", type=int, help="training crop size")
+    a("--eval-crop", type=int, help="centre crop for validation/test (default: whole cube)")
+    a("--linear-probe", action="store_const", const=True, help="freeze the encoder, train the linear head")
+    a("--label-fraction", type=float, help="stratified fraction of the training labels to use")
+    a("--seeds", type=int, help="number of seeds (runs); mean +- std are reported")
+    a("--seed", type=int, help="first seed")
+    a("--amp", choices=["bf16", "fp16", "none"])
+    a("--nan", choices=["error", "zero", "band_mean", "inpaint"])
+    a("--num-workers", type=int)
+    a("--out", help="output folder")
+    a("--resume", action="store_const", const=True)
+    p.set_defaults(func=_run_finetune)
+
+
+def _merged_config(args: argparse.Namespace) -> dict:
+    """YAML --config values, overridden by options given on the command line."""
+    from pathlib import Path
 
     merged: dict = {}
     if args.config:
@@ -181,11 +218,20 @@ def _run_pretrain(args: argparse.Namespace) -> int:
         merged.update(loaded)
     skip = {"func", "command", "verbose", "config"}
     merged.update({k: v for k, v in vars(args).items() if k not in skip and v is not None})
-    spec = PretrainSpec.from_dict(merged, where=args.config or "options")
-    summary = run_pretrain(spec)
-    if "checkpoint" in summary:
-        print(f"{summary['epochs']} epochs ({summary['stop']}), final loss {summary['final_loss']:.4f}, "
-              f"{summary['wall_time_s']:.0f} s -> {summary['checkpoint']}")
+    return merged
+
+
+def _run_finetune(args: argparse.Namespace) -> int:
+    from .finetune import FinetuneSpec, run_finetune
+
+    spec = FinetuneSpec.from_dict(_merged_config(args), where=args.config or "options")
+    if not spec.data:
+        raise ValueError("--data: required (a folder with train.txt, val.txt and test.txt)")
+    agg = run_finetune(spec)
+    print(f"\n{'metric':<20}{'mean':>8}{'std':>8}   ({spec.seeds} seed(s), init={spec.init})")
+    for k, v in agg["aggregate"].items():
+        print(f"{k:<20}{100 * v['mean']:>7.2f}%{100 * v['std']:>7.2f}")
+    print(f"-> {spec.out}/aggregate.json")
     return 0
 
 
@@ -198,6 +244,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_demo(sub)
     _add_data(sub)
     _add_pretrain(sub)
+    _add_finetune(sub)
     return parser
 
 

@@ -9,7 +9,7 @@ import numpy as np
 
 from .checkpoint import atomic_write
 
-__all__ = ["loss_curve", "beta_profiles"]
+__all__ = ["loss_curve", "beta_profiles", "confusion_matrix"]
 
 
 def _plt():
@@ -71,5 +71,25 @@ def beta_profiles(bands: Sequence[int], beta_hat: np.ndarray, path: Union[str, P
     axes[0][0].set_ylabel("coefficient")
     axes[0][0].legend(fontsize=8)
     fig.suptitle(title)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def confusion_matrix(cm: Sequence[Sequence[int]], classes: Sequence[str], path: Union[str, Path],
+                     title: str = "confusion matrix (test)") -> Path:
+    """Counts with row-normalised colour (recall per true class)."""
+    plt = _plt()
+    cm = np.asarray(cm)
+    norm = cm / np.maximum(cm.sum(axis=1, keepdims=True), 1)
+    fig, ax = plt.subplots(figsize=(1.2 * len(classes) + 2.5, 1.0 * len(classes) + 2))
+    ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
+    for i in range(cm.shape[0]):
+        for j in range(cm.shape[1]):
+            ax.text(j, i, str(cm[i, j]), ha="center", va="center", color="white" if norm[i, j] > 0.5 else "black")
+    ax.set_xticks(range(len(classes)), classes, rotation=30, ha="right")
+    ax.set_yticks(range(len(classes)), classes)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(title)
     fig.tight_layout()
     return _save(fig, path)

@@ -59,6 +59,7 @@ class TrainConfig:
     lr: float = 1e-4
     weight_decay: float = 0.05
     gamma: float = 0.99
+    schedule: str = "exponential"  # or "linear" (decay to 0 over `epochs`, fine-tuning)
     grad_clip: Optional[float] = 1.0
     amp: str = "none"
     channels_last: bool = False
@@ -101,8 +102,8 @@ def _dist_info() -> tuple[int, int, int]:
 
 
 class Trainer:
-    """Fit an objective on a dataset of raw cubes ``(x, label)``; labels are ignored unless
-    the objective's ``forward`` accepts ``labels=``."""
+    """Fit an objective on a dataset of raw cubes ``(x, label)``; labels are passed as the
+    second argument of ``forward`` when the objective sets ``uses_labels = True``."""
 
     def __init__(self, config: TrainConfig, out_dir: str | Path, device: Optional[str] = None):
         self.cfg = config
@@ -229,7 +230,12 @@ class Trainer:
             model = model.to(memory_format=torch.channels_last)
         opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=cfg.lr,
                                 weight_decay=cfg.weight_decay)
-        sched = torch.optim.lr_scheduler.ExponentialLR(opt, gamma=cfg.gamma)
+        if cfg.schedule == "exponential":
+            sched = torch.optim.lr_scheduler.ExponentialLR(opt, gamma=cfg.gamma)
+        elif cfg.schedule == "linear":
+            sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda e: max(0.0, 1.0 - e / cfg.epochs))
+        else:
+            raise ValueError(f"schedule: expected 'exponential' or 'linear', found {cfg.schedule!r}")
         scaler = torch.amp.GradScaler("cuda") if cfg.amp == "fp16" else None
         pos = {"epoch": 0, "step": 0, "global_step": 0, "best": math.inf, "bad_epochs": 0, "history": []}
         state_path = self.out / STATE_FILE
@@ -258,6 +264,7 @@ class Trainer:
             raise ValueError(f"dataset of {len(dataset)} items is smaller than one batch "
                              f"({cfg.batch_size} x {self.world} processes)")
         bad_steps = 0
+        uses_labels = getattr(objective, "uses_labels", False)
         while pos["epoch"] < cfg.epochs:
             epoch = pos["epoch"]
             model.train()
@@ -274,7 +281,7 @@ class Trainer:
                     raise ValueError(f"epoch {epoch + 1}, step {pos['step'] + 1}: the batch holds NaN/Inf values; "
                                      f"read the cubes with nan='zero'|'band_mean'|'inpaint'")
                 with self._autocast():
-                    out = run(x)
+                    out = run(x, labels.to(self.device)) if uses_labels else run(x)
                 loss = out["loss"]
                 if not torch.isfinite(loss):
                     bad_steps += 1
@@ -322,9 +329,9 @@ class Trainer:
             pos.pop("epoch_sums", None)
             self._log({"kind": "epoch", "epoch": epoch + 1, "loss": epoch_loss, "lr": sched.get_last_lr()[0],
                        "epoch_time_s": time.perf_counter() - t_epoch, "time_s": time.perf_counter() - t0})
-            self._save_state(model, opt, sched, scaler, pos)
-            if on_epoch_end is not None:
+            if on_epoch_end is not None:  # before the state save: a resumed run never skips it
                 on_epoch_end(epoch + 1, epoch_loss)
+            self._save_state(model, opt, sched, scaler, pos)
             if pos["bad_epochs"] >= cfg.patience:
                 stop = "early_stop"
                 break

@@ -14,6 +14,7 @@ coefficient vector it must produce.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Optional, Sequence
 
 import timm
@@ -29,28 +30,46 @@ __all__ = ["S3RObjective", "RegressObjective", "build_encoder", "OBJECTIVES"]
 OBJECTIVES = ("cr", "br", "regress")
 
 
-def build_encoder(model: str, num_bands: int, init: str = "random") -> nn.Module:
-    """The zoo encoder, headless, taking ``num_bands`` channels.
+def build_encoder(model: str, num_bands: int, init: str = "random", num_classes: int = 0,
+                  wavelengths: Optional[Sequence[float]] = None) -> nn.Module:
+    """A zoo model taking ``num_bands`` channels (headless unless ``num_classes``).
 
     Args:
         model: ``s3r_resnet18`` or ``s3r_resnet50``.
         num_bands: Input bands.
-        init: ``random``, ``imagenet`` (timm's ImageNet weights, stem adapted by timm), or
-            the path of a zoo checkpoint (band-adapted by the zoo).
+        init: ``random``/``scratch``, ``imagenet`` (timm's ImageNet weights, stem adapted by
+            timm), a registered tag (``s3r_resnet18.cr_hims41``), or a zoo checkpoint path.
+        num_classes: Classifier outputs (0 = pooled features).
+        wavelengths: Band centres of the data (nm): stems are resampled by wavelength.
     """
-    if init == "random":
-        return timm.create_model(model, pretrained=False, in_chans=num_bands, num_classes=0)
+    if init in ("random", "scratch"):
+        return timm.create_model(model, pretrained=False, in_chans=num_bands, num_classes=num_classes)
     if init == "imagenet":
         arch = model.replace("s3r_", "")
         try:
-            return timm.create_model(f"{arch}.a1_in1k", pretrained=True, in_chans=num_bands, num_classes=0)
+            return timm.create_model(f"{arch}.a1_in1k", pretrained=True, in_chans=num_bands, num_classes=num_classes)
         except Exception as e:
             raise RuntimeError(
                 f"init=imagenet: cannot load timm's ImageNet weights for {arch} ({type(e).__name__}: {e}). "
                 f"They come from the Hugging Face hub: run once with network access so they are cached, "
                 f"or use --init random / a zoo checkpoint.") from None
-    return timm.create_model(model, pretrained=True, in_chans=num_bands, num_classes=0,
-                             pretrained_cfg_overlay=dict(file=str(init)))
+    kw = dict(pretrained=True, in_chans=num_bands, num_classes=num_classes,
+              wavelengths=None if wavelengths is None else list(wavelengths))
+    if Path(init).exists():
+        from ..checkpoint import read_checkpoint_info
+
+        info = read_checkpoint_info(init)
+        if info.in_chans != num_bands and (info.wavelengths_nm is None or wavelengths is None):
+            side = "the checkpoint" if info.wavelengths_nm is None else "the data"
+            raise ValueError(
+                f"{init}: checkpoint has {info.in_chans} bands, the data {num_bands}, and {side} does not record "
+                f"wavelengths; pass the data's band centres with --wavelengths (nm) so the stem is resampled "
+                f"by wavelength")
+        return timm.create_model(model, pretrained_cfg_overlay=dict(file=str(init)), **kw)
+    if "." in init and init.split(".")[0] == model:
+        return timm.create_model(init, **kw)
+    raise ValueError(f"init: expected random, scratch, imagenet, a tag such as {model}.cr_hims41, or an existing "
+                     f"checkpoint file; found {init!r}")
 
 
 class _Pretext(nn.Module):

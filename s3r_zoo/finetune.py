@@ -1,0 +1,237 @@
+"""``s3r-zoo finetune``: turn a checkpoint into test numbers with the published protocol.
+
+METHOD.md: first conv adapted to the data's bands (by wavelength when both sides know
+them), augmentation (scale, rotation, Gaussian noise), AdamW lr 1e-4 with linear decay,
+at most 70 epochs, validation every epoch, keep the best-on-validation weights, test once
+at the end; mean and standard deviation over seeds. ``linear_probe`` freezes the encoder
+(BatchNorm statistics included); ``label_fraction`` keeps a stratified fraction of the
+training labels. Training runs through the same :class:`~s3r_zoo.pretrain.engine.Trainer`
+as pre-training (AMP, torchrun, atomic resumable state, progress, JSONL).
+
+Per seed, ``out/seed_<k>/`` holds ``best.safetensors`` (zoo format), ``best.json``,
+``metrics.json`` (test), ``confusion_matrix.png`` and the trainer's files; ``out/``
+holds ``aggregate.json``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any, Optional, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .checkpoint import atomic_write, load_checkpoint, save_checkpoint
+from .data.datasets import CubeDataset, SplitFileDataset, read_split_file
+from .data.stats import BandStats, compute_band_stats
+from .data.transforms import HSIAugment
+from .metrics import aggregate, classification_metrics
+from .plots import confusion_matrix
+from .pretrain.engine import TrainConfig, Trainer
+from .pretrain.objectives import build_encoder
+
+__all__ = ["FinetuneSpec", "ClassifierObjective", "BestTracker", "stratified_fraction", "run_finetune", "evaluate"]
+
+
+@dataclass
+class FinetuneSpec:
+    """A fine-tuning run (also the ``--config`` YAML keys)."""
+
+    data: str = ""
+    out: str = "runs/finetune"
+    model: str = "s3r_resnet18"
+    init: str = "scratch"
+    wavelengths: Optional[list] = None
+    epochs: int = 70
+    batch_size: int = 16
+    lr: float = 1e-4
+    weight_decay: float = 0.05
+    crop: int = 128
+    eval_crop: Optional[int] = None
+    linear_probe: bool = False
+    label_fraction: float = 1.0
+    seeds: int = 1
+    seed: int = 0
+    amp: str = "none"
+    nan: str = "error"
+    noise_std: float = 0.02
+    max_degrees: float = 15.0
+    num_workers: int = 0
+    resume: bool = False
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any], where: str = "config") -> "FinetuneSpec":
+        unknown = sorted(set(d) - {f.name for f in fields(cls)})
+        if unknown:
+            raise ValueError(f"{where}: unknown keys {unknown}")
+        return cls(**d)
+
+
+class ClassifierObjective(nn.Module):
+    """Cross-entropy on augmented, normalised crops; plugs into the trainer like S3R."""
+
+    uses_labels = True
+
+    def __init__(self, model: nn.Module, mean: Sequence[float], std: Sequence[float],
+                 augment: Optional[HSIAugment] = None, linear_probe: bool = False):
+        super().__init__()
+        self.model, self.augment, self.linear_probe = model, augment, linear_probe
+        b = len(mean)
+        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, b, 1, 1))
+        self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, b, 1, 1))
+        if linear_probe:
+            for name, p in model.named_parameters():
+                p.requires_grad = name.startswith("fc.")
+
+    def train(self, mode: bool = True) -> "ClassifierObjective":
+        super().train(mode)
+        if self.linear_probe:  # frozen encoder: BatchNorm statistics stay as pretrained too
+            self.model.eval()
+            self.model.fc.train(mode)
+        return self
+
+    def logits(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model((x - self.mean) / self.std)
+
+    def forward(self, x: torch.Tensor, labels: torch.Tensor) -> dict:
+        x = (x - self.mean) / self.std
+        if self.augment is not None and self.training:
+            g = torch.Generator().manual_seed(int(torch.randint(0, 2**62, ())))  # from the (saved) global RNG
+            x = self.augment(x, g)
+        logits = self.model(x)
+        return {"loss": F.cross_entropy(logits.float(), labels), "logits": logits.detach()}
+
+
+class BestTracker:
+    """Keeps the best-on-validation weights (first best wins ties), durable across resumes."""
+
+    def __init__(self, folder: Path, metric: str = "accuracy"):
+        self.folder, self.metric = folder, metric
+        self.path = folder / "best.json"
+        self.best = json.loads(self.path.read_text()) if self.path.exists() else {"epoch": 0, "score": -np.inf}
+
+    def update(self, epoch: int, score: float, save_fn) -> bool:
+        """Record ``score`` of ``epoch``; call ``save_fn(path)`` to write the weights if it is a new best."""
+        if not score > self.best["score"]:
+            return False
+        save_fn(self.folder / "best.safetensors")
+        self.best = {"epoch": epoch, "score": float(score), "metric": self.metric}
+        atomic_write(self.path, lambda tmp: Path(tmp).write_text(json.dumps(self.best) + "\n"))
+        return True
+
+
+def stratified_fraction(labels: Sequence[int], fraction: float, classes: Sequence[str], seed: int) -> list[int]:
+    """Indices of a stratified ``fraction`` of the items (per class: round(fraction x n))."""
+    if not 0 < fraction <= 1:
+        raise ValueError(f"--label-fraction: expected 0 < F <= 1, found {fraction}")
+    rng = np.random.default_rng(seed)
+    keep: list[int] = []
+    labels = np.asarray(labels)
+    for c, name in enumerate(classes):
+        idx = np.flatnonzero(labels == c)
+        n = int(round(fraction * idx.size))
+        if n == 0:
+            raise ValueError(f"--label-fraction {fraction}: class '{name}' has {idx.size} training cubes and would "
+                             f"keep none; use a larger fraction")
+        keep += rng.choice(idx, n, replace=False).tolist()
+    return sorted(keep)
+
+
+@torch.no_grad()
+def evaluate(objective: ClassifierObjective, dataset: CubeDataset, device: torch.device,
+             batch_size: int = 16) -> tuple[np.ndarray, np.ndarray]:
+    """(logits, labels) of a whole dataset, in eval mode, no augmentation."""
+    was = objective.training
+    objective.eval()
+    out, labels = [], []
+    for start in range(0, len(dataset), batch_size):
+        items = [dataset[i] for i in range(start, min(start + batch_size, len(dataset)))]
+        x = torch.stack([x for x, _ in items]).to(device)
+        out.append(objective.logits(x).float().cpu().numpy())
+        labels += [y for _, y in items]
+    objective.train(was)
+    return np.concatenate(out), np.asarray(labels)
+
+
+def _datasets(spec: FinetuneSpec, seed: int) -> tuple[CubeDataset, CubeDataset, CubeDataset]:
+    root = Path(spec.data)
+    files = {s: root / f"{s}.txt" for s in ("train", "val", "test")}
+    missing = [str(p) for p in files.values() if not p.is_file()]
+    if missing:
+        raise FileNotFoundError(f"--data {root}: expected train.txt, val.txt and test.txt split files; missing "
+                                f"{missing}")
+    opts = {"wavelengths": spec.wavelengths} if spec.wavelengths else {}
+    items, classes = read_split_file(files["train"])
+    if spec.label_fraction < 1:
+        keep = stratified_fraction([lbl for _, lbl in items], spec.label_fraction, classes, seed)
+        items = [items[i] for i in keep]
+    train = CubeDataset(items, classes=classes, crop=spec.crop, nan=spec.nan, seed=seed, read_options=opts)
+    ev = dict(classes=classes, nan=spec.nan, read_options=opts,
+              crop=spec.eval_crop, crop_mode="center" if spec.eval_crop else "none")
+    return train, SplitFileDataset(files["val"], **ev), SplitFileDataset(files["test"], **ev)
+
+
+def _run_seed(spec: FinetuneSpec, seed: int, out: Path) -> dict:
+    train, val, test = _datasets(spec, seed)
+    first = train._cube(0)
+    stats_path = out / "stats.json"
+    if spec.resume and stats_path.exists():
+        stats = BandStats.load(stats_path)
+    else:
+        n = min(len(train), 64)
+        stats = compute_band_stats((train[i] for i in range(n)), num_bands=first.num_bands,
+                                   wavelengths=first.wavelengths, total=n, desc="band stats")
+        stats.save(stats_path)
+    torch.manual_seed(seed)
+    model = build_encoder(spec.model, first.num_bands, spec.init, num_classes=len(train.classes),
+                          wavelengths=first.wavelengths)
+    augment = HSIAugment(scale=(0.6, 1.0), max_degrees=spec.max_degrees, noise_std=spec.noise_std)
+    objective = ClassifierObjective(model, stats.mean, stats.std, augment, linear_probe=spec.linear_probe)
+    cfg = TrainConfig(epochs=spec.epochs, batch_size=min(spec.batch_size, len(train)), lr=spec.lr,
+                      weight_decay=spec.weight_decay, schedule="linear", amp=spec.amp, patience=10**9,
+                      seed=seed, num_workers=spec.num_workers,
+                      extra={"init": spec.init, "model": spec.model, "data": spec.data, "probe": spec.linear_probe,
+                             "fraction": spec.label_fraction})
+    trainer = Trainer(cfg, out)
+    tracker = BestTracker(out)
+    arch = spec.model.replace("s3r_", "")
+
+    def save_best(path: Path) -> None:
+        save_checkpoint(path, model.state_dict(), architecture=arch, objective=f"finetune:{spec.init}",
+                        data=spec.data, recipe=asdict(spec), wavelengths_nm=None if first.wavelengths is None
+                        else first.wavelengths.tolist(), mean=stats.mean, std=stats.std,
+                        extra={"classes": train.classes})
+
+    def on_epoch_end(epoch: int, loss: float) -> None:
+        logits, labels = evaluate(objective, val, trainer.device)
+        m = classification_metrics(logits, labels, train.classes)
+        improved = tracker.update(epoch, m["accuracy"], save_best) if trainer.is_main else False
+        trainer._log({"kind": "val", "epoch": epoch, "accuracy": m["accuracy"],
+                      "balanced_accuracy": m["balanced_accuracy"], "best": improved})
+
+    summary = trainer.fit(objective, train, resume=spec.resume, on_epoch_end=on_epoch_end)
+    best_sd, _ = load_checkpoint(out / "best.safetensors")
+    model.load_state_dict(best_sd)
+    logits, labels = evaluate(objective, test, trainer.device)
+    metrics = classification_metrics(logits, labels, train.classes)
+    metrics.update(best_epoch=tracker.best["epoch"], best_val_accuracy=tracker.best["score"], seed=seed,
+                   train_size=len(train), train_loss=summary["final_loss"], wall_time_s=summary["wall_time_s"])
+    atomic_write(out / "metrics.json", lambda tmp: Path(tmp).write_text(json.dumps(metrics, indent=2) + "\n"))
+    confusion_matrix(metrics["confusion_matrix"], train.classes, out / "confusion_matrix.png",
+                     title=f"{spec.model} init={Path(spec.init).name}, seed {seed} (test)")
+    return metrics
+
+
+def run_finetune(spec: FinetuneSpec) -> dict:
+    """Fine-tune ``spec.seeds`` times; return and write the aggregate (mean +- std)."""
+    if spec.seeds < 1:
+        raise ValueError(f"--seeds: expected >= 1, found {spec.seeds}")
+    out = Path(spec.out)
+    runs = [_run_seed(spec, spec.seed + k, out / f"seed_{spec.seed + k}") for k in range(spec.seeds)]
+    agg = {"spec": asdict(spec), "runs": runs, "aggregate": aggregate(runs)}
+    atomic_write(out / "aggregate.json", lambda tmp: Path(tmp).write_text(json.dumps(agg, indent=2) + "\n"))
+    return agg
