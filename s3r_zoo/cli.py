@@ -121,29 +121,40 @@ def _run_data_stats(args: argparse.Namespace) -> int:
         ds: CubeDataset = SplitFileDataset(p, nan=args.nan, crop_mode="none")
     else:
         ds = UnlabelledCubes(p, nan=args.nan, crop_mode="none")
-    first = ds._cube(0)
+    first = ds.cube(0)
     stats = compute_band_stats(ds, num_bands=first.num_bands, wavelengths=first.wavelengths, total=len(ds))
     stats.save(args.out)
     print(f"{len(ds)} cubes, {stats.count} values per band -> {args.out}")
     return 0
 
 
+def _add_run_options(p: argparse.ArgumentParser) -> None:
+    """Options that pretrain and finetune share (None = not given: --config or the default applies)."""
+    a = p.add_argument
+    a("--config", help="YAML file whose keys are the long option names (with underscores)")
+    a("--model", choices=["s3r_resnet18", "s3r_resnet50"])
+    a("--epochs", type=int)
+    a("--batch-size", type=int)
+    a("--lr", type=float)
+    a("--amp", choices=["bf16", "fp16", "none"])
+    a("--nan", choices=["error", "zero", "band_mean", "inpaint"])
+    a("--seed", type=int)
+    a("--num-workers", type=int)
+    a("--out", help="output folder")
+    a("--resume", action="store_const", const=True, help="continue the run in --out")
+
+
 def _add_pretrain(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("pretrain", help="S3R pre-training (CR / BR / regression ablation); exports the encoder",
                        description="Pre-train an encoder with S3R and export it in the zoo's safetensors format. "
                                    "Options not given fall back to --config (YAML), then to the defaults.")
+    _add_run_options(p)
     a = p.add_argument
-    a("--config", help="YAML file whose keys are the long option names (with underscores)")
     a("--data", help="cube folder, split file (train split), HIMS folder, or synthetic:pdac_like|plgc_like")
-    a("--model", choices=["s3r_resnet18", "s3r_resnet50"])
     a("--objective", choices=["cr", "br", "regress"])
-    a("--epochs", type=int)
-    a("--batch-size", type=int)
     a("--crop", type=int, help="crop size in pixels")
     a("--crops-per-cube", type=int, help="random crops per cube per epoch")
     a("--synthetic-n", type=int, help="cubes in a synthetic: data set")
-    a("--amp", choices=["bf16", "fp16", "none"])
-    a("--lr", type=float)
     a("--gamma", type=float, help="exponential lr decay per epoch")
     a("--patience", type=int, help="epochs without improvement before early stop")
     a("--min-delta", type=float)
@@ -151,22 +162,18 @@ def _add_pretrain(sub: argparse._SubParsersAction) -> None:
     a("--mask-patch", type=int)
     a("--noise-std", type=float, help="strong Gaussian noise on the masked input (normalised units)")
     a("--no-mask", dest="mask", action="store_const", const=False, help="regress: the ablation without masking")
-    a("--init", help="random, imagenet, or a zoo checkpoint path")
-    a("--nan", choices=["error", "zero", "band_mean", "inpaint"])
-    a("--seed", type=int)
-    a("--num-workers", type=int)
+    a("--init", help="random, imagenet, a tag (s3r_resnet18.cr_hims41) or a zoo checkpoint path")
     a("--ckpt-every", type=int, help="also checkpoint every N steps (0 = every epoch only)")
     a("--channels-last", action="store_const", const=True)
     a("--compile", action="store_const", const=True)
-    a("--out", help="output folder")
-    a("--resume", action="store_const", const=True, help="continue the run in --out")
     p.set_defaults(func=_run_pretrain)
 
 
 def _run_pretrain(args: argparse.Namespace) -> int:
+    from .config import spec_from_dict
     from .pretrain.run import PretrainSpec, run_pretrain
 
-    spec = PretrainSpec.from_dict(_merged_config(args), where=args.config or "options")
+    spec = spec_from_dict(PretrainSpec, _merged_config(args), where=args.config or "options")
     summary = run_pretrain(spec)
     if "checkpoint" in summary:
         print(f"{summary['epochs']} epochs ({summary['stop']}), final loss {summary['final_loss']:.4f}, "
@@ -178,53 +185,34 @@ def _add_finetune(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("finetune", help="fine-tune / linear-probe a checkpoint; test metrics over seeds",
                        description="Published protocol: AdamW lr 1e-4 with linear decay, augmentation, validation "
                                    "every epoch, best-on-validation weights, test once; mean +- std over seeds.")
+    _add_run_options(p)
     a = p.add_argument
-    a("--config", help="YAML file whose keys are the long option names (with underscores)")
     a("--data", help="folder with train.txt, val.txt, test.txt split files (<path> <label> lines)")
-    a("--model", choices=["s3r_resnet18", "s3r_resnet50"])
     a("--init", help="scratch, imagenet, a tag (s3r_resnet18.cr_hims41) or a zoo checkpoint path")
     a("--wavelengths", type=float, nargs="+", help="band centres of the data in nm (if its files have none)")
-    a("--epochs", type=int)
-    a("--batch-size", type=int)
-    a("--lr", type=float)
     a("--crop", type=int, help="training crop size")
     a("--eval-crop", type=int, help="centre crop for validation/test (default: whole cube)")
     a("--linear-probe", action="store_const", const=True, help="freeze the encoder, train the linear head")
     a("--label-fraction", type=float, help="stratified fraction of the training labels to use")
     a("--seeds", type=int, help="number of seeds (runs); mean +- std are reported")
-    a("--seed", type=int, help="first seed")
-    a("--amp", choices=["bf16", "fp16", "none"])
-    a("--nan", choices=["error", "zero", "band_mean", "inpaint"])
-    a("--num-workers", type=int)
-    a("--out", help="output folder")
-    a("--resume", action="store_const", const=True)
     p.set_defaults(func=_run_finetune)
 
 
 def _merged_config(args: argparse.Namespace) -> dict:
     """YAML --config values, overridden by options given on the command line."""
-    from pathlib import Path
+    from .config import load_yaml
 
-    merged: dict = {}
-    if args.config:
-        import yaml
-
-        try:
-            loaded = yaml.safe_load(Path(args.config).read_text()) or {}
-        except (OSError, yaml.YAMLError) as e:
-            raise ValueError(f"--config {args.config}: cannot read YAML ({e})") from None
-        if not isinstance(loaded, dict):
-            raise ValueError(f"--config {args.config}: expected a mapping of option: value")
-        merged.update(loaded)
+    merged = load_yaml(args.config)
     skip = {"func", "command", "verbose", "config"}
     merged.update({k: v for k, v in vars(args).items() if k not in skip and v is not None})
     return merged
 
 
 def _run_finetune(args: argparse.Namespace) -> int:
+    from .config import spec_from_dict
     from .finetune import FinetuneSpec, run_finetune
 
-    spec = FinetuneSpec.from_dict(_merged_config(args), where=args.config or "options")
+    spec = spec_from_dict(FinetuneSpec, _merged_config(args), where=args.config or "options")
     if not spec.data:
         raise ValueError("--data: required (a folder with train.txt, val.txt and test.txt)")
     agg = run_finetune(spec)

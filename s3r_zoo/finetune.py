@@ -16,9 +16,9 @@ holds ``aggregate.json``.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Optional, Sequence
 
 import numpy as np
 import torch
@@ -62,13 +62,6 @@ class FinetuneSpec:
     max_degrees: float = 15.0
     num_workers: int = 0
     resume: bool = False
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any], where: str = "config") -> "FinetuneSpec":
-        unknown = sorted(set(d) - {f.name for f in fields(cls)})
-        if unknown:
-            raise ValueError(f"{where}: unknown keys {unknown}")
-        return cls(**d)
 
 
 class ClassifierObjective(nn.Module):
@@ -177,7 +170,7 @@ def _datasets(spec: FinetuneSpec, seed: int) -> tuple[CubeDataset, CubeDataset, 
 
 def _run_seed(spec: FinetuneSpec, seed: int, out: Path) -> dict:
     train, val, test = _datasets(spec, seed)
-    first = train._cube(0)
+    first = train.cube(0)
     stats_path = out / "stats.json"
     if spec.resume and stats_path.exists():
         stats = BandStats.load(stats_path)

@@ -16,8 +16,9 @@ def test_demo_runs_and_writes_json(tmp_path, capsys):
     assert result["in_chans"] == 40 and result["output_shape"] == [2, 512]
     assert result["wavelengths_nm"][0] == 450.0 and result["wavelengths_nm"][-1] == 750.0
     assert len(result["forward_all_s"]) == 2 and result["released_weights"] is False
-    assert result["pretrain"]["epochs"] == 1 and (tmp_path / "pretrain" / "encoder.safetensors").is_file()
-    assert "timm.create_model(pretrained=True): features (2, 512)" in out
+    assert result["main_job"]["pretrain"]["epochs"] == 1 and (tmp_path / "pretrain" / "encoder.safetensors").is_file()
+    assert "timm.create_model(pretrained=True)" in out and "S3R-CR (this run)" in out and "scratch" in out
+    assert set(result["main_job"]["finetune"]) == {"S3R-CR (this run)", "scratch"}
 
 
 def test_demo_uses_released_weights_when_present(tmp_path, monkeypatch, capsys):

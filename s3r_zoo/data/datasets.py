@@ -158,7 +158,7 @@ class CubeDataset(Dataset):
         index = []
         ch, cw = self.crop
         for i in range(len(self.items)):
-            h, w = self._cube(i).shape[:2]
+            h, w = self.cube(i).shape[:2]
             self._check_crop(i, h, w)
             index += [(i, (t, l)) for t in range(0, h - ch + 1, ch) for l in range(0, w - cw + 1, cw)]
         return index
@@ -175,7 +175,8 @@ class CubeDataset(Dataset):
         return [self.items[i][1] for i, _ in self._index]
 
     # -- reading ------------------------------------------------------------------------------
-    def _cube(self, i: int):
+    def cube(self, i: int):
+        """The ``i``-th cube of ``items`` (a :class:`~s3r_zoo.data.io.Cube`), cached if ``cache=True``."""
         if self._cache is not None and i in self._cache:
             return self._cache[i]
         cube = read_cube(self.items[i][0], nan=self.nan, **self.read_options)
@@ -206,7 +207,7 @@ class CubeDataset(Dataset):
     def __getitem__(self, idx: int) -> tuple[torch.Tensor, int]:
         i, origin = self._index[idx]
         g = torch.Generator().manual_seed(int(np.random.SeedSequence([self.seed, self.epoch, idx]).generate_state(1)[0]))
-        cube = self._cube(i)
+        cube = self.cube(i)
         h, w = cube.shape[:2]
         if self.crop_mode == "none":
             top, left, ch, cw = 0, 0, h, w

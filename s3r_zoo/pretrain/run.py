@@ -12,9 +12,9 @@ from __future__ import annotations
 import json
 import logging
 import platform
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Optional
+from typing import Optional
 
 import numpy as np
 import torch
@@ -67,14 +67,6 @@ class PretrainSpec:
     compile: bool = False
     resume: bool = False
 
-    @classmethod
-    def from_dict(cls, d: dict[str, Any], where: str = "config") -> "PretrainSpec":
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ValueError(f"{where}: unknown keys {unknown}; known: {sorted(known)}")
-        return cls(**d)
-
 
 def build_dataset(spec: PretrainSpec) -> tuple[CubeDataset | SyntheticHSI, Optional[np.ndarray], str]:
     """(dataset of raw cubes, wavelengths, human description of the data)."""
@@ -90,7 +82,7 @@ def build_dataset(spec: PretrainSpec) -> tuple[CubeDataset | SyntheticHSI, Optio
         ds: CubeDataset = SplitFileDataset(path, **kw)
     else:
         ds = UnlabelledCubes(path, **kw)
-    first = ds._cube(0)
+    first = ds.cube(0)
     return ds, first.wavelengths, f"{path} ({len(ds.items)} cubes, {spec.crop}px crops, nan={spec.nan})"
 
 
