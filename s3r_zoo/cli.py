@@ -166,6 +166,7 @@ def _add_pretrain(sub: argparse._SubParsersAction) -> None:
     a("--ckpt-every", type=int, help="also checkpoint every N steps (0 = every epoch only)")
     a("--channels-last", action="store_const", const=True)
     a("--compile", action="store_const", const=True)
+    a("--tensorboard", action="store_const", const=True, help="also log to <out>/tensorboard (pip install tensorboard)")
     p.set_defaults(func=_run_pretrain)
 
 

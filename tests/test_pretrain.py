@@ -227,3 +227,21 @@ def test_torchrun_two_processes_gloo(tmp_path):
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["world_size"] == 2 and summary["epochs"] == 2
     assert s3r_zoo.read_checkpoint_info(tmp_path / "encoder.safetensors").in_chans == 32
+
+
+def test_bf16_autocast_on_cpu(synth, tmp_path):
+    ds, (mean, std) = synth
+    s = Trainer(TrainConfig(epochs=1, batch_size=4, amp="bf16"), tmp_path).fit(_make(mean, std), ds)
+    assert np.isfinite(s["final_loss"])
+
+
+def test_tensorboard_is_optional(synth, tmp_path):
+    ds, (mean, std) = synth
+    try:
+        import torch.utils.tensorboard  # noqa: F401
+    except ImportError:
+        with pytest.raises(ValueError, match="needs the 'tensorboard' package"):
+            Trainer(TrainConfig(epochs=1, batch_size=4, tensorboard=True), tmp_path)
+        return
+    Trainer(TrainConfig(epochs=1, batch_size=4, tensorboard=True, log_every=1), tmp_path).fit(_make(mean, std), ds)
+    assert any((tmp_path / "tensorboard").iterdir())

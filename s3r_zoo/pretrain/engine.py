@@ -71,11 +71,12 @@ class TrainConfig:
     ckpt_every: int = 0
     log_every: int = 10
     max_bad_steps: int = 20
+    tensorboard: bool = False  # also write TensorBoard scalars to <out>/tensorboard (needs `tensorboard`)
     extra: dict = field(default_factory=dict)  # objective / data description, part of the fingerprint
 
     def fingerprint(self) -> str:
         d = asdict(self)
-        for k in ("epochs", "num_workers", "log_every", "ckpt_every"):
+        for k in ("epochs", "num_workers", "log_every", "ckpt_every", "tensorboard"):
             d.pop(k)
         return json.dumps(d, sort_keys=True, default=str)
 
@@ -121,8 +122,16 @@ class Trainer:
         if config.amp == "fp16" and self.device.type != "cuda":
             raise ValueError("amp='fp16' needs CUDA (GradScaler); use amp='bf16' or 'none' on CPU")
         self.out = Path(out_dir)
+        self._tb = None
         if self.is_main:
             self.out.mkdir(parents=True, exist_ok=True)
+            if config.tensorboard:
+                try:
+                    from torch.utils.tensorboard import SummaryWriter
+                except ImportError:
+                    raise ValueError("tensorboard=True (--tensorboard) needs the 'tensorboard' package: "
+                                     "pip install tensorboard") from None
+                self._tb = SummaryWriter(str(self.out / "tensorboard"))
 
     @property
     def is_main(self) -> bool:
@@ -211,9 +220,16 @@ class Trainer:
         return json.loads(meta["position"])
 
     def _log(self, record: dict) -> None:
-        if self.is_main:
-            with open(self.out / METRICS_FILE, "a") as f:
-                f.write(json.dumps(record) + "\n")
+        if not self.is_main:
+            return
+        with open(self.out / METRICS_FILE, "a") as f:
+            f.write(json.dumps(record) + "\n")
+        if self._tb is not None:
+            step = record.get("step", record.get("epoch", 0))
+            for k, v in record.items():
+                if k not in ("kind", "step", "epoch") and isinstance(v, (int, float)):
+                    self._tb.add_scalar(f"{record['kind']}/{k}", v, step)
+            self._tb.flush()
 
     # -- loop ---------------------------------------------------------------------------
     def fit(self, objective: nn.Module, dataset: Dataset, resume: bool = False,

@@ -65,6 +65,7 @@ class PretrainSpec:
     stats_samples: int = 64
     channels_last: bool = False
     compile: bool = False
+    tensorboard: bool = False
     resume: bool = False
 
 
@@ -129,11 +130,11 @@ def run_pretrain(spec: PretrainSpec) -> dict:
     ds, wavelengths, data_desc = build_dataset(spec)
     stats = _stats(spec, ds, wavelengths)
     objective = _objective(spec, stats)
-    recipe = {k: v for k, v in asdict(spec).items() if k not in ("out", "resume", "num_workers")}
+    recipe = {k: v for k, v in asdict(spec).items() if k not in ("out", "resume", "num_workers", "tensorboard")}
     cfg = TrainConfig(epochs=spec.epochs, batch_size=spec.batch_size, lr=spec.lr, weight_decay=spec.weight_decay,
                       gamma=spec.gamma, grad_clip=spec.grad_clip, amp=spec.amp, channels_last=spec.channels_last,
                       compile=spec.compile, patience=spec.patience, min_delta=spec.min_delta, seed=spec.seed,
-                      num_workers=spec.num_workers, ckpt_every=spec.ckpt_every,
+                      num_workers=spec.num_workers, ckpt_every=spec.ckpt_every, tensorboard=spec.tensorboard,
                       extra={k: v for k, v in recipe.items() if k not in asdict(TrainConfig())})
     trainer = Trainer(cfg, out)
     summary = trainer.fit(objective, ds, resume=spec.resume)
