@@ -145,13 +145,15 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
 
 
 def _add_pretrain(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("pretrain", help="S3R pre-training (CR / BR / regression ablation); exports the encoder",
+    p = sub.add_parser("pretrain", help="S3R pre-training (CR / BR / ablation / baselines); exports the encoder",
                        description="Pre-train an encoder with S3R and export it in the zoo's safetensors format. "
                                    "Options not given fall back to --config (YAML), then to the defaults.")
     _add_run_options(p)
     a = p.add_argument
     a("--data", help="cube folder, split file (train split), HIMS folder, or synthetic:pdac_like|plgc_like")
-    a("--objective", choices=["cr", "br", "regress"])
+    a("--objective", choices=["cr", "br", "regress", "simsiam", "byol", "mhsim", "convdeconv", "ssad"],
+      help="S3R (cr, br), the Table 1 ablation (regress) or a Table 2 baseline")
+    a("--bands", type=int, help="simsiam/byol: 3 = three random bands per sample (default: all bands)")
     a("--crop", type=int, help="crop size in pixels")
     a("--crops-per-cube", type=int, help="random crops per cube per epoch")
     a("--synthetic-n", type=int, help="cubes in a synthetic: data set")

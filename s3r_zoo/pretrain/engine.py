@@ -281,6 +281,7 @@ class Trainer:
                              f"({cfg.batch_size} x {self.world} processes)")
         bad_steps = 0
         uses_labels = getattr(objective, "uses_labels", False)
+        after_step = getattr(objective, "after_step", None)
         while pos["epoch"] < cfg.epochs:
             epoch = pos["epoch"]
             model.train()
@@ -321,6 +322,8 @@ class Trainer:
                     scaler.update()
                 else:
                     opt.step()
+                if after_step is not None:  # e.g. BYOL's EMA target update
+                    after_step()
                 value = float(loss.detach())
                 sums = [sums[0] + value, sums[1] + 1]
                 pos["step"] += 1

@@ -25,7 +25,7 @@ from torch import nn
 from .masking import apply_masks, band_patch_masks
 from .targets import DEFAULT_RIDGE, coefficient_targets
 
-__all__ = ["S3RObjective", "RegressObjective", "build_encoder", "OBJECTIVES"]
+__all__ = ["S3RObjective", "RegressObjective", "BandNormalised", "transposed_decoder", "build_encoder", "OBJECTIVES"]
 
 OBJECTIVES = ("cr", "br", "regress")
 
@@ -72,29 +72,54 @@ def build_encoder(model: str, num_bands: int, init: str = "random", num_classes:
                      f"checkpoint file; found {init!r}")
 
 
-class _Pretext(nn.Module):
-    """Shared parts: normalisation buffers, target-band draw, masking."""
+def transposed_decoder(in_ch: int, out_ch: int, width: int = 256) -> nn.Sequential:
+    """Five stride-2 transposed convolutions (32x upsampling: undoes the ResNet's stride)."""
+    chans = [in_ch, width, width // 2, width // 4, width // 8]
+    layers: list[nn.Module] = []
+    for i in range(4):
+        layers += [nn.ConvTranspose2d(chans[i], chans[i + 1], 4, stride=2, padding=1),
+                   nn.BatchNorm2d(chans[i + 1]), nn.ReLU(inplace=True)]
+    layers.append(nn.ConvTranspose2d(chans[4], out_ch, 4, stride=2, padding=1))
+    return nn.Sequential(*layers)
 
-    def __init__(self, encoder: nn.Module, mean: Sequence[float], std: Sequence[float], mask_ratio: float,
-                 mask_patch: int, noise_std: float):
+
+class BandNormalised(nn.Module):
+    """Base of every objective: the ``encoder`` and per-band ``mean``/``std`` buffers."""
+
+    def __init__(self, encoder: nn.Module, mean: Sequence[float], std: Sequence[float],
+                 encoder_bands: Optional[int] = None):
         super().__init__()
         b = len(mean)
-        if b < 3:
-            raise ValueError(f"S3R needs at least 3 bands (one target, two or more predictors), found {b}")
         if len(std) != b:
             raise ValueError(f"std has {len(std)} bands, mean has {b}")
         in_chans = encoder.conv1.in_channels
-        if in_chans != b:
-            raise ValueError(f"encoder takes {in_chans} bands, the data has {b}")
+        expected = b if encoder_bands is None else encoder_bands
+        if in_chans != expected:
+            raise ValueError(f"encoder takes {in_chans} bands, the data has {b}"
+                             + (f" (objective feeds it {expected})" if encoder_bands is not None else ""))
         self.encoder = encoder
         self.num_bands = b
         self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, b, 1, 1))
         self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, b, 1, 1))
-        self.mask_ratio, self.mask_patch, self.noise_std = mask_ratio, mask_patch, noise_std
 
     def _check(self, cube: torch.Tensor) -> None:
         if cube.ndim != 4 or cube.shape[1] != self.num_bands:
             raise ValueError(f"batch: expected (N, {self.num_bands}, H, W), found {tuple(cube.shape)}")
+
+    def normalise(self, cube: torch.Tensor) -> torch.Tensor:
+        self._check(cube)
+        return (cube - self.mean) / self.std
+
+
+class _Pretext(BandNormalised):
+    """S3R's shared parts: target-band draw and per-band masking."""
+
+    def __init__(self, encoder: nn.Module, mean: Sequence[float], std: Sequence[float], mask_ratio: float,
+                 mask_patch: int, noise_std: float):
+        if len(mean) < 3:
+            raise ValueError(f"S3R needs at least 3 bands (one target, two or more predictors), found {len(mean)}")
+        super().__init__(encoder, mean, std)
+        self.mask_ratio, self.mask_patch, self.noise_std = mask_ratio, mask_patch, noise_std
 
     def encoder_input(self, cube: torch.Tensor, band: torch.Tensor, mask: bool = True) -> torch.Tensor:
         """Normalised cube with independent per-band patch masks and band b zeroed."""
@@ -157,13 +182,7 @@ class RegressObjective(_Pretext):
                  mask_ratio: float = 0.65, mask_patch: int = 16, noise_std: float = 0.0, width: int = 256):
         super().__init__(encoder, mean, std, mask_ratio, mask_patch, noise_std)
         self.mask = mask
-        chans = [encoder.num_features, width, width // 2, width // 4, width // 8]
-        layers: list[nn.Module] = []
-        for i in range(4):
-            layers += [nn.ConvTranspose2d(chans[i], chans[i + 1], 4, stride=2, padding=1),
-                       nn.BatchNorm2d(chans[i + 1]), nn.ReLU(inplace=True)]
-        layers.append(nn.ConvTranspose2d(chans[4], 1, 4, stride=2, padding=1))  # five in all: 32x upsampling
-        self.decoder = nn.Sequential(*layers)
+        self.decoder = transposed_decoder(encoder.num_features, 1, width)
 
     def forward(self, cube: torch.Tensor, band: Optional[torch.Tensor] = None) -> dict:
         self._check(cube)

@@ -1,5 +1,9 @@
 """``s3r-zoo pretrain``: data -> band stats -> objective -> trainer -> export + plots.
 
+Objectives: S3R (``cr``, ``br``), the Table 1 ablation (``regress``) and the Table 2
+baselines (``simsiam``, ``byol`` with ``bands=3`` or all, ``mhsim``, ``convdeconv``,
+``ssad``), all through the same trainer and export.
+
 Outputs in ``out``: ``state.safetensors`` (resumable state), ``metrics.jsonl``,
 ``stats.json`` (per-band mean/std of the raw training data), ``encoder.safetensors``
 (the zoo checkpoint: load it with ``timm.create_model(model, pretrained=True,
@@ -57,6 +61,7 @@ class PretrainSpec:
     mask_patch: int = 16
     noise_std: float = 0.0
     mask: bool = True  # regress only: the Table 1 ablation with / without masking
+    bands: Optional[int] = None  # simsiam / byol: 3 = three random bands per sample, None = all bands
     init: str = "random"
     nan: str = "error"
     seed: int = 0
@@ -99,13 +104,29 @@ def _stats(spec: PretrainSpec, ds, wavelengths) -> BandStats:
 
 
 def _objective(spec: PretrainSpec, stats: BandStats) -> torch.nn.Module:
-    if spec.objective not in OBJECTIVES:
-        raise ValueError(f"--objective: expected one of {OBJECTIVES}, found {spec.objective!r}")
-    encoder = build_encoder(spec.model, len(stats.mean), spec.init)
+    from ..baselines import (BASELINES, BYOLObjective, ConvDeconvObjective, MHSIMObjective, SimSiamObjective,
+                             SSADObjective)
+
+    if spec.objective not in OBJECTIVES + BASELINES:
+        raise ValueError(f"--objective: expected one of {OBJECTIVES + BASELINES}, found {spec.objective!r}")
+    if spec.bands is not None and spec.objective not in ("simsiam", "byol"):
+        raise ValueError(f"--bands {spec.bands}: only simsiam and byol take a band subset, not {spec.objective}")
+    encoder = build_encoder(spec.model, spec.bands or len(stats.mean), spec.init)
+    m, s = stats.mean, stats.std
     common = dict(mask_ratio=spec.mask_ratio, mask_patch=spec.mask_patch, noise_std=spec.noise_std)
     if spec.objective == "regress":
-        return RegressObjective(encoder, stats.mean, stats.std, mask=spec.mask, **common)
-    return S3RObjective(encoder, stats.mean, stats.std, mode=spec.objective, **common)
+        return RegressObjective(encoder, m, s, mask=spec.mask, **common)
+    if spec.objective in ("cr", "br"):
+        return S3RObjective(encoder, m, s, mode=spec.objective, **common)
+    if spec.objective == "simsiam":
+        return SimSiamObjective(encoder, m, s, bands=spec.bands)
+    if spec.objective == "byol":
+        return BYOLObjective(encoder, m, s, bands=spec.bands)
+    if spec.objective == "mhsim":
+        return MHSIMObjective(encoder, m, s, mask_ratio=spec.mask_ratio, mask_patch=spec.mask_patch)
+    if spec.objective == "convdeconv":
+        return ConvDeconvObjective(encoder, m, s)
+    return SSADObjective(encoder, m, s)
 
 
 def _beta_plot(spec: PretrainSpec, objective: S3RObjective, ds, wavelengths, device) -> Path:
@@ -142,10 +163,11 @@ def run_pretrain(spec: PretrainSpec) -> dict:
         return summary
     device_name = torch.cuda.get_device_name(trainer.device) if trainer.device.type == "cuda" else platform.processor()
     ckpt = out / "encoder.safetensors"
+    subset = spec.bands is not None  # random bands per sample: no fixed wavelengths or per-band stats
     save_checkpoint(ckpt, objective.encoder.state_dict(), architecture=spec.model.replace("s3r_", ""),
-                    objective=spec.objective, data=data_desc, recipe=recipe,
-                    wavelengths_nm=None if wavelengths is None else wavelengths.tolist(),
-                    mean=stats.mean, std=stats.std,
+                    objective=spec.objective + (f"_{spec.bands}bands" if subset else ""), data=data_desc,
+                    recipe=recipe, wavelengths_nm=None if wavelengths is None or subset else wavelengths.tolist(),
+                    mean=None if subset else stats.mean, std=None if subset else stats.std,
                     extra={"final_loss": summary["final_loss"], "best_loss": summary["best_loss"],
                            "epochs": summary["epochs"], "stop": summary["stop"],
                            "wall_time_s": round(summary["wall_time_s"], 1),

@@ -1,0 +1,41 @@
+"""SimSiam (Chen & He, CVPR 2021) on HSI: two views, predictor, stop-gradient.
+
+"Exploring Simple Siamese Representation Learning": ``L = -(cos(p1, sg(z2)) + cos(p2, sg(z1))) / 2``.
+``bands=3`` feeds three random distinct bands per sample (the paper's "3 bands" rows;
+the encoder then has 3 input channels), ``bands=None`` all bands.
+"""
+
+from __future__ import annotations
+
+from typing import Optional, Sequence
+
+import torch.nn.functional as F
+from torch import nn
+
+from ..pretrain.objectives import BandNormalised
+from .heads import mlp
+from .views import pick_bands, random_view
+
+__all__ = ["SimSiamObjective", "simsiam_loss"]
+
+
+def simsiam_loss(p1, p2, z1, z2):
+    """Symmetric negative cosine similarity with stop-gradient on the targets ``z``."""
+    return -(F.cosine_similarity(p1, z2.detach(), dim=-1).mean()
+             + F.cosine_similarity(p2, z1.detach(), dim=-1).mean()) / 2
+
+
+class SimSiamObjective(BandNormalised):
+    def __init__(self, encoder: nn.Module, mean: Sequence[float], std: Sequence[float], bands: Optional[int] = None,
+                 proj_dim: int = 512, pred_dim: int = 128):
+        super().__init__(encoder, mean, std, encoder_bands=bands)
+        self.bands = bands
+        self.projector = mlp(encoder.num_features, proj_dim, proj_dim, last_bn=True)
+        self.predictor = mlp(proj_dim, pred_dim, proj_dim)
+
+    def forward(self, cube):
+        x = self.normalise(cube)
+        if self.bands:
+            x = pick_bands(x, self.bands)
+        z1, z2 = (self.projector(self.encoder(random_view(x))) for _ in range(2))
+        return {"loss": simsiam_loss(self.predictor(z1), self.predictor(z2), z1, z2)}
