@@ -14,6 +14,7 @@ __version__ = "0.1.0"
 from . import models  # noqa: E402,F401  (registers the models with timm)
 from .bands import BandInfo, band_info  # noqa: E402
 from .checkpoint import CheckpointError, CheckpointInfo, load_checkpoint, read_checkpoint_info, save_checkpoint  # noqa: E402
+from . import hub  # noqa: E402,F401
 from .weights import WeightsNotFoundError  # noqa: E402
 
 __all__ = [

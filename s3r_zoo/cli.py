@@ -226,6 +226,24 @@ def _run_finetune(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_export(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("export", help="write a Hugging Face model folder (plain-timm loadable) for a checkpoint")
+    p.add_argument("checkpoint", help="zoo .safetensors checkpoint (e.g. runs/cr/encoder.safetensors)")
+    p.add_argument("--out", required=True, help="folder to write model.safetensors, config.json, README.md")
+    p.add_argument("--name", help="model name for the card (default: checkpoint file stem)")
+    p.add_argument("--repo", help="hub repository ORG/NAME, for the card's loading snippet")
+    p.set_defaults(func=_run_export)
+
+
+def _run_export(args: argparse.Namespace) -> int:
+    from .hub import export_hub_folder
+
+    out = export_hub_folder(args.checkpoint, args.out, name=args.name, repo_id=args.repo)
+    print(f"wrote {out}/model.safetensors, config.json, README.md; plain timm loads it with "
+          f"timm.create_model('local-dir:{out}', pretrained=True)")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="s3r-zoo", description="S3R hyperspectral model zoo")
     parser.add_argument("--version", action="version", version=f"s3r-zoo {__version__}")
@@ -236,6 +254,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data(sub)
     _add_pretrain(sub)
     _add_finetune(sub)
+    _add_export(sub)
     return parser
 
 

@@ -1,0 +1,154 @@
+"""Export a zoo checkpoint as a Hugging Face model repository folder that plain timm loads.
+
+Layout of the folder:
+
+* ``model.safetensors`` - the state dict, with the zoo's metadata in its header;
+* ``config.json`` - timm's hub format: ``architecture`` is timm's own ``resnet18`` /
+  ``resnet50`` (so ``timm.create_model('hf-hub:ORG/NAME', pretrained=True)`` and
+  ``'local-dir:DIR'`` work WITHOUT importing s3r_zoo), ``num_classes`` 0, and a strict
+  ``pretrained_cfg`` (``input_size`` = (B, 224, 224), per-band mean/std). The S3R extras
+  (wavelengths, objective, data, recipe) sit under a separate top-level ``s3r_zoo`` key,
+  which timm ignores, and never in ``model_args`` (plain timm would pass them to ResNet);
+* ``README.md`` - a model card with the hub's YAML header.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional, Union
+
+import timm
+
+from .checkpoint import FORMAT, atomic_write, load_checkpoint, save_checkpoint
+
+__all__ = ["export_hub_folder", "hub_config", "model_card"]
+
+_PAPER = "S3R: Self-supervised Spectral Regression for Hyperspectral Histopathology Image Classification"
+
+
+def hub_config(info, num_features: int, name: str) -> dict:
+    """config.json content for a checkpoint's :class:`~s3r_zoo.checkpoint.CheckpointInfo`."""
+    b = info.in_chans
+    return {
+        "architecture": info.architecture,
+        "num_classes": 0,
+        "num_features": num_features,
+        "pretrained_cfg": {
+            "tag": name.split(".", 1)[1] if "." in name else name,
+            "custom_load": False,
+            "input_size": [b, 224, 224],
+            "fixed_input_size": False,
+            "interpolation": "bilinear",
+            "crop_pct": 1.0,
+            "crop_mode": "center",
+            "mean": list(info.mean) if info.mean else [0.0] * b,
+            "std": list(info.std) if info.std else [1.0] * b,
+            "num_classes": 0,
+            "pool_size": [7, 7],
+            "first_conv": "conv1",
+            "classifier": "fc",
+            "license": "apache-2.0",
+            "description": f"{info.objective} encoder ({b} bands) pre-trained on {info.data}",
+            "paper_name": _PAPER,
+        },
+        "s3r_zoo": {"format": FORMAT, "wavelengths_nm": list(info.wavelengths_nm) if info.wavelengths_nm else None,
+                    "objective": info.objective, "data": info.data, "recipe": info.recipe, "extra": info.extra},
+    }
+
+
+def model_card(info, name: str, repo_id: Optional[str]) -> str:
+    """README.md: hub YAML header and honest sections."""
+    wl = info.wavelengths_nm
+    bands = f"{info.in_chans} bands" + (f", {wl[0]:g}-{wl[-1]:g} nm" if wl else " (wavelengths not recorded)")
+    hub = repo_id or "ORG/NAME"
+    recipe = json.dumps(info.recipe, indent=2, sort_keys=True) if not isinstance(info.recipe, str) else info.recipe
+    losses = {k: info.extra[k] for k in ("final_loss", "best_loss", "epochs", "hardware", "wall_time_s") if k in info.extra}
+    return f"""---
+license: apache-2.0
+library_name: timm
+pipeline_tag: image-feature-extraction
+tags:
+- timm
+- image-feature-extraction
+- hyperspectral
+- histopathology
+- self-supervised
+- s3r
+metrics:
+- loss
+---
+
+# {name}
+
+A {info.architecture} encoder pre-trained with self-supervision (objective `{info.objective}`)
+on hyperspectral histology cubes with {bands}. Headless (`num_classes=0`): it returns pooled
+features for fine-tuning or linear probing.
+
+## Loading
+
+```python
+import timm
+model = timm.create_model("hf-hub:{hub}", pretrained=True)            # plain timm, {info.in_chans} bands
+
+import s3r_zoo                                                      # adds band adaptation
+model = timm.create_model("s3r_{info.architecture}", pretrained=True, in_chans=B, wavelengths=[...],
+                          pretrained_cfg_overlay=dict(file="model.safetensors"))
+```
+
+Normalise inputs with the per-band `mean`/`std` of `config.json` (transmittance units).
+
+## Training data
+
+{info.data}
+
+## Training recipe
+
+```json
+{recipe}
+```
+
+Result: {json.dumps(losses) if losses else "not recorded"}.
+
+## Intended use
+
+A starting point for hyperspectral histopathology classification with few labels, for
+research. Not a diagnostic device.
+
+## Limitations
+
+- Trained on the data above only; performance on other tissues, stains, microscopes or
+  illumination is unknown. Recompute the per-band statistics on your own data.
+- Band adaptation to other sensors interpolates the first convolution along wavelength; it
+  assumes narrow bands sampling a smooth spectrum.
+- Self-supervised pre-training quality was checked by its loss and by fine-tuning on
+  simulated data, not by clinical validation.
+
+Method: Xie et al., "{_PAPER}", MICCAI 2022. Produced with s3r_zoo.
+"""
+
+
+def export_hub_folder(checkpoint: Union[str, Path], out_dir: Union[str, Path], name: Optional[str] = None,
+                      repo_id: Optional[str] = None) -> Path:
+    """Write ``model.safetensors``, ``config.json`` and ``README.md`` for a zoo checkpoint.
+
+    Args:
+        checkpoint: A zoo ``.safetensors`` checkpoint.
+        out_dir: Folder to create (files are written atomically).
+        name: Model name for the card (default: the checkpoint's file stem).
+        repo_id: Hub repository (``ORG/NAME``) for the card's loading snippet.
+    """
+    state_dict, info = load_checkpoint(checkpoint)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    name = name or Path(checkpoint).stem
+    num_features = timm.create_model(info.architecture, pretrained=False, in_chans=info.in_chans,
+                                     num_classes=0).num_features
+    save_checkpoint(out / "model.safetensors", {k: v for k, v in state_dict.items() if not k.startswith("fc.")},
+                    architecture=info.architecture, objective=info.objective, data=info.data, recipe=info.recipe,
+                    wavelengths_nm=info.wavelengths_nm, mean=info.mean, std=info.std, extra=info.extra)
+    config = hub_config(info, num_features, name)
+    atomic_write(out / "config.json", lambda tmp: Path(tmp).write_text(json.dumps(config, indent=2) + "\n"))
+    card = model_card(info, name, repo_id)
+    atomic_write(out / "README.md", lambda tmp: Path(tmp).write_text(card))
+    return out
