@@ -163,3 +163,15 @@ def test_loader_batches_and_workers_are_deterministic(folder):
         assert torch.equal(s, t)
     with pytest.raises(ValueError, match="batch_size: expected >= 1"):
         make_loader(ds, batch_size=0)
+
+
+def test_nan_policy_applies_per_crop(tmp_path):
+    a = np.ones((16, 16, 3), np.float32)
+    a[2, 3, 1] = np.nan
+    np.save(tmp_path / "c.npy", a)
+    with pytest.raises(ValueError, match=r"c.npy \(crop at row 0, col 0\): 1 NaN/Inf values"):
+        CubeDataset([(tmp_path / "c.npy", 0)], crop=8, crop_mode="grid")[0]
+    ds = CubeDataset([(tmp_path / "c.npy", 0)], crop=8, crop_mode="grid", nan="inpaint")
+    assert all(torch.isfinite(ds[i][0]).all() for i in range(len(ds)))
+    assert ds[0][0][1, 2, 3] == 1.0  # neighbours are all 1
+    assert isinstance(ds.cube(0).data, np.memmap)  # the cube itself stays memory-mapped

@@ -22,7 +22,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from ..spectral import interpolation_matrix, validate_wavelengths
-from .io import HIMS_PATTERN, SUFFIX_FORMATS, CubeReadError, detect_format, read_cube
+from .io import HIMS_PATTERN, SUFFIX_FORMATS, apply_nan_policy, detect_format, read_cube
 from .stats import BandStats
 
 __all__ = ["CubeDataset", "HSIFolder", "SplitFileDataset", "UnlabelledCubes", "make_loader", "find_cubes",
@@ -112,7 +112,9 @@ class CubeDataset(Dataset):
         wavelengths: Target band centres (nm): linear resampling from each cube's own
             wavelengths (cubes must know theirs).
         stats: Per-band mean/std applied after band selection (lengths must match).
-        nan: NaN/Inf policy for :func:`read_cube`.
+        nan: NaN/Inf policy (:func:`~s3r_zoo.data.io.apply_nan_policy`), applied to each crop after
+            reading, so a large memory-mapped cube is never repaired as a whole; ``band_mean``
+            then uses the crop's band mean. No NaN/Inf ever leaves the dataset unless ``'keep'``.
         transform: ``f(x, generator) -> x`` applied last (e.g. :class:`HSIAugment`).
         seed: Base seed of crop positions and augmentation.
         read_options: Extra :func:`read_cube` options (``key``, ``band_axis``, ``wavelengths``).
@@ -179,7 +181,9 @@ class CubeDataset(Dataset):
         """The ``i``-th cube of ``items`` (a :class:`~s3r_zoo.data.io.Cube`), cached if ``cache=True``."""
         if self._cache is not None and i in self._cache:
             return self._cache[i]
-        cube = read_cube(self.items[i][0], nan=self.nan, **self.read_options)
+        # NaN/Inf are handled per crop in __getitem__: repairing a whole memory-mapped cube on every
+        # item read would cost a full read of the file per crop
+        cube = read_cube(self.items[i][0], nan="keep", **self.read_options)
         if self._cache is not None:
             self._cache[i] = cube
         return cube
@@ -222,6 +226,7 @@ class CubeDataset(Dataset):
                 top = int(torch.randint(0, h - ch + 1, (), generator=g))
                 left = int(torch.randint(0, w - cw + 1, (), generator=g))
         patch = np.asarray(cube.data[top:top + ch, left:left + cw], dtype=np.float32)
+        patch = apply_nan_policy(patch, self.nan, f"{cube.path} (crop at row {top}, col {left})", cube.wavelengths)
         patch = self._band_op(cube)(patch)
         x = torch.from_numpy(np.ascontiguousarray(patch.transpose(2, 0, 1)))
         if self.stats is not None:
