@@ -355,6 +355,11 @@ def _split_indices(labels: list[int], split: Sequence[float], seed: int) -> list
     return [sorted(p) for p in parts]
 
 
+def _save_npy(path: str, arr: np.ndarray) -> None:
+    with open(path, "wb") as f:  # a file object: np.save(path) would append '.npy' to the temp name
+        np.save(f, arr)
+
+
 def write_dataset(out_dir: Union[str, Path], preset: str = "plgc_like", n: int = 300,
                   size: Union[int, tuple[int, int], None] = 256, seed: int = 0,
                   difficulty: float = DEFAULT_DIFFICULTY, dtype: str = "float16") -> dict:
@@ -378,7 +383,8 @@ def write_dataset(out_dir: Union[str, Path], preset: str = "plgc_like", n: int =
     for i, lbl in enumerate(tqdm(labels, desc=f"simulating {preset}", unit="cube")):
         rel = Path("cubes") / p.classes[lbl] / f"{i:05d}.npy"
         cube = simulate_cube(p, lbl, size, seed=seed * 1_000_003 + i, difficulty=difficulty)
-        atomic_write(out / rel, lambda tmp: np.save(open(tmp, "wb"), cube.data.astype(dtype)))
+        arr = cube.data.astype(dtype)
+        atomic_write(out / rel, lambda tmp, arr=arr: _save_npy(tmp, arr))
         paths.append(rel)
     splits = _split_indices(labels, p.split, seed)
     for name, idx in zip(("train", "val", "test"), splits):
