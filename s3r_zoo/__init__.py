@@ -15,9 +15,9 @@ from . import models  # noqa: E402,F401  (registers the models with timm)
 from .bands import BandInfo, band_info  # noqa: E402
 from .checkpoint import CheckpointError, CheckpointInfo, load_checkpoint, read_checkpoint_info, save_checkpoint  # noqa: E402
 from . import hub  # noqa: E402,F401
-from .weights import WeightsNotFoundError  # noqa: E402
+from .weights import WeightsIntegrityError, WeightsNotFoundError  # noqa: E402
 
 __all__ = [
     "__version__", "BandInfo", "band_info", "CheckpointError", "CheckpointInfo", "load_checkpoint",
-    "read_checkpoint_info", "save_checkpoint", "WeightsNotFoundError",
+    "read_checkpoint_info", "save_checkpoint", "WeightsNotFoundError", "WeightsIntegrityError",
 ]

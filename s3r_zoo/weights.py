@@ -9,15 +9,23 @@ For a registered tag such as ``s3r_resnet50.cr_hims41`` the file is looked for, 
    uses its cache and honours ``HF_HUB_OFFLINE``, ``HF_ENDPOINT`` and ``HF_HOME``.
 
 If nothing is found, one :class:`WeightsNotFoundError` lists every place tried and why.
+
+Released files are listed in ``weights/manifest.json`` (``{"files": {"<model>.<tag>":
+{"sha256": ..., "size": ...}}}``). A local or downloaded file that does not match its
+entry is never loaded: a local one raises :class:`WeightsIntegrityError`; a hub download
+is fetched once more (``force_download``) and raises if it still does not match.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 from pathlib import Path
 from typing import Optional, Union
 
-__all__ = ["WeightsNotFoundError", "WEIGHTS_ENV", "REPO_WEIGHTS_DIR", "local_weight_dirs", "resolve_weights"]
+__all__ = ["WeightsNotFoundError", "WeightsIntegrityError", "WEIGHTS_ENV", "REPO_WEIGHTS_DIR", "local_weight_dirs",
+           "resolve_weights", "load_manifest", "file_digest", "verify_file"]
 
 WEIGHTS_ENV = "S3R_ZOO_WEIGHTS"
 REPO_WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
@@ -26,6 +34,45 @@ HUB_FILENAME = "model.safetensors"
 
 class WeightsNotFoundError(FileNotFoundError):
     """No weight file was found for a pretrained tag."""
+
+
+class WeightsIntegrityError(ValueError):
+    """A weight file does not match its manifest entry (corrupt or partial)."""
+
+
+def load_manifest(path: Optional[Path] = None) -> dict:
+    """``{model_tag: {"sha256", "size", ...}}`` from ``weights/manifest.json`` ({} if absent)."""
+    path = path or REPO_WEIGHTS_DIR / "manifest.json"
+    if not path.is_file():
+        return {}
+    try:
+        files = json.loads(path.read_text())["files"]
+    except (json.JSONDecodeError, KeyError, TypeError) as e:
+        raise WeightsIntegrityError(f"{path}: expected JSON with a 'files' mapping ({type(e).__name__}: {e})") from None
+    return files
+
+
+def file_digest(path: Path, chunk: int = 1 << 20) -> tuple[str, int]:
+    """(sha256 hex, size in bytes), reading in chunks."""
+    h = hashlib.sha256()
+    size = 0
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+            size += len(block)
+    return h.hexdigest(), size
+
+
+def verify_file(path: Path, entry: Optional[dict], model_tag: str) -> None:
+    """Raise :class:`WeightsIntegrityError` if ``path`` does not match its manifest ``entry``."""
+    if not entry:
+        return
+    digest, size = file_digest(path)
+    if size != entry.get("size", size) or digest != entry.get("sha256", digest):
+        raise WeightsIntegrityError(
+            f"{path}: does not match weights/manifest.json for '{model_tag}' (expected {entry.get('size')} bytes, "
+            f"sha256 {str(entry.get('sha256'))[:12]}...; found {size} bytes, sha256 {digest[:12]}...). The file "
+            f"is corrupt or partial: delete it and download it again.")
 
 
 def local_weight_dirs() -> list[Path]:
@@ -38,12 +85,12 @@ def local_weight_dirs() -> list[Path]:
     return dirs
 
 
-def _hub_download(repo_id: str, filename: str, cache_dir: Optional[Union[str, Path]]) -> str:
+def _hub_download(repo_id: str, filename: str, cache_dir: Optional[Union[str, Path]], force: bool = False) -> str:
     from huggingface_hub import hf_hub_download
 
     from . import __version__
 
-    return hf_hub_download(repo_id=repo_id, filename=filename, cache_dir=cache_dir,
+    return hf_hub_download(repo_id=repo_id, filename=filename, cache_dir=cache_dir, force_download=force,
                            library_name="s3r_zoo", library_version=__version__)
 
 
@@ -79,10 +126,12 @@ def resolve_weights(
         return path
 
     tried = []
+    entry = load_manifest().get(model_tag)
     name = f"{model_tag}.safetensors"
     for d in local_weight_dirs():
         candidate = d / name
         if candidate.is_file():
+            verify_file(candidate, entry, model_tag)
             return candidate
         origin = f"${WEIGHTS_ENV}" if d != REPO_WEIGHTS_DIR else "repository weights/"
         tried.append(f"{candidate} ({origin}): not found")
@@ -90,12 +139,23 @@ def resolve_weights(
     if hf_hub_id:
         filename = hf_hub_filename or HUB_FILENAME
         try:
-            return Path(_hub_download(hf_hub_id, filename, cache_dir))
+            path = Path(_hub_download(hf_hub_id, filename, cache_dir))
         except Exception as e:  # huggingface_hub raises many types; all mean "not here"
             endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co")
             offline = " (HF_HUB_OFFLINE is set: cache only)" if os.environ.get("HF_HUB_OFFLINE") else ""
             first_line = str(e).strip().splitlines()[0] if str(e).strip() else ""
             tried.append(f"hub {hf_hub_id}/{filename} at {endpoint}{offline}: {type(e).__name__}: {first_line}")
+        else:
+            try:
+                verify_file(path, entry, model_tag)
+            except WeightsIntegrityError as first:
+                try:  # a corrupt or partial cached file: fetch it once more
+                    path = Path(_hub_download(hf_hub_id, filename, cache_dir, force=True))
+                except Exception as e:
+                    raise WeightsIntegrityError(f"{first}\nA fresh download failed too: {type(e).__name__}: "
+                                                f"{str(e).strip().splitlines()[0] if str(e).strip() else ''}") from None
+                verify_file(path, entry, model_tag)
+            return path
     else:
         tried.append("hub: this tag has no hf_hub_id")
 

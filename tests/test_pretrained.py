@@ -238,3 +238,50 @@ def test_not_safetensors_through_create_model(tmp_path):
     path.write_text("not a checkpoint")
     with pytest.raises(CheckpointError, match="fake.safetensors: not a readable safetensors file"):
         create(path)
+
+
+# --- manifest integrity ------------------------------------------------------------------------
+
+def _manifest(repo_dir, tag, path, **override):
+    from s3r_zoo.weights import file_digest
+
+    digest, size = file_digest(path)
+    entry = {"sha256": digest, "size": size, **override}
+    repo_dir.mkdir(parents=True, exist_ok=True)
+    (repo_dir / "manifest.json").write_text(__import__("json").dumps({"files": {tag: entry}}))
+
+
+def test_manifest_accepts_matching_and_rejects_corrupt_local_file(tmp_path):
+    from s3r_zoo.weights import WeightsIntegrityError
+
+    repo = tmp_path / "repo_weights"
+    path = repo / "s3r_resnet18.cr_hims41.safetensors"
+    sd = make_checkpoint(path)
+    _manifest(repo, "s3r_resnet18.cr_hims41", path)
+    m = timm.create_model("s3r_resnet18", pretrained=True)
+    assert torch.equal(m.conv1.weight, sd["conv1.weight"])
+    data = bytearray(path.read_bytes())
+    data[-10] ^= 0xFF  # flip bits in the tensor data: still parses, wrong weights
+    path.write_bytes(bytes(data))
+    with pytest.raises(WeightsIntegrityError, match="does not match weights/manifest.json for 's3r_resnet18.cr_hims41'"):
+        timm.create_model("s3r_resnet18", pretrained=True)
+
+
+def test_corrupt_hub_cache_file_is_fetched_again_or_reported(tmp_path):
+    """Offline, the re-download cannot happen: the error says both what was wrong and that it failed."""
+    from s3r_zoo.weights import WeightsIntegrityError
+
+    cache = tmp_path / "hf_cache"
+    repo = cache / "models--s3r-zoo--s3r_resnet18.cr_hims41"
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text(commit)
+    good = tmp_path / "good.safetensors"
+    make_checkpoint(good)
+    _manifest(tmp_path / "repo_weights", "s3r_resnet18.cr_hims41", good)
+    partial = repo / "snapshots" / commit / "model.safetensors"
+    partial.parent.mkdir(parents=True)
+    partial.write_bytes(good.read_bytes()[:-100] + bytes(100))  # same size, wrong bytes
+    with pytest.raises(WeightsIntegrityError) as e:
+        timm.create_model("s3r_resnet18", pretrained=True, cache_dir=str(cache))
+    assert "delete it and download it again" in str(e.value) and "A fresh download failed too" in str(e.value)
