@@ -178,14 +178,21 @@ def test_repo_weights_dir_and_env_priority(tmp_path, monkeypatch):
     assert torch.equal(m.conv1.weight, env_sd["conv1.weight"])
 
 
-def test_hub_cache_is_used_offline(tmp_path):
-    """A file in the huggingface_hub cache layout is found through huggingface_hub with HF_HUB_OFFLINE=1."""
-    cache = tmp_path / "hf_cache"
-    repo = cache / "models--s3r-zoo--s3r_resnet18.cr_hims41"
+def hub_cache_file(cache, repo_id="s3r-zoo/s3r_resnet18.cr_hims41", filename="model.safetensors"):
+    """Path of ``filename`` in a huggingface_hub cache layout (refs/main -> snapshot), folders created."""
+    repo = cache / ("models--" + repo_id.replace("/", "--"))
     commit = "0123456789abcdef0123456789abcdef01234567"
     (repo / "refs").mkdir(parents=True)
     (repo / "refs" / "main").write_text(commit)
-    sd = make_checkpoint(repo / "snapshots" / commit / "model.safetensors")
+    path = repo / "snapshots" / commit / filename
+    path.parent.mkdir(parents=True)
+    return path
+
+
+def test_hub_cache_is_used_offline(tmp_path):
+    """A file in the huggingface_hub cache layout is found through huggingface_hub with HF_HUB_OFFLINE=1."""
+    cache = tmp_path / "hf_cache"
+    sd = make_checkpoint(hub_cache_file(cache))
     m = timm.create_model("s3r_resnet18", pretrained=True, cache_dir=str(cache), in_chans=40,
                           wavelengths=TARGET_WL)
     assert torch.equal(m.layer1[0].conv1.weight, sd["layer1.0.conv1.weight"])
@@ -272,15 +279,10 @@ def test_corrupt_hub_cache_file_is_fetched_again_or_reported(tmp_path):
     from s3r_zoo.weights import WeightsIntegrityError
 
     cache = tmp_path / "hf_cache"
-    repo = cache / "models--s3r-zoo--s3r_resnet18.cr_hims41"
-    commit = "0123456789abcdef0123456789abcdef01234567"
-    (repo / "refs").mkdir(parents=True)
-    (repo / "refs" / "main").write_text(commit)
     good = tmp_path / "good.safetensors"
     make_checkpoint(good)
     _manifest(tmp_path / "repo_weights", "s3r_resnet18.cr_hims41", good)
-    partial = repo / "snapshots" / commit / "model.safetensors"
-    partial.parent.mkdir(parents=True)
+    partial = hub_cache_file(cache)
     partial.write_bytes(good.read_bytes()[:-100] + bytes(100))  # same size, wrong bytes
     with pytest.raises(WeightsIntegrityError) as e:
         timm.create_model("s3r_resnet18", pretrained=True, cache_dir=str(cache))
