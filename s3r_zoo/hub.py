@@ -15,6 +15,7 @@ Layout of the folder:
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 from typing import Optional, Union
 
@@ -22,7 +23,9 @@ import timm
 
 from .checkpoint import FORMAT, atomic_write, load_checkpoint, save_checkpoint
 
-__all__ = ["export_hub_folder", "hub_config", "model_card"]
+__all__ = ["export_hub_folder", "hub_config", "model_card", "push_hub_folder", "HUB_FILES"]
+
+HUB_FILES = ("model.safetensors", "config.json", "README.md")
 
 _PAPER = "S3R: Self-supervised Spectral Regression for Hyperspectral Histopathology Image Classification"
 
@@ -144,11 +147,73 @@ def export_hub_folder(checkpoint: Union[str, Path], out_dir: Union[str, Path], n
     name = name or Path(checkpoint).stem
     num_features = timm.create_model(info.architecture, pretrained=False, in_chans=info.in_chans,
                                      num_classes=0).num_features
-    save_checkpoint(out / "model.safetensors", {k: v for k, v in state_dict.items() if not k.startswith("fc.")},
-                    architecture=info.architecture, objective=info.objective, data=info.data, recipe=info.recipe,
-                    wavelengths_nm=info.wavelengths_nm, mean=info.mean, std=info.std, extra=info.extra)
+    if any(k.startswith("fc.") for k in state_dict):
+        save_checkpoint(out / "model.safetensors", {k: v for k, v in state_dict.items() if not k.startswith("fc.")},
+                        architecture=info.architecture, objective=info.objective, data=info.data,
+                        recipe=info.recipe, wavelengths_nm=info.wavelengths_nm, mean=info.mean, std=info.std,
+                        extra=info.extra)
+    else:  # byte for byte, so weights/manifest.json's sha256 also guards the hub copy
+        atomic_write(out / "model.safetensors", lambda tmp: shutil.copyfile(checkpoint, tmp))
     config = hub_config(info, num_features, name)
     atomic_write(out / "config.json", lambda tmp: Path(tmp).write_text(json.dumps(config, indent=2) + "\n"))
     card = model_card(info, name, repo_id)
     atomic_write(out / "README.md", lambda tmp: Path(tmp).write_text(card))
     return out
+
+
+def _check_hub_folder(folder: Path) -> None:
+    """A folder written by :func:`export_hub_folder`: the three files, a valid checkpoint and config."""
+    from .checkpoint import read_checkpoint_info
+
+    if not folder.is_dir():
+        raise FileNotFoundError(f"{folder}: no such folder (write one with `s3r-zoo export CKPT --out {folder}`)")
+    missing = [f for f in HUB_FILES if not (folder / f).is_file()]
+    if missing:
+        raise FileNotFoundError(f"{folder}: expected {', '.join(HUB_FILES)} (from `s3r-zoo export`); "
+                                f"missing {', '.join(missing)}")
+    info = read_checkpoint_info(folder / "model.safetensors")
+    try:
+        config = json.loads((folder / "config.json").read_text())
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{folder / 'config.json'}: not valid JSON ({e})") from None
+    if config.get("architecture") != info.architecture:
+        raise ValueError(f"{folder / 'config.json'}: architecture {config.get('architecture')!r} does not match "
+                         f"model.safetensors ({info.architecture!r}); re-run `s3r-zoo export`")
+    size = config.get("pretrained_cfg", {}).get("input_size", [None])[0]
+    if size != info.in_chans:
+        raise ValueError(f"{folder / 'config.json'}: pretrained_cfg.input_size[0] = {size}, but model.safetensors "
+                         f"has {info.in_chans} bands; re-run `s3r-zoo export`")
+
+
+def push_hub_folder(folder: Union[str, Path], repo_id: str, token: Optional[str] = None, private: bool = False,
+                    message: Optional[str] = None, endpoint: Optional[str] = None) -> str:
+    """Create ``repo_id`` on the hub (if needed) and upload an exported folder in one commit.
+
+    Uses :mod:`huggingface_hub`'s upload API, so the token comes from ``token``, else
+    ``$HF_TOKEN``, else the token saved by ``hf auth login``; the hub is ``endpoint``, else
+    ``$HF_ENDPOINT``, else huggingface.co.
+
+    Returns:
+        The URL of the new commit.
+    """
+    from huggingface_hub import HfApi
+    from huggingface_hub.errors import HfHubHTTPError
+
+    folder = Path(folder)
+    _check_hub_folder(folder)
+    if repo_id.count("/") != 1 or not all(repo_id.split("/")):
+        raise ValueError(f"--repo {repo_id!r}: expected ORG/NAME")
+    api = HfApi(endpoint=endpoint, token=token)
+    where = api.endpoint
+    try:
+        api.create_repo(repo_id, private=private, exist_ok=True, repo_type="model")
+        commit = api.upload_folder(folder_path=str(folder), repo_id=repo_id, repo_type="model",
+                                   allow_patterns=list(HUB_FILES),
+                                   commit_message=message or f"Upload {folder.name} with s3r_zoo")
+    except HfHubHTTPError as e:
+        status = e.response.status_code if e.response is not None else None
+        hint = (" Log in with `hf auth login`, set $HF_TOKEN, or pass --token (a token with write access)."
+                if status in (401, 403) else "")
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ValueError(f"push {folder} to {repo_id} at {where} failed (HTTP {status}): {first}.{hint}") from None
+    return str(commit.commit_url if hasattr(commit, "commit_url") else commit)

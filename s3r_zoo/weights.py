@@ -154,7 +154,14 @@ def resolve_weights(
                 except Exception as e:
                     raise WeightsIntegrityError(f"{first}\nA fresh download failed too: {type(e).__name__}: "
                                                 f"{str(e).strip().splitlines()[0] if str(e).strip() else ''}") from None
-                verify_file(path, entry, model_tag)
+                try:
+                    verify_file(path, entry, model_tag)
+                except WeightsIntegrityError as second:
+                    endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co")
+                    raise WeightsIntegrityError(
+                        f"{second}\nA fresh download of {hf_hub_id}/{filename} from {endpoint} gave the same "
+                        f"mismatch: the file on the hub does not match weights/manifest.json (a corrupt upload, "
+                        f"or a manifest from another release). Nothing was loaded.") from None
             return path
     else:
         tried.append("hub: this tag has no hf_hub_id")

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import platform
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -32,7 +33,7 @@ from .engine import TrainConfig, Trainer
 from .objectives import OBJECTIVES, RegressObjective, S3RObjective, build_encoder
 from .targets import coefficient_targets
 
-__all__ = ["PretrainSpec", "run_pretrain", "build_dataset"]
+__all__ = ["PretrainSpec", "run_pretrain", "build_dataset", "load_objective"]
 
 _logger = logging.getLogger(__name__)
 
@@ -161,7 +162,9 @@ def run_pretrain(spec: PretrainSpec) -> dict:
     summary = trainer.fit(objective, ds, resume=spec.resume)
     if not trainer.is_main:
         return summary
-    device_name = torch.cuda.get_device_name(trainer.device) if trainer.device.type == "cuda" else platform.processor()
+    device_name = (torch.cuda.get_device_name(trainer.device) if trainer.device.type == "cuda"
+                   else f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+                        f"{torch.get_num_threads()} threads")
     ckpt = out / "encoder.safetensors"
     subset = spec.bands is not None  # random bands per sample: no fixed wavelengths or per-band stats
     save_checkpoint(ckpt, objective.encoder.state_dict(), architecture=spec.model.replace("s3r_", ""),
@@ -180,3 +183,26 @@ def run_pretrain(spec: PretrainSpec) -> dict:
         summary["beta_profile_png"] = str(_beta_plot(spec, objective, ds, wavelengths, trainer.device))
     atomic_write(out / "summary.json", lambda tmp: Path(tmp).write_text(json.dumps(summary, indent=2) + "\n"))
     return summary
+
+
+def load_objective(run_dir) -> tuple[torch.nn.Module, PretrainSpec, BandStats]:
+    """The full pre-training objective of a finished run (encoder AND head), for analysis.
+
+    Released checkpoints hold the encoder only; the beta^ head of S3R lives in the run's
+    ``state.safetensors``. Rebuilds the objective from ``summary.json``'s recipe and
+    ``stats.json``, then loads the saved weights.
+    """
+    from safetensors import safe_open
+
+    run = Path(run_dir)
+    missing = [f for f in ("summary.json", "stats.json", "state.safetensors") if not (run / f).is_file()]
+    if missing:
+        raise FileNotFoundError(f"{run}: expected a finished `s3r-zoo pretrain` folder; missing {missing}")
+    recipe = json.loads((run / "summary.json").read_text())["recipe"]
+    spec = PretrainSpec(**{k: v for k, v in recipe.items() if k in PretrainSpec.__dataclass_fields__}, out=str(run))
+    stats = BandStats.load(run / "stats.json")
+    objective = _objective(spec, stats)
+    with safe_open(str(run / "state.safetensors"), framework="pt") as f:
+        sd = {k[6:]: f.get_tensor(k) for k in f.keys() if k.startswith("model.")}
+    objective.load_state_dict(sd)
+    return objective.eval(), spec, stats
