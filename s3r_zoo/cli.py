@@ -244,6 +244,78 @@ def _run_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_push(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("push", help="upload an exported folder to a Hugging Face hub repository",
+                       description="Create ORG/NAME on the hub if needed and upload model.safetensors, config.json "
+                                   "and README.md in one commit. Token: --token, else $HF_TOKEN, else the one saved "
+                                   "by `hf auth login`. Hub: $HF_ENDPOINT, else huggingface.co.")
+    p.add_argument("folder", help="folder written by `s3r-zoo export` or `s3r-zoo release --hub-dir`")
+    p.add_argument("--repo", required=True, help="hub repository ORG/NAME")
+    p.add_argument("--token", help="hub token with write access (default: $HF_TOKEN or the saved login)")
+    p.add_argument("--private", action="store_true", help="create the repository as private")
+    p.add_argument("--message", help="commit message")
+    p.set_defaults(func=_run_push)
+
+
+def _run_push(args: argparse.Namespace) -> int:
+    from .hub import push_hub_folder
+
+    url = push_hub_folder(args.folder, args.repo, token=args.token, private=args.private, message=args.message)
+    print(f"pushed {args.folder} -> {url}\nload it with timm.create_model('hf-hub:{args.repo}', pretrained=True)")
+    return 0
+
+
+def _add_release(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("release", help="release a pretrain run as weights/<model>.<tag>.safetensors (fp16) + manifest",
+                       description="Write the run's encoder as float16 weights/<model>.<tag>.safetensors, record "
+                                   "sha256, size, bands, recipe, losses, hardware and wall time in "
+                                   "weights/manifest.json, and optionally the hub folder for `s3r-zoo push`.")
+    p.add_argument("run", help="pretrain output folder (with encoder.safetensors) or a checkpoint file")
+    p.add_argument("--tag", required=True, help="pretrained tag, e.g. cr_hims41 (must be registered)")
+    p.add_argument("--weights-dir", help="destination folder (default: the repository's weights/)")
+    p.add_argument("--recipe", help="recipe YAML to record (default: weights/recipes/<model>.<tag>.yaml)")
+    p.add_argument("--hub-dir", help="also write the hub repository folder here")
+    p.add_argument("--hardware", help="what the run ran on, if the checkpoint does not record it")
+    p.set_defaults(func=_run_release)
+
+
+def _run_release(args: argparse.Namespace) -> int:
+    from .release import release_checkpoint
+
+    e = release_checkpoint(args.run, args.tag, weights_dir=args.weights_dir, recipe_file=args.recipe,
+                           hub_dir=args.hub_dir, hardware=args.hardware)
+    print(f"released {e['path']} ({e['size'] / 1e6:.1f} MB, sha256 {e['sha256'][:12]}...)"
+          + (f"; hub folder {e['hub_dir']}" if "hub_dir" in e else ""))
+    return 0
+
+
+def _add_bench(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("bench", help="benchmarks: speed, convergence, accuracy (Tables 1-2), coefficients (Fig. 3)",
+                       description="Run benchmark parts; each writes results/<part>.json and PNGs, then "
+                                   "RESULTS.md is regenerated. Parts: speed, convergence, accuracy, coefficients, "
+                                   "all, or report (only regenerate RESULTS.md).")
+    p.add_argument("parts", nargs="*", default=["all"], help="parts to run (default: all)")
+    p.add_argument("--quick", action="store_true",
+                   help="CPU smoke run of every part in minutes; writes to runs/bench_quick/results")
+    p.add_argument("--budget", choices=["quick", "cpu", "gpu"],
+                   help="convergence/accuracy budget (default: cpu, or quick with --quick)")
+    p.add_argument("--results", help="results folder (default: benchmarks/results of this checkout)")
+    p.add_argument("--work", help="folder for data and runs (default: runs/bench_<budget>)")
+    p.add_argument("--amp", default="none", choices=["bf16", "fp16", "none"], help="AMP for the training runs")
+    p.add_argument("--cr-run", help="coefficients: S3R-CR pretrain folder (default: runs/weights/...cr_hims41)")
+    p.add_argument("--br-run", help="coefficients: S3R-BR pretrain folder (default: runs/weights/...br_hims41)")
+    p.set_defaults(func=_run_bench)
+
+
+def _run_bench(args: argparse.Namespace) -> int:
+    from .bench import run_bench
+
+    out = run_bench(args.parts, quick=args.quick, budget=args.budget, results=args.results, work=args.work,
+                    amp=args.amp, cr_run=args.cr_run, br_run=args.br_run)
+    print(f"-> {out['report']}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="s3r-zoo", description="S3R hyperspectral model zoo")
     parser.add_argument("--version", action="version", version=f"s3r-zoo {__version__}")
@@ -255,6 +327,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_pretrain(sub)
     _add_finetune(sub)
     _add_export(sub)
+    _add_release(sub)
+    _add_push(sub)
+    _add_bench(sub)
     return parser
 
 

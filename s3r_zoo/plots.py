@@ -46,22 +46,25 @@ def loss_curve(history: Sequence[dict], path: Union[str, Path], title: str = "tr
     return _save(fig, path)
 
 
-def beta_profiles(bands: Sequence[int], beta_hat: np.ndarray, path: Union[str, Path],
+def beta_profiles(bands: Sequence[int], beta_hat: Union[np.ndarray, dict], path: Union[str, Path],
                   beta_true: Optional[np.ndarray] = None, wavelengths: Optional[Sequence[float]] = None,
                   title: str = "coefficients") -> Path:
     """beta^_b against band index for a few target bands b (the paper's Fig. 3).
 
     Args:
         bands: Target band of each row.
-        beta_hat: ``(len(bands), B)`` predicted coefficients (mean over samples).
+        beta_hat: ``(len(bands), B)`` predicted coefficients (mean over samples), or a dict
+            ``{label: array}`` to draw several models side by side (CR vs BR).
         beta_true: Same shape, the closed-form beta~, drawn dashed.
         wavelengths: x-axis in nm instead of band index.
     """
     plt = _plt()
-    x = np.asarray(wavelengths) if wavelengths is not None else np.arange(beta_hat.shape[1])
+    series = beta_hat if isinstance(beta_hat, dict) else {"predicted": beta_hat}
+    x = np.asarray(wavelengths) if wavelengths is not None else np.arange(next(iter(series.values())).shape[1])
     fig, axes = plt.subplots(1, len(bands), figsize=(3.2 * len(bands), 3.0), squeeze=False, sharey=False)
     for ax, b, row in zip(axes[0], bands, range(len(bands))):
-        ax.plot(x, beta_hat[row], marker=".", label="predicted")
+        for label, values in series.items():
+            ax.plot(x, values[row], marker=".", label=label)
         if beta_true is not None:
             ax.plot(x, beta_true[row], ls="--", color="k", alpha=0.6, label="closed form")
         ax.axvline(x[b], color="r", alpha=0.4)

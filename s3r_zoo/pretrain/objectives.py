@@ -59,7 +59,11 @@ def build_encoder(model: str, num_bands: int, init: str = "random", num_classes:
         from ..checkpoint import read_checkpoint_info
 
         info = read_checkpoint_info(init)
-        if info.in_chans != num_bands and (info.wavelengths_nm is None or wavelengths is None):
+        if info.in_chans != num_bands and info.objective.endswith("bands") and info.wavelengths_nm is None:
+            # pre-trained on a random band subset per sample (BYOL / SimSiam, "3 bands"): its input
+            # channels have no fixed wavelength, so transfer like ImageNet RGB -> B (timm's repeat)
+            kw["band_adapt"] = "repeat"
+        elif info.in_chans != num_bands and (info.wavelengths_nm is None or wavelengths is None):
             side = "the checkpoint" if info.wavelengths_nm is None else "the data"
             raise ValueError(
                 f"{init}: checkpoint has {info.in_chans} bands, the data {num_bands}, and {side} does not record "

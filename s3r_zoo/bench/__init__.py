@@ -1,0 +1,54 @@
+"""``s3r-zoo bench``: the evidence behind the zoo (speed, convergence, accuracy, coefficients).
+
+Each part writes ``<results>/<part>.json`` (numbers, command, versions, machine, device,
+date) and PNG plots; every run regenerates ``RESULTS.md`` beside the results folder. The
+default results folder is the checkout's ``benchmarks/results``; ``--quick`` (a CPU smoke
+run of every part in minutes) writes to ``runs/bench_quick/results`` instead, so it never
+overwrites real numbers.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional, Sequence
+
+PARTS = ("speed", "convergence", "accuracy", "coefficients")
+
+__all__ = ["PARTS", "run_bench"]
+
+
+def run_bench(parts: Sequence[str], quick: bool = False, budget: Optional[str] = None,
+              results: Optional[str] = None, work: Optional[str] = None, amp: str = "none",
+              cr_run: Optional[str] = None, br_run: Optional[str] = None) -> dict:
+    """Run the named parts (``all`` = every part) and regenerate the report; returns {part: payload}."""
+    from .common import default_results_dir
+    from .protocol import BUDGETS
+    from .report import write_report
+
+    parts = list(PARTS) if "all" in parts else list(dict.fromkeys(parts))
+    unknown = [p for p in parts if p not in PARTS + ("report",)]
+    if unknown:
+        raise ValueError(f"bench: unknown part(s) {unknown}; expected some of {list(PARTS) + ['all', 'report']}")
+    budget_name = budget or ("quick" if quick else "cpu")
+    if budget_name not in BUDGETS:
+        raise ValueError(f"--budget {budget_name!r}: expected one of {sorted(BUDGETS)}")
+    b = BUDGETS[budget_name]
+    results_dir = Path(results) if results else (Path("runs/bench_quick/results") if quick else default_results_dir())
+    work_dir = Path(work) if work else Path("runs") / f"bench_{budget_name}"
+    results_dir.mkdir(parents=True, exist_ok=True)
+    out = {}
+    for part in parts:
+        if part == "speed":
+            from .speed import run
+            out[part] = run(results_dir, quick=quick)
+        elif part == "convergence":
+            from .convergence import run
+            out[part] = run(results_dir, b, work_dir, amp=amp)
+        elif part == "accuracy":
+            from .accuracy import run
+            out[part] = run(results_dir, b, work_dir, amp=amp)
+        elif part == "coefficients":
+            from .coefficients import run
+            out[part] = run(results_dir, work_dir, quick=quick, cr_run=cr_run, br_run=br_run)
+    out["report"] = str(write_report(results_dir))
+    return out

@@ -1,0 +1,67 @@
+"""``s3r-zoo bench accuracy``: Table 2 and the Table 1 ablation on simulated data.
+
+Protocol (METHOD.md): each method pre-trains on the train split only, then fine-tunes with
+the same recipe for every initialisation (best-on-validation weights, tested once),
+``budget.seeds`` seeds, mean +- std of test accuracy; once with all training labels and
+once with a stratified label fraction, where pre-training should matter most. The same
+budget (epochs, crop, batch) for every method of a table. The ImageNet row needs timm's
+ImageNet weights; without network or a cached copy it is reported as skipped, with why.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .common import environment, write_result
+from .protocol import METHODS, TABLE1, TABLE2, Budget, finetune, prepare_data, pretrain
+
+
+def _imagenet_available(model: str) -> str:
+    """'' if timm's ImageNet weights for ``model`` load here, else why not."""
+    from ..pretrain.objectives import build_encoder
+
+    try:
+        build_encoder(model, 3, "imagenet")
+    except Exception as e:  # offline and not cached, or any hub failure
+        return f"{type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''}"
+    return ""
+
+
+def run(results_dir: Path, budget: Budget, work: Path, amp: str = "none", methods=None) -> dict:
+    import torch
+
+    methods = methods or list(dict.fromkeys(TABLE2 + list(TABLE1.values())))
+    imagenet_missing = _imagenet_available(budget.model) if "imagenet" in methods else ""
+    tables = {}
+    for preset, (n, size) in budget.presets.items():
+        data = prepare_data(work / "data", preset, n, size, budget.difficulty)
+        rows = {}
+        for method in methods:
+            if method == "imagenet" and imagenet_missing:
+                rows[method] = {"skipped": imagenet_missing}
+                continue
+            pre = None
+            if METHODS[method] is not None:
+                pre = pretrain(method, data, size, budget, work / "pretrain", amp=amp)
+                init = pre["checkpoint"]
+            else:
+                init = method if method == "imagenet" else "scratch"
+            row = {"pretrain": None if pre is None else {k: pre[k] for k in ("epochs", "stop", "final_loss",
+                                                                              "wall_time_s")}}
+            for frac in budget.fractions:
+                agg = finetune(init, data, size, budget, frac, work / "finetune" / data.name / f"{method}_f{frac:g}",
+                               amp=amp)
+                acc = agg["aggregate"]["accuracy"]
+                row[f"fraction_{frac:g}"] = {"mean": 100 * acc["mean"], "std": 100 * acc["std"],
+                                             "runs": [100 * r["accuracy"] for r in agg["runs"]],
+                                             "best_epochs": [r["best_epoch"] for r in agg["runs"]],
+                                             "train_size": agg["runs"][0]["train_size"]}
+            rows[method] = row
+        tables[preset] = {"data": f"{n} simulated cubes of {size}px, difficulty {budget.difficulty:g}, "
+                                  f"split by the published ratios", "rows": rows}
+    payload = {"name": "accuracy", "budget": {k: (list(v) if isinstance(v, tuple) else v)
+                                              for k, v in budget.__dict__.items()},
+               "tables": tables, "table1": TABLE1, "table2": TABLE2,
+               **environment(torch.device("cuda" if torch.cuda.is_available() else "cpu"))}
+    write_result(results_dir, "accuracy", payload)
+    return payload

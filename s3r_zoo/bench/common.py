@@ -1,0 +1,110 @@
+"""Helpers shared by the benchmarks: interleaved timing, environment record, result files."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Callable, Dict, List, Optional
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+REPO_BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
+HIMS_ENV = "S3R_ZOO_TEST_DATA"
+
+
+def default_results_dir() -> Path:
+    """``benchmarks/results`` of the checkout this package runs from, else ``./bench_results``."""
+    return REPO_BENCHMARKS / "results" if REPO_BENCHMARKS.is_dir() else Path("bench_results")
+
+
+def hims_cube_path() -> Optional[Path]:
+    """The shared real HIMS cube ($S3R_ZOO_TEST_DATA or ../shared/data beside the checkout), if present."""
+    root = Path(os.environ.get(HIMS_ENV, REPO_BENCHMARKS.parent.parent / "shared" / "data"))
+    path = root / "hims_bladder" / "cube_hwc_f16.npy"
+    return path if path.is_file() else None
+
+
+def hims_tiles(crop: int, n: int, seed: int = 0) -> tuple[torch.Tensor, str]:
+    """``n`` random ``crop``-px tiles (N, B, H, W) of the real HIMS cube (NaNs inpainted), else simulated."""
+    from ..data import read_cube
+    from ..data.synthetic import simulate_cube
+
+    path = hims_cube_path()
+    if path is not None:
+        cube = read_cube(path, nan="inpaint").data
+        h, w, _ = cube.shape
+        g = np.random.default_rng(seed)
+        out = [cube[t:t + crop, l:l + crop] for t, l in zip(g.integers(0, h - crop, n), g.integers(0, w - crop, n))]
+        return torch.from_numpy(np.stack(out).transpose(0, 3, 1, 2).astype(np.float32)), f"real HIMS tiles ({path})"
+    out = [simulate_cube("pdac_like", i % 2, crop, seed=seed + i).data for i in range(n)]
+    return (torch.from_numpy(np.stack(out).transpose(0, 3, 1, 2).astype(np.float32)),
+            f"simulated pdac_like (no HIMS data at ${HIMS_ENV} or ../shared/data)")
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def interleaved_medians(fns: Dict[str, Callable[[], object]], repeats: int, warmup: int,
+                        device: torch.device, desc: str = "timing") -> Dict[str, List[float]]:
+    """Time each callable ``repeats`` times, alternating between them (A B A B ...).
+
+    Alternating spreads machine noise (other jobs, frequency changes) evenly over the
+    candidates, so their ratio is fair even when absolute times drift.
+    """
+    for fn in fns.values():
+        for _ in range(warmup):
+            fn()
+    sync(device)
+    times: Dict[str, List[float]] = {k: [] for k in fns}
+    for _ in tqdm(range(repeats), desc=desc, unit="round", leave=False):
+        for name, fn in fns.items():
+            sync(device)
+            t = time.perf_counter()
+            fn()
+            sync(device)
+            times[name].append(time.perf_counter() - t)
+    return times
+
+
+def median(xs: List[float]) -> float:
+    return statistics.median(xs)
+
+
+def device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"CPU ({platform.processor() or platform.machine()}, {os.cpu_count()} cores)"
+
+
+def environment(device: torch.device) -> dict:
+    import timm
+
+    from .. import __version__
+
+    return {
+        "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "command": " ".join([Path(sys.argv[0]).name] + sys.argv[1:]),
+        "machine": platform.platform(), "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+        "device": device_name(device),
+        "versions": {"python": platform.python_version(), "torch": torch.__version__, "timm": timm.__version__,
+                     "s3r_zoo": __version__},
+    }
+
+
+def write_result(results_dir: Path, name: str, payload: dict) -> Path:
+    """Write ``<results_dir>/<name>.json`` atomically."""
+    from ..checkpoint import atomic_write
+
+    path = Path(results_dir) / f"{name}.json"
+    atomic_write(path, lambda tmp: Path(tmp).write_text(json.dumps(payload, indent=2, default=float) + "\n"))
+    return path

@@ -1,0 +1,249 @@
+"""``s3r-zoo bench speed``: every cost of the zoo, side by side in one run.
+
+1. beta~ by closed form vs a 100-step AdamW fit of the same ridge least squares (the
+   approach of the public DF-S3R code), on real HIMS tiles: for the one target band per
+   sample that training uses, and for all bands at once (one inverse vs B fits).
+   Target >= 200x faster, residual <= AdamW's.
+2. S3R-CR / S3R-BR training step / a plain timm forward-backward-AdamW step of the same
+   backbone and input. Target <= 1.10.
+3. Loader throughput (simulated .npy cubes on disk) / crops per second a ResNet-18 training
+   step consumes. Target >= 2. Also the simulator's cubes/s (target >= 10 at 256 x 256 x 40).
+4. s3r_resnet50 / timm resnet50 inference throughput. Target >= 0.98.
+5. CUDA only: ResNet-50 training images/s and model FLOP utilisation at 32 x 512 x 512,
+   bf16 autocast and channels_last, and the time of one PLGC-sized S3R-CR epoch (661 cubes).
+   Target <= 5 s on an H100.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from pathlib import Path
+
+import timm
+import torch
+import torch.nn.functional as F
+
+from .common import environment, hims_tiles, interleaved_medians, median, write_result
+
+TARGETS = {"targets_speedup": 200.0, "step_ratio": 1.10, "loader_over_model": 2.0, "inference_ratio": 0.98,
+           "simulator_cubes_per_s": 10.0, "plgc_epoch_s_h100": 5.0}
+# dense bf16 tensor-core peak (FLOP/s) for MFU; other GPUs report images/s only
+PEAK_BF16 = {"H100": 989e12, "H200": 989e12, "A100": 312e12}
+
+
+def adamw_fit(cube: torch.Tensor, band: torch.Tensor, steps: int = 100, lr: float = 0.05) -> torch.Tensor:
+    """beta by AdamW on the ridge-free least-squares objective, one target band per sample."""
+    n, b = cube.shape[:2]
+    pix = cube.reshape(n, b, -1).double()
+    keep = torch.ones(n, b, dtype=torch.bool, device=cube.device)
+    keep[torch.arange(n), band] = False
+    beta = torch.zeros(n, b, dtype=torch.float64, device=cube.device, requires_grad=True)
+    opt = torch.optim.AdamW([beta], lr=lr, weight_decay=0.0)
+    target = pix[torch.arange(n), band]
+    for _ in range(steps):
+        loss = ((torch.einsum("nb,nbp->np", beta * keep, pix) - target) ** 2).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return (beta * keep).detach()
+
+
+def adamw_fit_all(cube: torch.Tensor, steps: int = 100, lr: float = 0.05) -> torch.Tensor:
+    """beta for every band of every sample (N, B, B) by AdamW: B fits, batched."""
+    n, b = cube.shape[:2]
+    pix = cube.reshape(n, b, -1).double()
+    off = ~torch.eye(b, dtype=torch.bool, device=cube.device)
+    beta = torch.zeros(n, b, b, dtype=torch.float64, device=cube.device, requires_grad=True)
+    opt = torch.optim.AdamW([beta], lr=lr, weight_decay=0.0)
+    for _ in range(steps):
+        loss = ((torch.einsum("nkb,nbp->nkp", beta * off, pix) - pix) ** 2).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return (beta * off).detach()
+
+
+def _targets(cube: torch.Tensor, dev: torch.device, repeats: int) -> dict:
+    from ..lowrank import gram, loo_coefficients, loo_rss
+    from ..pretrain.targets import DEFAULT_RIDGE, coefficient_targets
+
+    n, b = cube.shape[:2]
+    band = torch.randint(0, b, (n,), generator=torch.Generator().manual_seed(0)).to(dev)
+    pix = cube.reshape(n, b, -1).transpose(1, 2)
+    t = interleaved_medians({"closed form": lambda: coefficient_targets(cube, band),
+                             "AdamW 100 steps": lambda: adamw_fit(cube, band),
+                             "closed form, all bands": lambda: loo_coefficients(gram(pix), DEFAULT_RIDGE),
+                             "AdamW 100 steps, all bands": lambda: adamw_fit_all(cube)},
+                            repeats=repeats, warmup=1, device=dev, desc="beta~ timing")
+    g = gram(pix)
+    rows = torch.arange(n, device=dev)
+
+    def rss_one(beta):
+        full = torch.zeros(n, b, b, dtype=torch.float64, device=dev)
+        full[rows, band] = beta.double()
+        return loo_rss(g, full)[rows, band].mean().item()
+
+    med = {k: median(v) for k, v in t.items()}
+    return {
+        "median_s": med,
+        "speedup_one_band": med["AdamW 100 steps"] / med["closed form"],
+        "speedup_all_bands": med["AdamW 100 steps, all bands"] / med["closed form, all bands"],
+        "residual_one_band": {"closed form": rss_one(coefficient_targets(cube, band, DEFAULT_RIDGE)),
+                              "AdamW": rss_one(adamw_fit(cube, band))},
+        "residual_all_bands": {"closed form": loo_rss(g, loo_coefficients(g, DEFAULT_RIDGE)).mean().item(),
+                               "AdamW": loo_rss(g, adamw_fit_all(cube)).mean().item()},
+    }
+
+
+def _steps(model_name: str, cube: torch.Tensor, dev: torch.device, repeats: int) -> dict:
+    from ..pretrain import S3RObjective
+
+    b = cube.shape[1]
+    mean = cube.mean((0, 2, 3)).tolist()
+    std = cube.std((0, 2, 3)).clamp_min(1e-6).tolist()
+    torch.manual_seed(0)
+    plain = timm.create_model(model_name, in_chans=b, num_classes=0).to(dev)
+    objs = {m: S3RObjective(timm.create_model(model_name, in_chans=b, num_classes=0), mean, std, mode=m,
+                            mask_patch=8).to(dev) for m in ("cr", "br")}
+    opts = {k: torch.optim.AdamW(m.parameters(), lr=1e-4) for k, m in {"plain": plain, **objs}.items()}
+    x_norm = (cube - torch.tensor(mean, device=dev)[:, None, None]) / torch.tensor(std, device=dev)[:, None, None]
+
+    def plain_step():
+        loss = plain(x_norm).float().pow(2).mean()
+        opts["plain"].zero_grad()
+        loss.backward()
+        opts["plain"].step()
+
+    def s3r_step(mode):
+        def f():
+            loss = objs[mode](cube)["loss"]
+            opts[mode].zero_grad()
+            loss.backward()
+            opts[mode].step()
+        return f
+
+    t = interleaved_medians({"timm plain": plain_step, "S3R-CR": s3r_step("cr"), "S3R-BR": s3r_step("br")},
+                            repeats=repeats, warmup=2, device=dev, desc="step timing")
+    med = {k: median(v) for k, v in t.items()}
+    return {"median_s": med, "ratio": {k: med[k] / med["timm plain"] for k in ("S3R-CR", "S3R-BR")}}
+
+
+def _data(n: int, size: int, crop: int, batch: int) -> dict:
+    from ..data import SplitFileDataset, make_loader
+    from ..data.synthetic import simulate_cube, write_dataset
+
+    simulate_cube("pdac_like", 0, 256, seed=0)  # warm-up
+    t = time.perf_counter()
+    for i in range(4):
+        simulate_cube("pdac_like", i % 2, 256, seed=i)
+    sim_rate = 4 / (time.perf_counter() - t)
+    loader_rates = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        write_dataset(tmp, "pdac_like", n=n, size=size, seed=0)
+        ds = SplitFileDataset(f"{tmp}/train.txt", crop=crop, crops_per_cube=4)
+        for workers in (0, 2):
+            loader = make_loader(ds, batch_size=batch, num_workers=workers, pin_memory=False)
+            next(iter(loader))
+            t = time.perf_counter()
+            count = sum(x.shape[0] for x, _ in loader)
+            loader_rates[f"{workers} workers"] = count / (time.perf_counter() - t)
+    model = timm.create_model("s3r_resnet18", in_chans=40, num_classes=2)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    x, y = torch.randn(batch, 40, crop, crop), torch.randint(0, 2, (batch,))
+    steps = []
+    for i in range(4):
+        t = time.perf_counter()
+        loss = F.cross_entropy(model(x), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        if i:
+            steps.append(time.perf_counter() - t)
+    consume = batch / median(steps)
+    return {"simulator_cubes_per_s": sim_rate, "loader_crops_per_s": loader_rates, "crop": crop,
+            "resnet18_train_crops_per_s": consume, "loader_over_model": max(loader_rates.values()) / consume}
+
+
+def _inference(dev: torch.device, batch: int, size: int, repeats: int) -> dict:
+    torch.manual_seed(0)
+    models = {"timm resnet50": timm.create_model("resnet50", in_chans=40, num_classes=0),
+              "s3r_resnet50": timm.create_model("s3r_resnet50", in_chans=40, num_classes=0)}
+    models["s3r_resnet50"].load_state_dict(models["timm resnet50"].state_dict())
+    x = torch.randn(batch, 40, size, size, device=dev)
+    fns = {}
+    for name, m in models.items():
+        m.to(dev).eval()
+        fns[name] = (lambda m=m: m(x))
+    with torch.inference_mode():
+        t = interleaved_medians(fns, repeats=repeats, warmup=2, device=dev, desc="inference timing")
+    med = {k: median(v) for k, v in t.items()}
+    return {"input": [batch, 40, size, size], "median_s": med, "ratio": med["timm resnet50"] / med["s3r_resnet50"]}
+
+
+def _cuda(dev: torch.device, quick: bool) -> dict:
+    """ResNet-50 bf16 + channels_last training throughput and MFU; one PLGC-sized S3R-CR epoch."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from ..pretrain import S3RObjective
+
+    batch, bands, size = 32, 32, 512
+    model = timm.create_model("resnet50", in_chans=bands, num_classes=3).to(dev).to(memory_format=torch.channels_last)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    x = torch.randn(batch, bands, size, size, device=dev).to(memory_format=torch.channels_last)
+    y = torch.randint(0, 3, (batch,), device=dev)
+
+    def step():
+        with torch.autocast("cuda", dtype=torch.bfloat16):
+            loss = F.cross_entropy(model(x), y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+    with FlopCounterMode(display=False) as fc:
+        step()
+    flops = fc.get_total_flops()
+    t = interleaved_medians({"step": step}, repeats=5 if quick else 20, warmup=3, device=dev, desc="bf16 step")
+    s = median(t["step"])
+    name = torch.cuda.get_device_name(dev)
+    peak = next((v for k, v in PEAK_BF16.items() if k in name), None)
+    out = {"input": [batch, bands, size, size], "step_s": s, "images_per_s": batch / s, "flops_per_step": flops,
+           "mfu": flops / s / peak if peak else None, "peak_flops": peak}
+
+    # one PLGC-sized epoch of S3R-CR: 661 cubes of 40 x 512 x 612 in batches of 32 (data on the GPU)
+    n_cubes, b = 661, 40
+    cube = torch.rand(32, b, 512, 612, device=dev)
+    obj = S3RObjective(timm.create_model("s3r_resnet50", in_chans=b, num_classes=0), [0.5] * b, [0.25] * b,
+                       mode="cr").to(dev).to(memory_format=torch.channels_last)
+    opt2 = torch.optim.AdamW(obj.parameters(), lr=1e-4)
+
+    def s3r_step():
+        with torch.autocast("cuda", dtype=torch.bfloat16):
+            loss = obj(cube)["loss"]
+        opt2.zero_grad(set_to_none=True)
+        loss.backward()
+        opt2.step()
+
+    ts = interleaved_medians({"s3r": s3r_step}, repeats=3 if quick else 10, warmup=2, device=dev, desc="S3R-CR step")
+    steps = -(-n_cubes // 32)
+    out["plgc_epoch"] = {"cubes": n_cubes, "input": [32, b, 512, 612], "step_s": median(ts["s3r"]),
+                         "epoch_s": steps * median(ts["s3r"])}
+    return out
+
+
+def run(results_dir: Path, quick: bool = False) -> dict:
+    """Run every speed measurement; write ``speed.json``; return the payload."""
+    dev = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    crop, batch = (32, 4) if quick else (64, 8)
+    cube, source = hims_tiles(crop, batch)
+    cube = cube.to(dev)
+    payload = {"name": "speed", "quick": quick, "data_source": source, "targets": TARGETS,
+               "beta_targets": {"input": list(cube.shape), **_targets(cube, dev, 2 if quick else 3)},
+               "train_step": {"model": "s3r_resnet18", "input": list(cube.shape),
+                              **_steps("s3r_resnet18", cube, dev, 3 if quick else 7)},
+               "data": _data(n=12 if quick else 40, size=96 if quick else 256, crop=64 if quick else 128, batch=16),
+               "inference": _inference(dev, 2 if quick else 4, 96 if quick else 224, 5 if quick else 15),
+               "cuda": _cuda(dev, quick) if dev.type == "cuda" else {"skipped": "no CUDA device"},
+               **environment(dev)}
+    write_result(results_dir, "speed", payload)
+    return payload

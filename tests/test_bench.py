@@ -1,0 +1,110 @@
+"""`s3r-zoo bench`: measurements, the shared protocol, and the generated report."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from s3r_zoo.bench import run_bench
+from s3r_zoo.bench.protocol import Budget
+from s3r_zoo.bench.report import write_report
+from s3r_zoo.bench.speed import adamw_fit, adamw_fit_all
+from s3r_zoo.cli import main
+from s3r_zoo.lowrank import gram, loo_coefficients, loo_rss
+from s3r_zoo.pretrain.targets import coefficient_targets
+
+TINY = Budget(presets={"pdac_like": (18, 24)}, pretrain_epochs=1, crops_per_cube=1, patience=1, finetune_epochs=1,
+              seeds=1, fractions=(1.0, 0.5), batch_size=4)
+
+
+def _lowrank(n=3, b=8, p=16, rank=3, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return (torch.rand(n, rank, p * p, generator=g).transpose(1, 2) @ torch.rand(n, rank, b, generator=g)
+            ).transpose(1, 2).reshape(n, b, p, p) + 0.01 * torch.rand(n, b, p, p, generator=g)
+
+
+def test_closed_form_beats_adamw_on_residual():
+    cube = _lowrank()
+    band = torch.tensor([1, 4, 6])
+    n, b = cube.shape[:2]
+    g = gram(cube.reshape(n, b, -1).transpose(1, 2))
+
+    def rss(beta):
+        full = torch.zeros(n, b, b, dtype=torch.float64)
+        full[torch.arange(n), band] = beta
+        return loo_rss(g, full)[torch.arange(n), band]
+
+    assert (rss(coefficient_targets(cube, band, 1e-8)) <= rss(adamw_fit(cube, band)) + 1e-9).all()
+    all_cf = loo_rss(g, loo_coefficients(g, 1e-8))
+    all_gd = loo_rss(g, adamw_fit_all(cube))
+    assert all_gd.shape == all_cf.shape == (n, b)
+    assert (all_cf <= all_gd + 1e-9).all()
+
+
+def test_accuracy_protocol_runs_caches_and_reports(tmp_path, monkeypatch):
+    from s3r_zoo.bench import accuracy
+
+    res, work = tmp_path / "bench" / "results", tmp_path / "work"
+    p = accuracy.run(res, TINY, work, methods=["scratch", "imagenet", "simsiam_3", "s3r_cr"])
+    rows = p["tables"]["pdac_like"]["rows"]
+    assert "skipped" in rows["imagenet"] and "ImageNet" in rows["imagenet"]["skipped"]
+    for m in ("scratch", "simsiam_3", "s3r_cr"):  # simsiam_3: a 3-band encoder transferred to 40 bands
+        for f in ("fraction_1", "fraction_0.5"):
+            assert 0 <= rows[m][f]["mean"] <= 100 and len(rows[m][f]["runs"]) == 1
+    assert rows["s3r_cr"]["pretrain"]["epochs"] == 1 and rows["scratch"]["pretrain"] is None
+    assert rows["scratch"]["fraction_0.5"]["train_size"] < rows["scratch"]["fraction_1"]["train_size"]
+    saved = json.loads((res / "accuracy.json").read_text())
+    assert saved["budget"]["seeds"] == 1 and "versions" in saved and "date" in saved
+
+    # a second run reuses every pre-training and fine-tuning (same spec): nothing is trained
+    def boom(*a, **k):
+        raise AssertionError("retrained a cached run")
+
+    monkeypatch.setattr("s3r_zoo.pretrain.run.run_pretrain", boom)
+    monkeypatch.setattr("s3r_zoo.finetune.run_finetune", boom)
+    again = accuracy.run(res, TINY, work, methods=["scratch", "simsiam_3", "s3r_cr"])
+    assert again["tables"]["pdac_like"]["rows"]["s3r_cr"] == rows["s3r_cr"]
+
+    text = write_report(res).read_text()
+    assert "### Table 2 on `pdac_like`" in text and "**S3R-CR**" in text and "91.21 (2.23)" in text
+    assert "Not run yet: `s3r-zoo bench speed`" in text
+
+
+def test_report_renders_speed_and_convergence(tmp_path):
+    res = tmp_path / "results"
+    res.mkdir()
+    env = {"device": "cpu", "date": "2026-11-24T00:00:00", "versions": {"torch": "x", "timm": "y"}}
+    speed = {"name": "speed", "data_source": "tiles", **env,
+             "targets": {"targets_speedup": 200, "step_ratio": 1.1, "loader_over_model": 2, "inference_ratio": 0.98,
+                         "simulator_cubes_per_s": 10, "plgc_epoch_s_h100": 5},
+             "beta_targets": {"input": [8, 41, 64, 64], "median_s": {"closed form": 0.001, "AdamW 100 steps": 0.3,
+                                                                     "closed form, all bands": 0.002,
+                                                                     "AdamW 100 steps, all bands": 0.9},
+                              "speedup_one_band": 300.0, "speedup_all_bands": 450.0,
+                              "residual_one_band": {"closed form": 0.1, "AdamW": 0.5},
+                              "residual_all_bands": {"closed form": 1.0, "AdamW": 2.0}},
+             "train_step": {"model": "s3r_resnet18", "input": [8, 41, 64, 64],
+                            "median_s": {"timm plain": 0.1, "S3R-CR": 0.105, "S3R-BR": 0.12},
+                            "ratio": {"S3R-CR": 1.05, "S3R-BR": 1.2}},
+             "data": {"loader_crops_per_s": {"0 workers": 90.0}, "crop": 128, "resnet18_train_crops_per_s": 25.0,
+                      "loader_over_model": 3.6, "simulator_cubes_per_s": 15.0},
+             "inference": {"input": [4, 40, 224, 224], "median_s": {"timm resnet50": 0.3, "s3r_resnet50": 0.3},
+                           "ratio": 1.0},
+             "cuda": {"skipped": "no CUDA device"}}
+    (res / "speed.json").write_text(json.dumps(speed))
+    (tmp_path / "NOTES.md").write_text("## Notes\n\nhand-written\n")
+    text = write_report(res).read_text()
+    assert "**300x** faster | >= 200x: met" in text
+    assert "| S3R-BR step" in text and "1.200 | <= 1.10: **not met**" in text
+    assert "skipped, no CUDA device" in text and text.rstrip().endswith("hand-written")
+
+
+def test_bench_cli_rejects_unknown_parts(capsys):
+    assert main(["bench", "sped"]) == 2
+    assert "unknown part(s) ['sped']" in capsys.readouterr().err
+
+
+def test_bench_report_only(tmp_path, capsys):
+    assert main(["bench", "report", "--results", str(tmp_path / "r")]) == 0
+    assert (tmp_path / "RESULTS.md").is_file()
