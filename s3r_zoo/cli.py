@@ -304,6 +304,8 @@ def _add_bench(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--amp", default="none", choices=["bf16", "fp16", "none"], help="AMP for the training runs")
     p.add_argument("--cr-run", help="coefficients: S3R-CR pretrain folder (default: runs/weights/...cr_hims41)")
     p.add_argument("--br-run", help="coefficients: S3R-BR pretrain folder (default: runs/weights/...br_hims41)")
+    p.add_argument("--cached-only", action="store_true",
+                   help="accuracy: train nothing; report the finished (cached) runs, the rest as not run")
     p.set_defaults(func=_run_bench)
 
 
@@ -311,7 +313,7 @@ def _run_bench(args: argparse.Namespace) -> int:
     from .bench import run_bench
 
     out = run_bench(args.parts, quick=args.quick, budget=args.budget, results=args.results, work=args.work,
-                    amp=args.amp, cr_run=args.cr_run, br_run=args.br_run)
+                    amp=args.amp, cr_run=args.cr_run, br_run=args.br_run, cached_only=args.cached_only)
     print(f"-> {out['report']}")
     return 0
 

@@ -69,6 +69,14 @@ def test_accuracy_protocol_runs_caches_and_reports(tmp_path, monkeypatch):
     text = write_report(res).read_text()
     assert "### Table 2 on `pdac_like`" in text and "**S3R-CR**" in text and "91.21 (2.23)" in text
     assert "Not run yet: `s3r-zoo bench speed`" in text
+    assert again["complete"] and "Incomplete" not in text
+
+    # --cached-only collects what finished and names what did not (nothing is trained: boom above)
+    partial = accuracy.run(res, TINY, work, methods=["scratch", "s3r_br"], cached_only=True)
+    assert partial["tables"]["pdac_like"]["rows"]["s3r_br"] == {"not_run": "pre-training not finished within the run"}
+    assert not partial["complete"]
+    text = write_report(res).read_text()
+    assert "**Incomplete**" in text and "S3R-BR" in text and "| **S3R-BR** | not run | not run |" in text
 
 
 def test_report_renders_speed_and_convergence(tmp_path):

@@ -19,7 +19,7 @@ __all__ = ["PARTS", "run_bench"]
 
 def run_bench(parts: Sequence[str], quick: bool = False, budget: Optional[str] = None,
               results: Optional[str] = None, work: Optional[str] = None, amp: str = "none",
-              cr_run: Optional[str] = None, br_run: Optional[str] = None) -> dict:
+              cr_run: Optional[str] = None, br_run: Optional[str] = None, cached_only: bool = False) -> dict:
     """Run the named parts (``all`` = every part) and regenerate the report; returns {part: payload}."""
     from .common import default_results_dir
     from .protocol import BUDGETS
@@ -46,7 +46,7 @@ def run_bench(parts: Sequence[str], quick: bool = False, budget: Optional[str] =
             out[part] = run(results_dir, b, work_dir, amp=amp)
         elif part == "accuracy":
             from .accuracy import run
-            out[part] = run(results_dir, b, work_dir, amp=amp)
+            out[part] = run(results_dir, b, work_dir, amp=amp, cached_only=cached_only)
         elif part == "coefficients":
             from .coefficients import run
             out[part] = run(results_dir, work_dir, quick=quick, cr_run=cr_run, br_run=br_run)

@@ -27,41 +27,52 @@ def _imagenet_available(model: str) -> str:
     return ""
 
 
-def run(results_dir: Path, budget: Budget, work: Path, amp: str = "none", methods=None) -> dict:
+def run(results_dir: Path, budget: Budget, work: Path, amp: str = "none", methods=None,
+        cached_only: bool = False) -> dict:
+    """Run (or collect) every table; ``accuracy.json`` is rewritten after each method, so an
+    interrupted benchmark leaves its finished rows. ``cached_only`` trains nothing and reports
+    unfinished rows as not run."""
     import torch
 
     methods = methods or list(dict.fromkeys(TABLE2 + list(TABLE1.values())))
     imagenet_missing = _imagenet_available(budget.model) if "imagenet" in methods else ""
-    tables = {}
+    payload = {"name": "accuracy", "budget": {k: (list(v) if isinstance(v, tuple) else v)
+                                              for k, v in budget.__dict__.items()},
+               "tables": {}, "table1": TABLE1, "table2": TABLE2, "complete": False,
+               **environment(torch.device("cuda" if torch.cuda.is_available() else "cpu"))}
     for preset, (n, size) in budget.presets.items():
         data = prepare_data(work / "data", preset, n, size, budget.difficulty)
         rows = {}
+        payload["tables"][preset] = {"data": f"{n} simulated cubes of {size}px, difficulty {budget.difficulty:g}, "
+                                             f"split by the published ratios", "rows": rows}
         for method in methods:
-            if method == "imagenet" and imagenet_missing:
-                rows[method] = {"skipped": imagenet_missing}
-                continue
-            pre = None
-            if METHODS[method] is not None:
-                pre = pretrain(method, data, size, budget, work / "pretrain", amp=amp)
-                init = pre["checkpoint"]
-            else:
-                init = method if method == "imagenet" else "scratch"
-            row = {"pretrain": None if pre is None else {k: pre[k] for k in ("epochs", "stop", "final_loss",
-                                                                              "wall_time_s")}}
-            for frac in budget.fractions:
-                agg = finetune(init, data, size, budget, frac, work / "finetune" / data.name / f"{method}_f{frac:g}",
-                               amp=amp)
-                acc = agg["aggregate"]["accuracy"]
-                row[f"fraction_{frac:g}"] = {"mean": 100 * acc["mean"], "std": 100 * acc["std"],
-                                             "runs": [100 * r["accuracy"] for r in agg["runs"]],
-                                             "best_epochs": [r["best_epoch"] for r in agg["runs"]],
-                                             "train_size": agg["runs"][0]["train_size"]}
-            rows[method] = row
-        tables[preset] = {"data": f"{n} simulated cubes of {size}px, difficulty {budget.difficulty:g}, "
-                                  f"split by the published ratios", "rows": rows}
-    payload = {"name": "accuracy", "budget": {k: (list(v) if isinstance(v, tuple) else v)
-                                              for k, v in budget.__dict__.items()},
-               "tables": tables, "table1": TABLE1, "table2": TABLE2,
-               **environment(torch.device("cuda" if torch.cuda.is_available() else "cpu"))}
+            rows[method] = _row(method, data, size, budget, work, amp, imagenet_missing, cached_only)
+            write_result(results_dir, "accuracy", payload)
+    payload["complete"] = not any("not_run" in r for t in payload["tables"].values() for r in t["rows"].values())
     write_result(results_dir, "accuracy", payload)
     return payload
+
+
+def _row(method, data, size, budget, work, amp, imagenet_missing, cached_only) -> dict:
+    if method == "imagenet" and imagenet_missing:
+        return {"skipped": imagenet_missing}
+    pre = None
+    if METHODS[method] is not None:
+        pre = pretrain(method, data, size, budget, work / "pretrain", amp=amp, cached_only=cached_only)
+        if pre is None:
+            return {"not_run": "pre-training not finished within the run"}
+        init = pre["checkpoint"]
+    else:
+        init = method if method == "imagenet" else "scratch"
+    row = {"pretrain": None if pre is None else {k: pre[k] for k in ("epochs", "stop", "final_loss", "wall_time_s")}}
+    for frac in budget.fractions:
+        agg = finetune(init, data, size, budget, frac, work / "finetune" / data.name / f"{method}_f{frac:g}",
+                       amp=amp, cached_only=cached_only)
+        if agg is None:
+            return {"not_run": "fine-tuning not finished within the run"}
+        acc = agg["aggregate"]["accuracy"]
+        row[f"fraction_{frac:g}"] = {"mean": 100 * acc["mean"], "std": 100 * acc["std"],
+                                     "runs": [100 * r["accuracy"] for r in agg["runs"]],
+                                     "best_epochs": [r["best_epoch"] for r in agg["runs"]],
+                                     "train_size": agg["runs"][0]["train_size"]}
+    return row

@@ -100,8 +100,12 @@ def _cached(path: Path, spec: dict) -> Optional[dict]:
     return None
 
 
-def pretrain(method: str, data: Path, size: int, budget: Budget, out_root: Path, amp: str = "none") -> dict:
-    """Pre-train ``method`` on ``data``'s train split; returns the run summary (cached)."""
+def pretrain(method: str, data: Path, size: int, budget: Budget, out_root: Path, amp: str = "none",
+             cached_only: bool = False) -> Optional[dict]:
+    """Pre-train ``method`` on ``data``'s train split; returns the run summary (cached).
+
+    ``cached_only``: return None instead of training when no finished run matches.
+    """
     from ..checkpoint import atomic_write
     from ..pretrain.run import PretrainSpec, run_pretrain
 
@@ -113,7 +117,7 @@ def pretrain(method: str, data: Path, size: int, budget: Budget, out_root: Path,
                         mask_patch=max(4, size // 8), **extra)
     key = asdict(spec)
     cached = _cached(out / "bench_summary.json", key)
-    if cached:
+    if cached or cached_only:
         return cached
     if (out / "state.safetensors").exists():  # an interrupted run of this spec: continue it
         spec = replace(spec, resume=True)
@@ -123,8 +127,9 @@ def pretrain(method: str, data: Path, size: int, budget: Budget, out_root: Path,
     return summary
 
 
-def finetune(init: str, data: Path, size: int, budget: Budget, fraction: float, out: Path, amp: str = "none") -> dict:
-    """Fine-tune ``budget.seeds`` times from ``init``; returns the aggregate (cached)."""
+def finetune(init: str, data: Path, size: int, budget: Budget, fraction: float, out: Path, amp: str = "none",
+             cached_only: bool = False) -> Optional[dict]:
+    """Fine-tune ``budget.seeds`` times from ``init``; returns the aggregate (cached, or None: see pretrain)."""
     from ..checkpoint import atomic_write
     from ..finetune import FinetuneSpec, run_finetune
 
@@ -133,7 +138,7 @@ def finetune(init: str, data: Path, size: int, budget: Budget, fraction: float, 
                         seeds=budget.seeds, amp=amp)
     key = asdict(spec)
     cached = _cached(out / "bench_aggregate.json", key)
-    if cached:
+    if cached or cached_only:
         return cached
     agg = run_finetune(spec)
     agg["bench_spec"] = key

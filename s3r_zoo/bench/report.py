@@ -102,6 +102,8 @@ def convergence_section(p: dict) -> str:
 def _cell(row: dict, key: str) -> str:
     if "skipped" in row:
         return "skipped"
+    if "not_run" in row:
+        return "not run"
     r = row.get(key)
     return f"{r['mean']:.2f} ({r['std']:.2f})" if r else "-"
 
@@ -130,7 +132,8 @@ def accuracy_section(p: dict) -> str:
             cells = " | ".join(_cell(rows[m], f) for f in fr)
             name = f"**{LABELS[m]}**" if m.startswith("s3r") else LABELS[m]
             lines.append(f"| {name} | {cells} | {f'{paper[0]:.2f} ({paper[1]:.2f})' if paper else '-'} |")
-        best = {f: max((r[f]["mean"], m) for m, r in rows.items() if f in r) for f in fr}
+        best = {f: max(((r[f]["mean"], m) for m, r in rows.items() if f in r), default=(0.0, "scratch"))
+                for f in fr}
         lines.append("\nBest: " + "; ".join(f"{float(f.split('_')[1]):.0%} labels: {LABELS[m]} ({v:.2f})"
                                             for f, (v, m) in best.items()) + ".\n")
         lines += [f"### Table 1 (ablation) on `{preset}`\n", f"| pretext | {head} | paper (PLGC, R18) |",
@@ -141,6 +144,11 @@ def accuracy_section(p: dict) -> str:
             cells = " | ".join(_cell(rows[m], f) for f in fr)
             lines.append(f"| {label} | {cells} | {PAPER_TABLE1_R18[label]:.2f} |")
         lines.append("")
+    not_run = sorted({m for t in p["tables"].values() for m, r in t["rows"].items() if "not_run" in r})
+    if not_run or not p.get("complete", True):
+        lines.append("**Incomplete**: the run ended before these rows finished: "
+                     + (", ".join(LABELS[m] for m in not_run) or "(tables not reached)")
+                     + ". Re-run `s3r-zoo bench accuracy` to continue (finished runs are cached).\n")
     if skipped:
         lines.append("Skipped: " + "; ".join(f"{LABELS[m]}: {why}" for m, why in skipped.items()) + ".\n")
     lines.append("The paper's 'no pretext' row starts from ImageNet weights; ours starts from scratch.\n")
