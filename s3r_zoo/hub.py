@@ -199,6 +199,8 @@ def push_hub_folder(folder: Union[str, Path], repo_id: str, token: Optional[str]
     from huggingface_hub import HfApi
     from huggingface_hub.errors import HfHubHTTPError
 
+    from .weights import first_line
+
     folder = Path(folder)
     _check_hub_folder(folder)
     if repo_id.count("/") != 1 or not all(repo_id.split("/")):
@@ -214,6 +216,6 @@ def push_hub_folder(folder: Union[str, Path], repo_id: str, token: Optional[str]
         status = e.response.status_code if e.response is not None else None
         hint = (" Log in with `hf auth login`, set $HF_TOKEN, or pass --token (a token with write access)."
                 if status in (401, 403) else "")
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise ValueError(f"push {folder} to {repo_id} at {where} failed (HTTP {status}): {first}.{hint}") from None
-    return str(commit.commit_url if hasattr(commit, "commit_url") else commit)
+        raise ValueError(f"push {folder} to {repo_id} at {where} failed (HTTP {status}): "
+                         f"{first_line(e) or type(e).__name__}.{hint}") from None
+    return commit.commit_url

@@ -9,7 +9,7 @@ import numpy as np
 
 from .checkpoint import atomic_write
 
-__all__ = ["loss_curve", "beta_profiles", "confusion_matrix"]
+__all__ = ["loss_curve", "loss_curves", "beta_profiles", "confusion_matrix"]
 
 
 def _plt():
@@ -41,6 +41,27 @@ def loss_curve(history: Sequence[dict], path: Union[str, Path], title: str = "tr
     for ax in axes:
         ax.set_ylabel("loss")
         ax.grid(alpha=0.3)
+    fig.suptitle(title)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def loss_curves(histories: dict, path: Union[str, Path], title: str = "training loss") -> Path:
+    """Several runs' loss, each divided by its first epoch (objectives differ in units),
+    against wall-clock time and epochs. ``histories``: {label: trainer history}."""
+    plt = _plt()
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    for label, history in histories.items():
+        loss = np.array([h["loss"] for h in history])
+        norm = loss / loss[0] if loss[0] else loss
+        axes[0].plot([h["time_s"] for h in history], norm, marker="o", ms=3, label=label)
+        axes[1].plot([h["epoch"] for h in history], norm, marker="o", ms=3, label=label)
+    axes[0].set_xlabel("wall-clock (s)")
+    axes[1].set_xlabel("epoch")
+    for ax in axes:
+        ax.set_ylabel("loss / first-epoch loss")
+        ax.grid(alpha=0.3)
+    axes[1].legend(fontsize=8)
     fig.suptitle(title)
     fig.tight_layout()
     return _save(fig, path)

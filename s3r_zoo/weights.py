@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Optional, Union
 
 __all__ = ["WeightsNotFoundError", "WeightsIntegrityError", "WEIGHTS_ENV", "REPO_WEIGHTS_DIR", "local_weight_dirs",
-           "resolve_weights", "load_manifest", "file_digest", "verify_file"]
+           "resolve_weights", "load_manifest", "file_digest", "verify_file", "first_line"]
 
 WEIGHTS_ENV = "S3R_ZOO_WEIGHTS"
 REPO_WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
@@ -38,6 +38,12 @@ class WeightsNotFoundError(FileNotFoundError):
 
 class WeightsIntegrityError(ValueError):
     """A weight file does not match its manifest entry (corrupt or partial)."""
+
+
+def first_line(e: BaseException) -> str:
+    """The first line of an exception's message ('' if empty): hub errors run to many lines."""
+    text = str(e).strip()
+    return text.splitlines()[0] if text else ""
 
 
 def load_manifest(path: Optional[Path] = None) -> dict:
@@ -138,13 +144,12 @@ def resolve_weights(
 
     if hf_hub_id:
         filename = hf_hub_filename or HUB_FILENAME
+        endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co")
         try:
             path = Path(_hub_download(hf_hub_id, filename, cache_dir))
         except Exception as e:  # huggingface_hub raises many types; all mean "not here"
-            endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co")
             offline = " (HF_HUB_OFFLINE is set: cache only)" if os.environ.get("HF_HUB_OFFLINE") else ""
-            first_line = str(e).strip().splitlines()[0] if str(e).strip() else ""
-            tried.append(f"hub {hf_hub_id}/{filename} at {endpoint}{offline}: {type(e).__name__}: {first_line}")
+            tried.append(f"hub {hf_hub_id}/{filename} at {endpoint}{offline}: {type(e).__name__}: {first_line(e)}")
         else:
             try:
                 verify_file(path, entry, model_tag)
@@ -153,11 +158,10 @@ def resolve_weights(
                     path = Path(_hub_download(hf_hub_id, filename, cache_dir, force=True))
                 except Exception as e:
                     raise WeightsIntegrityError(f"{first}\nA fresh download failed too: {type(e).__name__}: "
-                                                f"{str(e).strip().splitlines()[0] if str(e).strip() else ''}") from None
+                                                f"{first_line(e)}") from None
                 try:
                     verify_file(path, entry, model_tag)
                 except WeightsIntegrityError as second:
-                    endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co")
                     raise WeightsIntegrityError(
                         f"{second}\nA fresh download of {hf_hub_id}/{filename} from {endpoint} gave the same "
                         f"mismatch: the file on the hub does not match weights/manifest.json (a corrupt upload, "

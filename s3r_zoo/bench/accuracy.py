@@ -19,11 +19,12 @@ from .protocol import METHODS, TABLE1, TABLE2, Budget, finetune, prepare_data, p
 def _imagenet_available(model: str) -> str:
     """'' if timm's ImageNet weights for ``model`` load here, else why not."""
     from ..pretrain.objectives import build_encoder
+    from ..weights import first_line
 
     try:
         build_encoder(model, 3, "imagenet")
     except Exception as e:  # offline and not cached, or any hub failure
-        return f"{type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''}"
+        return f"{type(e).__name__}: {first_line(e)}"
     return ""
 
 

@@ -13,36 +13,9 @@ from pathlib import Path
 
 import numpy as np
 
+from ..plots import loss_curves
 from .common import environment, write_result
 from .protocol import CONVERGENCE, LABELS, Budget, prepare_data, pretrain
-
-
-def plot(runs: dict, path: Path, title: str) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from ..checkpoint import atomic_write
-
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
-    for name, r in runs.items():
-        h = r["history"]
-        loss = np.array([e["loss"] for e in h])
-        norm = loss / loss[0] if loss[0] else loss
-        axes[0].plot([e["time_s"] for e in h], norm, marker="o", ms=3, label=LABELS[name])
-        axes[1].plot([e["epoch"] for e in h], norm, marker="o", ms=3, label=LABELS[name])
-    axes[0].set_xlabel("wall-clock (s)")
-    axes[1].set_xlabel("epoch")
-    for ax in axes:
-        ax.set_ylabel("loss / first-epoch loss")
-        ax.grid(alpha=0.3)
-    axes[1].legend(fontsize=8)
-    fig.suptitle(title)
-    fig.tight_layout()
-    atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=110, format="png"))
-    plt.close(fig)
-    return path
 
 
 def run(results_dir: Path, budget: Budget, work: Path, amp: str = "none") -> dict:
@@ -58,8 +31,8 @@ def run(results_dir: Path, budget: Budget, work: Path, amp: str = "none") -> dic
                         "wall_time_s": s["wall_time_s"],
                         "s_per_epoch": float(np.median(np.diff([0.0] + [e["time_s"] for e in h])))}
     ratio = {m: runs[m]["s_per_epoch"] / runs["simsiam_all"]["s_per_epoch"] for m in ("s3r_cr", "s3r_br")}
-    png = plot(runs, Path(results_dir) / "convergence.png",
-               f"{budget.model} pre-training on {preset} ({n} cubes of {size}px, train split)")
+    png = loss_curves({LABELS[m]: r["history"] for m, r in runs.items()}, Path(results_dir) / "convergence.png",
+                      f"{budget.model} pre-training on {preset} ({n} cubes of {size}px, train split)")
     payload = {"name": "convergence", "data": f"{preset}: {n} cubes of {size}px, train split", "budget": {
         "epochs": budget.pretrain_epochs, "batch_size": budget.batch_size, "crop": size,
         "crops_per_cube": budget.crops_per_cube, "patience": budget.patience, "model": budget.model},

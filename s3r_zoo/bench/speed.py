@@ -32,21 +32,28 @@ TARGETS = {"targets_speedup": 200.0, "step_ratio": 1.10, "loader_over_model": 2.
 PEAK_BF16 = {"H100": 989e12, "H200": 989e12, "A100": 312e12}
 
 
+def _adamw_least_squares(residual, shape: tuple, device: torch.device, steps: int, lr: float) -> torch.Tensor:
+    """Minimise mean(residual(beta)^2) over a float64 ``beta`` of ``shape`` with AdamW (no weight decay)."""
+    beta = torch.zeros(shape, dtype=torch.float64, device=device, requires_grad=True)
+    opt = torch.optim.AdamW([beta], lr=lr, weight_decay=0.0)
+    for _ in range(steps):
+        loss = residual(beta).pow(2).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return beta.detach()
+
+
 def adamw_fit(cube: torch.Tensor, band: torch.Tensor, steps: int = 100, lr: float = 0.05) -> torch.Tensor:
     """beta by AdamW on the ridge-free least-squares objective, one target band per sample."""
     n, b = cube.shape[:2]
     pix = cube.reshape(n, b, -1).double()
     keep = torch.ones(n, b, dtype=torch.bool, device=cube.device)
     keep[torch.arange(n), band] = False
-    beta = torch.zeros(n, b, dtype=torch.float64, device=cube.device, requires_grad=True)
-    opt = torch.optim.AdamW([beta], lr=lr, weight_decay=0.0)
     target = pix[torch.arange(n), band]
-    for _ in range(steps):
-        loss = ((torch.einsum("nb,nbp->np", beta * keep, pix) - target) ** 2).mean()
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    return (beta * keep).detach()
+    beta = _adamw_least_squares(lambda w: torch.einsum("nb,nbp->np", w * keep, pix) - target, (n, b),
+                                cube.device, steps, lr)
+    return beta * keep
 
 
 def adamw_fit_all(cube: torch.Tensor, steps: int = 100, lr: float = 0.05) -> torch.Tensor:
@@ -54,14 +61,9 @@ def adamw_fit_all(cube: torch.Tensor, steps: int = 100, lr: float = 0.05) -> tor
     n, b = cube.shape[:2]
     pix = cube.reshape(n, b, -1).double()
     off = ~torch.eye(b, dtype=torch.bool, device=cube.device)
-    beta = torch.zeros(n, b, b, dtype=torch.float64, device=cube.device, requires_grad=True)
-    opt = torch.optim.AdamW([beta], lr=lr, weight_decay=0.0)
-    for _ in range(steps):
-        loss = ((torch.einsum("nkb,nbp->nkp", beta * off, pix) - pix) ** 2).mean()
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    return (beta * off).detach()
+    beta = _adamw_least_squares(lambda w: torch.einsum("nkb,nbp->nkp", w * off, pix) - pix, (n, b, b),
+                                cube.device, steps, lr)
+    return beta * off
 
 
 def _targets(cube: torch.Tensor, dev: torch.device, repeats: int) -> dict:
