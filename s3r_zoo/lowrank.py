@@ -8,8 +8,9 @@ the leave-one-band-out ridge coefficients of every band come from ONE inverse:
 (block-inverse identity; exact least squares when ``lam = 0``). The residual sum of
 squares of band ``b`` is ``w_b^T G w_b`` with ``w_b = e_b - beta[b]``.
 
-All functions take torch tensors with any leading batch dimensions, accumulate in
-float64 (also under AMP), and run on whatever device the input is on.
+All functions take torch tensors with any leading batch dimensions, return float64
+(also under AMP), and run on whatever device the input is on. :func:`gram` accumulates
+float64 inputs in float64 and everything else in float32 around the band means (see there).
 """
 
 from __future__ import annotations
@@ -18,15 +19,48 @@ from typing import Optional
 
 import torch
 
-__all__ = ["gram", "ridge_lambda", "loo_coefficients", "loo_coefficients_single", "loo_rss", "loo_r2"]
+__all__ = ["gram", "ridge_lambda", "loo_coefficients", "loo_coefficients_rows", "loo_coefficients_single", "loo_rss",
+           "loo_r2"]
 
 
 def gram(pixels: torch.Tensor, center: bool = False) -> torch.Tensor:
-    """Gram matrix ``X^T X`` of ``pixels`` (..., P, B), in float64: (..., B, B)."""
-    x = pixels.to(torch.float64)
-    if center:
-        x = x - x.mean(dim=-2, keepdim=True)
-    return x.transpose(-1, -2) @ x
+    """Gram matrix ``X^T X`` of ``pixels`` (..., P, B), returned in float64: (..., B, B).
+
+    float64 inputs are accumulated in float64. Any other input (float32 crops, float16
+    files, AMP) is accumulated in float32 AROUND THE BAND MEANS ``m``, and the shift is
+    added back in float64 with the identity
+
+        X^T X = Xc^T Xc + s m^T + m s^T + P m m^T,   Xc = X - m,   s = sum_p Xc
+
+    which is exact for ANY shift ``m``; it only has to be close to the mean for the
+    float32 sums to keep their digits, so ``m`` is the mean of evenly spaced
+    pixels (about 256: one cheap pass less than the exact mean).
+
+    Raw float32 sums of large positive intensities lose digits (beta~ off by ~2 % on real
+    HIMS tiles); the shifted float32 sums give beta~ within 1e-3 of float64 (default ridge;
+    2e-3 without ridge) and the same residual to 7 digits, finer than the 1e-3 quantisation
+    of float16 sensor data. They run 2.5-4x faster on CPU, and float32 is the only fast
+    path on consumer GPUs whose float64 rate is 1/64 of float32 (the paper's RTX 3090).
+
+    Args:
+        pixels: (..., P, B) finite values.
+        center: Subtract the band means first (the Gram matrix of a fit with intercept).
+    """
+    with torch.autocast(device_type=pixels.device.type, enabled=False):
+        xt = pixels.transpose(-1, -2)  # (..., B, P): contiguous for cube.reshape(N, B, -1) input
+        if pixels.dtype == torch.float64:
+            xt = xt - xt.mean(dim=-1, keepdim=True) if center else xt
+            return xt @ xt.transpose(-1, -2)
+        xt = xt.to(torch.float32)
+        if center:
+            xc = xt - xt.mean(dim=-1, keepdim=True)
+            return (xc @ xc.transpose(-1, -2)).to(torch.float64)
+        m = xt[..., ::max(1, xt.shape[-1] // 256)].mean(dim=-1, keepdim=True)  # (..., B, 1) shift
+        xc = xt - m
+        g = (xc @ xc.transpose(-1, -2)).to(torch.float64)
+        m, s = m.to(torch.float64), xc.sum(dim=-1, keepdim=True).to(torch.float64)
+        mt = m.transpose(-1, -2)
+        return g + s @ mt + m @ s.transpose(-1, -2) + xt.shape[-1] * (m @ mt)
 
 
 def ridge_lambda(g: torch.Tensor, ridge: float) -> torch.Tensor:
@@ -50,6 +84,30 @@ def loo_coefficients(g: torch.Tensor, ridge: float = 1e-6) -> torch.Tensor:
     q = torch.linalg.inv(g + ridge_lambda(g, ridge) * eye)
     beta = -q / torch.diagonal(q, dim1=-2, dim2=-1)[..., :, None]
     return beta * (1 - eye)
+
+
+def loo_coefficients_rows(g: torch.Tensor, band: torch.Tensor, ridge: float = 1e-6) -> torch.Tensor:
+    """Row ``band`` of :func:`loo_coefficients` for each item, from one column of the inverse.
+
+    ``Q e_b`` is column ``b`` of ``Q = (G + lam I)^{-1}`` (= row ``b``, Q is symmetric), so
+    one right-hand side per item gives the same identity without forming all of ``Q``:
+    the training targets' path (one target band per sample).
+
+    Args:
+        g: Gram matrix (N, B, B).
+        band: Target band index per item (N,).
+        ridge: As in :func:`loo_coefficients`.
+
+    Returns:
+        (N, B) float64 with a 0 at the target band.
+    """
+    n, b, _ = g.shape
+    eye = torch.eye(b, dtype=g.dtype, device=g.device)
+    q = torch.linalg.solve(g + ridge_lambda(g, ridge) * eye, eye[band][..., None])[..., 0]  # (N, B)
+    rows = torch.arange(n, device=g.device)
+    beta = -q / q[rows, band][:, None]
+    beta[rows, band] = 0
+    return beta
 
 
 def loo_coefficients_single(g: torch.Tensor, band: torch.Tensor, ridge: float = 1e-6) -> torch.Tensor:

@@ -12,7 +12,7 @@ import torch
 from safetensors.torch import load_file
 
 import s3r_zoo
-from s3r_zoo.lowrank import gram, loo_coefficients, loo_coefficients_single
+from s3r_zoo.lowrank import gram, loo_coefficients, loo_coefficients_rows, loo_coefficients_single
 from s3r_zoo.pretrain import (NonFiniteLossError, PretrainSpec, RegressObjective, ResumeError, S3RObjective,
                               TrainConfig, Trainer, band_patch_masks, build_encoder, coefficient_targets,
                               run_pretrain)
@@ -49,6 +49,30 @@ def test_all_bands_at_once_equals_per_band_solve():
         bands = torch.tensor([1, 4, 7, 11])
         single = loo_coefficients_single(g, bands, ridge)
         torch.testing.assert_close(full[torch.arange(4), bands], single, rtol=1e-7, atol=1e-9)
+
+
+def test_all_bands_rows_equal_one_column_solve():
+    g = gram(low_rank_cube(n=4).reshape(4, B, -1).transpose(1, 2))
+    bands = torch.tensor([0, 4, 7, 11])
+    for ridge in (0.0, 1e-4):
+        full = loo_coefficients(g, ridge)[torch.arange(4), bands]
+        torch.testing.assert_close(loo_coefficients_rows(g, bands, ridge), full, rtol=1e-7, atol=1e-9)
+
+
+def test_float32_gram_is_shifted_and_accurate():
+    # bright, highly correlated bands: the case where raw float32 sums lose digits
+    x = low_rank_cube(n=2, h=64, w=64, seed=1) * 1e3 + 5e3
+    pix = x.reshape(2, B, -1).transpose(1, 2)
+    g64 = gram(pix)
+    g32 = gram(pix.float())
+    assert g32.dtype == torch.float64
+    raw = (pix.float().transpose(1, 2) @ pix.float()).double()
+    err32 = ((g32 - g64).abs().max() / g64.abs().max()).item()
+    assert err32 < 1e-7 and err32 < 0.1 * ((raw - g64).abs().max() / g64.abs().max()).item()
+    b64, b32 = loo_coefficients(g64, 1e-4), loo_coefficients(g32, 1e-4)
+    assert ((b32 - b64).norm(dim=-1) / b64.norm(dim=-1)).max() < 1e-3  # raw float32 sums: 7e-3
+    centered = gram(pix, center=True)
+    torch.testing.assert_close(gram(pix.float(), center=True), centered, rtol=1e-5, atol=1e-6 * centered.max().item())
 
 
 def test_targets_in_float64_under_autocast():

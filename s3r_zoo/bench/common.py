@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
+import math
 import os
 import platform
 import statistics
@@ -55,24 +56,33 @@ def sync(device: torch.device) -> None:
 
 
 def interleaved_medians(fns: Dict[str, Callable[[], object]], repeats: int, warmup: int,
-                        device: torch.device, desc: str = "timing") -> Dict[str, List[float]]:
-    """Time each callable ``repeats`` times, alternating between them (A B A B ...).
+                        device: torch.device, desc: str = "timing", min_block_s: float = 0.05) -> Dict[str, List[float]]:
+    """Seconds per call of each callable, ``repeats`` samples each, alternating between them (A B A B ...).
 
     Alternating spreads machine noise (other jobs, frequency changes) evenly over the
-    candidates, so their ratio is fair even when absolute times drift.
+    candidates, so their ratio is fair even when absolute times drift. A callable faster
+    than ``min_block_s`` is timed in blocks of back-to-back calls lasting about that long
+    (like ``timeit``'s autorange), each sample being the block's time / its calls: one
+    millisecond call is otherwise dominated by timer, scheduler and cold-cache noise.
     """
-    for fn in fns.values():
+    number = {}
+    for name, fn in fns.items():
         for _ in range(warmup):
             fn()
-    sync(device)
+        sync(device)
+        t = time.perf_counter()
+        fn()
+        sync(device)
+        number[name] = max(1, math.ceil(min_block_s / max(time.perf_counter() - t, 1e-9)))
     times: Dict[str, List[float]] = {k: [] for k in fns}
     for _ in tqdm(range(repeats), desc=desc, unit="round", leave=False):
         for name, fn in fns.items():
             sync(device)
             t = time.perf_counter()
-            fn()
+            for _ in range(number[name]):
+                fn()
             sync(device)
-            times[name].append(time.perf_counter() - t)
+            times[name].append((time.perf_counter() - t) / number[name])
     return times
 
 

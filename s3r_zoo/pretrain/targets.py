@@ -1,15 +1,17 @@
 """Ground-truth coefficients beta~ (METHOD.md Eq. 1-3), closed form, batched on the device.
 
-Computed on the UNMASKED cube in its raw (physical) units, in float64 even under AMP.
-``coefficient_targets`` uses the one-inverse identity of :mod:`s3r_zoo.lowrank` for all
-bands and picks each sample's target band.
+Computed on the UNMASKED cube in its raw (physical) units with autocast off: the Gram
+matrix is accumulated in float32 around the band means (float64 for float64 cubes, see
+:func:`s3r_zoo.lowrank.gram`) and solved in float64.
+``coefficient_targets`` uses the one-inverse identity of :mod:`s3r_zoo.lowrank`, solved
+only for each sample's target band (one right-hand side per sample).
 """
 
 from __future__ import annotations
 
 import torch
 
-from ..lowrank import gram, loo_coefficients
+from ..lowrank import gram, loo_coefficients_rows
 
 __all__ = ["coefficient_targets", "DEFAULT_RIDGE"]
 
@@ -30,5 +32,4 @@ def coefficient_targets(cube: torch.Tensor, band: torch.Tensor, ridge: float = D
     with torch.autocast(device_type=cube.device.type, enabled=False):
         n, b = cube.shape[:2]
         pixels = cube.reshape(n, b, -1).transpose(1, 2)  # (N, P, B)
-        beta = loo_coefficients(gram(pixels), ridge)  # (N, B, B)
-        return beta[torch.arange(n, device=cube.device), band]
+        return loo_coefficients_rows(gram(pixels), band, ridge)
