@@ -84,30 +84,35 @@ def test_accuracy_protocol_runs_caches_and_reports(tmp_path, monkeypatch):
     assert "**Incomplete**" in text and "S3R-BR" in text and "| **S3R-BR** | not run | not run |" in text
 
 
+def _speed_payload() -> dict:
+    """A speed.json as `s3r-zoo bench speed` writes it (made-up numbers)."""
+    env = {"device": "cpu", "date": "2026-11-24T00:00:00", "versions": {"torch": "x", "timm": "y"}}
+    return {"name": "speed", "data_source": "tiles", **env,
+            "targets": {"targets_speedup": 200, "step_ratio": 1.1, "loader_over_model": 2, "inference_ratio": 0.98,
+                        "simulator_cubes_per_s": 10, "plgc_epoch_s_h100": 5},
+            "beta_targets": {"input": [8, 41, 64, 64],
+                             "median_s": {"closed form": 0.001, "AdamW 100 steps, DF-S3R recipe": 0.3,
+                                          "AdamW 100 steps, batched float64": 0.05, "closed form, all bands": 0.002,
+                                          "AdamW 100 steps, all bands": 0.9},
+                             "speedup_one_band": 300.0, "speedup_one_band_batched_float64": 50.0,
+                             "speedup_all_bands": 450.0,
+                             "residual_one_band": {"closed form": 0.1, "AdamW, DF-S3R recipe": 0.5,
+                                                   "AdamW, batched float64": 0.05},
+                             "residual_all_bands": {"closed form": 1.0, "AdamW": 2.0}},
+            "train_step": {"model": "s3r_resnet18", "input": [8, 41, 64, 64],
+                           "median_s": {"timm plain": 0.1, "S3R-CR": 0.105, "S3R-BR": 0.12},
+                           "ratio": {"S3R-CR": 1.05, "S3R-BR": 1.2}},
+            "data": {"loader_crops_per_s": {"0 workers": 90.0}, "crop": 128, "resnet18_train_crops_per_s": 25.0,
+                     "loader_over_model": 3.6, "simulator_cubes_per_s": 15.0},
+            "inference": {"input": [4, 40, 224, 224], "median_s": {"timm resnet50": 0.3, "s3r_resnet50": 0.3},
+                          "ratio": 1.0},
+            "cuda": {"skipped": "no CUDA device"}}
+
+
 def test_report_renders_speed_and_convergence(tmp_path):
     res = tmp_path / "results"
     res.mkdir()
-    env = {"device": "cpu", "date": "2026-11-24T00:00:00", "versions": {"torch": "x", "timm": "y"}}
-    speed = {"name": "speed", "data_source": "tiles", **env,
-             "targets": {"targets_speedup": 200, "step_ratio": 1.1, "loader_over_model": 2, "inference_ratio": 0.98,
-                         "simulator_cubes_per_s": 10, "plgc_epoch_s_h100": 5},
-             "beta_targets": {"input": [8, 41, 64, 64],
-                              "median_s": {"closed form": 0.001, "AdamW 100 steps, DF-S3R recipe": 0.3,
-                                           "AdamW 100 steps, batched float64": 0.05, "closed form, all bands": 0.002,
-                                           "AdamW 100 steps, all bands": 0.9},
-                              "speedup_one_band": 300.0, "speedup_one_band_batched_float64": 50.0,
-                              "speedup_all_bands": 450.0,
-                              "residual_one_band": {"closed form": 0.1, "AdamW, DF-S3R recipe": 0.5,
-                                                    "AdamW, batched float64": 0.05},
-                              "residual_all_bands": {"closed form": 1.0, "AdamW": 2.0}},
-             "train_step": {"model": "s3r_resnet18", "input": [8, 41, 64, 64],
-                            "median_s": {"timm plain": 0.1, "S3R-CR": 0.105, "S3R-BR": 0.12},
-                            "ratio": {"S3R-CR": 1.05, "S3R-BR": 1.2}},
-             "data": {"loader_crops_per_s": {"0 workers": 90.0}, "crop": 128, "resnet18_train_crops_per_s": 25.0,
-                      "loader_over_model": 3.6, "simulator_cubes_per_s": 15.0},
-             "inference": {"input": [4, 40, 224, 224], "median_s": {"timm resnet50": 0.3, "s3r_resnet50": 0.3},
-                           "ratio": 1.0},
-             "cuda": {"skipped": "no CUDA device"}}
+    speed = _speed_payload()
     (res / "speed.json").write_text(json.dumps(speed))
     (tmp_path / "NOTES.md").write_text("## Notes\n\nhand-written\n")
     text = write_report(res).read_text()
@@ -126,3 +131,16 @@ def test_bench_cli_rejects_unknown_parts(capsys):
 def test_bench_report_only(tmp_path, capsys):
     assert main(["bench", "report", "--results", str(tmp_path / "r")]) == 0
     assert (tmp_path / "RESULTS.md").is_file()
+
+
+def test_bench_cli_prints_the_tables_it_ran(tmp_path, capsys, monkeypatch):
+    from s3r_zoo.bench import speed
+
+    def fake_run(results_dir, quick=False):  # the measurements are tested above; here: what is printed
+        (results_dir / "speed.json").write_text(json.dumps(_speed_payload()))
+        return _speed_payload()
+
+    monkeypatch.setattr(speed, "run", fake_run)
+    assert main(["bench", "speed", "--results", str(tmp_path / "r")]) == 0
+    out = capsys.readouterr().out
+    assert "## Speed" in out and "**300x** faster | >= 200x: met" in out and "## Accuracy" not in out

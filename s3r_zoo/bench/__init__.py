@@ -51,4 +51,5 @@ def run_bench(parts: Sequence[str], quick: bool = False, budget: Optional[str] =
             from .coefficients import run
             out[part] = run(results_dir, work_dir, quick=quick, cr_run=cr_run, br_run=br_run)
     out["report"] = str(write_report(results_dir))
+    out["results"] = str(results_dir)
     return out

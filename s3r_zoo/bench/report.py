@@ -177,17 +177,23 @@ def coefficients_section(p: dict) -> str:
     return "\n".join(lines)
 
 
+SECTIONS = {"speed": speed_section, "convergence": convergence_section, "accuracy": accuracy_section,
+            "coefficients": coefficients_section}
+
+
+def section(results: Path, name: str) -> str:
+    """The Markdown section of one part, from ``<results>/<name>.json`` (or a "not run yet" line)."""
+    p = _load(Path(results), name)
+    return SECTIONS[name](p) if p else f"## {name.capitalize()}\n\nNot run yet: `s3r-zoo bench {name}`.\n"
+
+
 def write_report(results: Path, out: Optional[Path] = None) -> Path:
     """Write ``RESULTS.md`` (beside ``results/`` unless ``out``) from whatever result files exist."""
     from ..checkpoint import atomic_write
 
     results = Path(results)
     out = Path(out) if out else results.parent / "RESULTS.md"
-    parts = [_HEADER]
-    for name, fn in (("speed", speed_section), ("convergence", convergence_section), ("accuracy", accuracy_section),
-                     ("coefficients", coefficients_section)):
-        p = _load(results, name)
-        parts.append(fn(p) if p else f"## {name.capitalize()}\n\nNot run yet: `s3r-zoo bench {name}`.\n")
+    parts = [_HEADER] + [section(results, name) for name in SECTIONS]
     notes = results.parent / "NOTES.md"
     if notes.is_file():
         parts.append(notes.read_text())
