@@ -311,16 +311,13 @@ def _add_bench(sub: argparse._SubParsersAction) -> None:
 
 def _run_bench(args: argparse.Namespace) -> int:
     from .bench import run_bench
-
-    from pathlib import Path
-
-    from .bench.report import section
+    from .bench.report import SECTIONS, section
 
     out = run_bench(args.parts, quick=args.quick, budget=args.budget, results=args.results, work=args.work,
                     amp=args.amp, cr_run=args.cr_run, br_run=args.br_run, cached_only=args.cached_only)
-    for part in out:  # the tables of what just ran, so the ratios are on screen, not only in files
-        if part not in ("report", "results"):
-            print(section(Path(out["results"]), part))
+    for part in SECTIONS:  # the tables of what just ran, so the ratios are on screen, not only in files
+        if part in out:
+            print(section(out["results"], part))
     print(f"-> {out['report']}")
     return 0
 

@@ -52,12 +52,12 @@ def gram(pixels: torch.Tensor, center: bool = False) -> torch.Tensor:
             xt = xt - xt.mean(dim=-1, keepdim=True) if center else xt
             return xt @ xt.transpose(-1, -2)
         xt = xt.to(torch.float32)
-        if center:
-            xc = xt - xt.mean(dim=-1, keepdim=True)
-            return (xc @ xc.transpose(-1, -2)).to(torch.float64)
-        m = xt[..., ::max(1, xt.shape[-1] // 256)].mean(dim=-1, keepdim=True)  # (..., B, 1) shift
+        m = xt if center else xt[..., ::max(1, xt.shape[-1] // 256)]
+        m = m.mean(dim=-1, keepdim=True)  # (..., B, 1): the exact mean when centring, else the shift
         xc = xt - m
         g = (xc @ xc.transpose(-1, -2)).to(torch.float64)
+        if center:
+            return g
         m, s = m.to(torch.float64), xc.sum(dim=-1, keepdim=True).to(torch.float64)
         mt = m.transpose(-1, -2)
         return g + s @ mt + m @ s.transpose(-1, -2) + xt.shape[-1] * (m @ mt)
