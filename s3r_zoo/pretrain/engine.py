@@ -35,7 +35,7 @@ from tqdm.auto import tqdm
 
 from ..checkpoint import atomic_write
 
-__all__ = ["TrainConfig", "Trainer", "ResumeError", "NonFiniteLossError"]
+__all__ = ["TrainConfig", "Trainer", "ResumeError", "NonFiniteLossError", "seed_everything"]
 
 _logger = logging.getLogger(__name__)
 STATE_FILE = "state.safetensors"
@@ -95,6 +95,13 @@ class _SkipSampler(Sampler):
 
     def __len__(self) -> int:
         return max(0, len(self.base) - self.skip)
+
+
+def seed_everything(seed: int) -> None:
+    """Seed torch, numpy and random: call it before building models, so that the seed fixes their init."""
+    torch.manual_seed(seed)
+    np.random.seed(seed % 2**32)
+    random.seed(seed)
 
 
 def _dist_info() -> tuple[int, int, int]:
@@ -236,9 +243,7 @@ class Trainer:
             on_epoch_end: Optional[Callable[[int, float], None]] = None) -> dict:
         """Train; returns a summary (epochs run, final/best loss, stop reason, wall time)."""
         cfg = self.cfg
-        torch.manual_seed(cfg.seed)
-        np.random.seed(cfg.seed % 2**32)
-        random.seed(cfg.seed)
+        seed_everything(cfg.seed)
         if self.device.type == "cpu":
             torch.use_deterministic_algorithms(True, warn_only=True)
         model = objective.to(self.device)

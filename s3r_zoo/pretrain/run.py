@@ -29,7 +29,7 @@ from ..data.datasets import CubeDataset, SplitFileDataset, UnlabelledCubes
 from ..data.stats import BandStats, compute_band_stats
 from ..data.synthetic import PRESETS, SyntheticHSI
 from ..plots import beta_profiles, loss_curve
-from .engine import TrainConfig, Trainer
+from .engine import TrainConfig, Trainer, seed_everything
 from .objectives import OBJECTIVES, RegressObjective, S3RObjective, build_encoder
 from .targets import coefficient_targets
 
@@ -151,6 +151,7 @@ def run_pretrain(spec: PretrainSpec) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     ds, wavelengths, data_desc = build_dataset(spec)
     stats = _stats(spec, ds, wavelengths)
+    seed_everything(spec.seed)  # the seed fixes the initial weights too: build the models after it
     objective = _objective(spec, stats)
     recipe = {k: v for k, v in asdict(spec).items() if k not in ("out", "resume", "num_workers", "tensorboard")}
     cfg = TrainConfig(epochs=spec.epochs, batch_size=spec.batch_size, lr=spec.lr, weight_decay=spec.weight_decay,
