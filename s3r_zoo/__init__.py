@@ -9,13 +9,11 @@ hyperspectral histopathology, as a timm model zoo.
     s3r_zoo.band_info(model)  # wavelengths, per-band mean/std of the adapted model
 """
 
-__version__ = "0.1.0"
-
-from . import models  # noqa: E402,F401  (registers the models with timm)
-from .bands import BandInfo, band_info  # noqa: E402
-from .checkpoint import CheckpointError, CheckpointInfo, load_checkpoint, read_checkpoint_info, save_checkpoint  # noqa: E402
-from . import hub  # noqa: E402,F401
-from .weights import WeightsIntegrityError, WeightsNotFoundError  # noqa: E402
+from . import hub, models  # noqa: F401  (models: registers them with timm)
+from .bands import BandInfo, band_info
+from .checkpoint import CheckpointError, CheckpointInfo, load_checkpoint, read_checkpoint_info, save_checkpoint
+from .version import __version__
+from .weights import WeightsIntegrityError, WeightsNotFoundError
 
 __all__ = [
     "__version__", "BandInfo", "band_info", "CheckpointError", "CheckpointInfo", "load_checkpoint",

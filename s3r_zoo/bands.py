@@ -19,7 +19,7 @@ from torch import nn
 from .spectral import (describe_range, index_positions, interpolation_matrix, resample_conv_weight,
                        resample_vector, validate_wavelengths)
 
-__all__ = ["BandInfo", "BandAdaptation", "plan_band_adaptation", "band_info", "BAND_ADAPT_MODES"]
+__all__ = ["BandInfo", "BandAdaptation", "plan_band_adaptation", "band_info", "normalize", "BAND_ADAPT_MODES"]
 
 _logger = logging.getLogger(__name__)
 _said: set[tuple[int, str]] = set()
@@ -31,6 +31,23 @@ def _log_once(msg: str, level: int = logging.WARNING) -> None:
     if (level, msg) not in _said:
         _said.add((level, msg))
         _logger.log(level, msg)
+
+
+def normalize(x: torch.Tensor, mean, std) -> torch.Tensor:
+    """``(x - mean) / std`` per band: the one normalisation of the zoo.
+
+    Args:
+        x: ``(B, H, W)`` or ``(N, B, H, W)`` (bands on axis -3), or ``(N, B)`` spectra.
+        mean: B values (a sequence, or a tensor of B values or already broadcastable).
+        std: B values, like ``mean``.
+    """
+    def prep(v):
+        v = torch.as_tensor(v, dtype=x.dtype, device=x.device)
+        if v.ndim == 1:
+            v = v.view((-1, 1, 1) if x.ndim >= 3 else (-1,))
+        return v
+
+    return (x - prep(mean)) / prep(std)
 
 
 @dataclass(frozen=True)
@@ -54,11 +71,8 @@ class BandInfo:
         return len(self.mean)
 
     def normalize(self, x: torch.Tensor) -> torch.Tensor:
-        """Normalise an ``(N, B, H, W)`` tensor with these per-band statistics."""
-        shape = (1, -1) + (1,) * (x.ndim - 2)
-        mean = torch.as_tensor(self.mean, dtype=x.dtype, device=x.device).view(shape)
-        std = torch.as_tensor(self.std, dtype=x.dtype, device=x.device).view(shape)
-        return (x - mean) / std
+        """Normalise an ``(N, B, H, W)`` or ``(B, H, W)`` tensor with these per-band statistics."""
+        return normalize(x, self.mean, self.std)
 
 
 @dataclass(frozen=True)

@@ -24,8 +24,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Optional, Sequence, Union
@@ -34,19 +32,18 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
+from .bands import BandInfo
+from .files import PathLike, atomic_write
 from .spectral import validate_wavelengths
 
 __all__ = ["FORMAT", "CheckpointError", "CheckpointInfo", "save_checkpoint", "load_checkpoint",
-           "read_checkpoint_info", "atomic_write"]
+           "read_checkpoint_info", "parse_value"]
 
 FORMAT = "s3r_zoo.v1"
 REQUIRED_KEYS = ("format", "architecture", "in_chans", "objective", "data", "recipe")
 BAND_KEYS = ("wavelengths_nm", "mean", "std")
 STEM_KEY = "conv1.weight"
 
-PathLike = Union[str, os.PathLike]
-_UMASK = os.umask(0)
-os.umask(_UMASK)
 
 
 class CheckpointError(ValueError):
@@ -68,6 +65,17 @@ class CheckpointInfo:
     extra: dict[str, str] = field(default_factory=dict)
     path: Optional[str] = None
 
+    def extra_value(self, key: str) -> Any:
+        """An ``extra`` entry parsed back from its string (JSON where it is JSON), or None."""
+        return parse_value(self.extra.get(key))
+
+    @property
+    def bands(self) -> Optional[BandInfo]:
+        """The bands as :class:`~s3r_zoo.bands.BandInfo`, or None unless mean and std are recorded."""
+        if self.mean is None or self.std is None:
+            return None
+        return BandInfo(self.wavelengths_nm, self.mean, self.std, source=f"checkpoint {self.path}")
+
     def to_metadata(self) -> dict[str, str]:
         """The safetensors ``__metadata__`` dict for this info."""
         meta = dict(self.extra)
@@ -86,23 +94,14 @@ class CheckpointInfo:
         return meta
 
 
-def atomic_write(path: PathLike, write_fn) -> Path:
-    """Call ``write_fn(tmp_path)`` then rename the result onto ``path``.
-
-    A crash mid-write leaves the old file (or nothing), never a truncated one.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
+def parse_value(value: Optional[str]) -> Any:
+    """A metadata string as the JSON value it holds, or the string itself (free text); None stays None."""
+    if value is None:
+        return None
     try:
-        write_fn(tmp)
-        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; give the file the usual permissions
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+        return json.loads(value)
+    except json.JSONDecodeError:
+        return value
 
 
 def _float_list(value: Optional[Sequence[float]], key: str, n: int, where: str) -> Optional[tuple[float, ...]]:
@@ -151,11 +150,7 @@ def _build_info(meta: Mapping[str, str], where: str, path: Optional[str] = None)
             validate_wavelengths(bands["wavelengths_nm"], name=f"{where}: 'wavelengths_nm'")
         except ValueError as e:
             raise CheckpointError(str(e)) from None
-    recipe: Any = meta["recipe"]
-    try:
-        recipe = json.loads(recipe)
-    except json.JSONDecodeError:
-        pass  # free text is allowed
+    recipe = parse_value(meta["recipe"])  # JSON, or free text
     extra = {k: v for k, v in meta.items() if k not in REQUIRED_KEYS + BAND_KEYS}
     return CheckpointInfo(architecture=meta["architecture"], in_chans=in_chans, objective=meta["objective"],
                           data=meta["data"], recipe=recipe, extra=extra, path=path, **bands)

@@ -1,13 +1,27 @@
-"""The ``s3r-zoo`` command line: thin argument parsing over library functions."""
+"""The ``s3r-zoo`` command line: thin argument parsing over library functions.
+
+``pretrain`` and ``finetune`` options are generated from their spec dataclasses
+(:mod:`s3r_zoo.options`); a ``--config`` YAML and the command line go through the same
+checks. The modules that only one command needs (benchmarks, hub, plots) are imported
+when that command runs.
+"""
 
 from __future__ import annotations
 
 import argparse
 import logging
 import sys
+from pathlib import Path
 from typing import Optional, Sequence
 
-from . import __version__
+from .data.io import NAN_POLICIES
+from .data.synthetic import PRESETS
+from .finetune import FinetuneSpec
+from .models.names import MODEL_NAMES
+from .options import add_arguments, build_spec, load_yaml
+from .pretrain.spec import PretrainSpec
+from .train.engine import AMP_MODES
+from .version import __version__
 
 __all__ = ["main", "build_parser"]
 
@@ -16,7 +30,7 @@ def _add_demo(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("demo", help="create a band-adapted S3R model, run it, print band info and timings",
                        description="Create a B-band S3R encoder from a 41-band (380-780 nm) checkpoint, "
                                    "resampled by wavelength to the target bands, and time a forward pass.")
-    p.add_argument("--model", default="s3r_resnet50", choices=["s3r_resnet18", "s3r_resnet50"])
+    p.add_argument("--model", default="s3r_resnet50", choices=MODEL_NAMES)
     p.add_argument("--bands", type=int, default=40, help="target band count (default 40)")
     p.add_argument("--range-nm", type=float, nargs=2, default=(450.0, 750.0), metavar=("FIRST", "LAST"),
                    help="centres of the first and last target band in nm (default 450 750)")
@@ -44,17 +58,16 @@ def _add_data(sub: argparse._SubParsersAction) -> None:
 
     info = dsub.add_parser("info", help="shape, wavelengths, NaN/Inf, per-band stats, low-rank R2, PNG preview")
     info.add_argument("path", help="cube file or HIMS folder")
-    info.add_argument("--nan", default="keep", choices=["error", "keep", "zero", "band_mean", "inpaint"],
+    info.add_argument("--nan", default="keep", choices=NAN_POLICIES,
                       help="NaN/Inf policy while reading (default keep: report them)")
     info.add_argument("--key", help="variable name inside .npz/.mat/.h5 files")
     info.add_argument("--band-axis", type=int, help="axis of the bands in the stored array")
     info.add_argument("--wavelengths-file", help="text file with one band centre (nm) per line")
-    info.add_argument("--preview", help="PNG path (default: <name>_preview.png in the current folder)")
-    info.add_argument("--json", help="also write the report as JSON here")
+    info.add_argument("--out", help="folder for <name>_preview.png and <name>_report.json (default: print only)")
     info.set_defaults(func=_run_data_info)
 
     synth = dsub.add_parser("synth", help="simulate a labelled H&E hyperspectral data set with split files")
-    synth.add_argument("--preset", default="plgc_like", choices=["pdac_like", "plgc_like"])
+    synth.add_argument("--preset", default="plgc_like", choices=sorted(PRESETS))
     synth.add_argument("--n", type=int, default=300, help="number of cubes")
     synth.add_argument("--size", type=int, default=256, help="height and width in pixels")
     synth.add_argument("--seed", type=int, default=0)
@@ -66,7 +79,7 @@ def _add_data(sub: argparse._SubParsersAction) -> None:
     stats = dsub.add_parser("stats", help="per-band mean/std over a data set in one pass, saved as JSON")
     stats.add_argument("path", help="folder of cubes, a split file, or a cube")
     stats.add_argument("--out", required=True, help="JSON file to write")
-    stats.add_argument("--nan", default="error", choices=["error", "zero", "band_mean", "inpaint"])
+    stats.add_argument("--nan", default="error", choices=[p for p in NAN_POLICIES if p != "keep"])
     stats.set_defaults(func=_run_data_stats)
 
 
@@ -80,22 +93,18 @@ def _read_options(args: argparse.Namespace) -> dict:
 
 
 def _run_data_info(args: argparse.Namespace) -> int:
-    import json
-    from pathlib import Path
-
-    from .checkpoint import atomic_write
-    from .data.report import cube_report, format_report, save_preview
     from .data.io import read_cube
+    from .data.report import cube_report, format_report, save_preview
+    from .files import write_json
 
     cube = read_cube(args.path, nan=args.nan, **_read_options(args))
     rep = cube_report(cube)
     print(format_report(rep))
-    preview = Path(args.preview or f"{Path(args.path.rstrip('/')).stem}_preview.png")
-    save_preview(cube, preview)
-    print(f"preview: {preview}")
-    if args.json:
-        atomic_write(args.json, lambda tmp: Path(tmp).write_text(json.dumps(rep, indent=2) + "\n"))
-        print(f"report: {args.json}")
+    if args.out:
+        stem = Path(args.path.rstrip("/")).stem
+        preview = save_preview(cube, Path(args.out) / f"{stem}_preview.png")
+        report = write_json(Path(args.out) / f"{stem}_report.json", rep)
+        print(f"preview: {preview}\nreport:  {report}")
     return 0
 
 
@@ -111,8 +120,6 @@ def _run_data_synth(args: argparse.Namespace) -> int:
 
 
 def _run_data_stats(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
     from .data.datasets import CubeDataset, SplitFileDataset, UnlabelledCubes
     from .data.stats import compute_band_stats
 
@@ -128,56 +135,32 @@ def _run_data_stats(args: argparse.Namespace) -> int:
     return 0
 
 
-def _add_run_options(p: argparse.ArgumentParser) -> None:
-    """Options that pretrain and finetune share (None = not given: --config or the default applies)."""
-    a = p.add_argument
-    a("--config", help="YAML file whose keys are the long option names (with underscores)")
-    a("--model", choices=["s3r_resnet18", "s3r_resnet50"])
-    a("--epochs", type=int)
-    a("--batch-size", type=int)
-    a("--lr", type=float)
-    a("--amp", choices=["bf16", "fp16", "none"])
-    a("--nan", choices=["error", "zero", "band_mean", "inpaint"])
-    a("--seed", type=int)
-    a("--num-workers", type=int)
-    a("--out", help="output folder")
-    a("--resume", action="store_const", const=True, help="continue the run in --out")
+def _add_config(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", help="YAML file whose keys are the long option names (with underscores); "
+                                    "options given on the command line win")
 
 
 def _add_pretrain(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("pretrain", help="S3R pre-training (CR / BR / ablation / baselines); exports the encoder",
                        description="Pre-train an encoder with S3R and export it in the zoo's safetensors format. "
                                    "Options not given fall back to --config (YAML), then to the defaults.")
-    _add_run_options(p)
-    a = p.add_argument
-    a("--data", help="cube folder, split file (train split), HIMS folder, or synthetic:pdac_like|plgc_like")
-    a("--objective", choices=["cr", "br", "regress", "simsiam", "byol", "mhsim", "convdeconv", "ssad"],
-      help="S3R (cr, br), the Table 1 ablation (regress) or a Table 2 baseline")
-    a("--bands", type=int, help="simsiam/byol: 3 = three random bands per sample (default: all bands)")
-    a("--crop", type=int, help="crop size in pixels")
-    a("--crops-per-cube", type=int, help="random crops per cube per epoch")
-    a("--synthetic-n", type=int, help="cubes in a synthetic: data set")
-    a("--gamma", type=float, help="exponential lr decay per epoch")
-    a("--patience", type=int, help="epochs without improvement before early stop")
-    a("--min-delta", type=float)
-    a("--mask-ratio", type=float)
-    a("--mask-patch", type=int)
-    a("--noise-std", type=float, help="strong Gaussian noise on the masked input (normalised units)")
-    a("--no-mask", dest="mask", action="store_const", const=False, help="regress: the ablation without masking")
-    a("--init", help="random, imagenet, a tag (s3r_resnet18.cr_hims41) or a zoo checkpoint path")
-    a("--ckpt-every", type=int, help="also checkpoint every N steps (0 = every epoch only)")
-    a("--channels-last", action="store_const", const=True)
-    a("--compile", action="store_const", const=True)
-    a("--tensorboard", action="store_const", const=True, help="also log to <out>/tensorboard (pip install tensorboard)")
-    p.set_defaults(func=_run_pretrain)
+    _add_config(p)
+    add_arguments(p, PretrainSpec)
+    p.set_defaults(func=_run_pretrain, spec_cls=PretrainSpec)
+
+
+def _spec(args: argparse.Namespace):
+    """The command's spec from --config (YAML) with the options given on the command line on top."""
+    merged = load_yaml(args.config)
+    skip = {"func", "command", "verbose", "config", "spec_cls"}
+    merged.update({k: v for k, v in vars(args).items() if k not in skip and v is not None})
+    return build_spec(args.spec_cls, merged, where=f"--config {args.config}" if args.config else "options")
 
 
 def _run_pretrain(args: argparse.Namespace) -> int:
-    from .config import spec_from_dict
-    from .pretrain.run import PretrainSpec, run_pretrain
+    from .pretrain.run import run_pretrain
 
-    spec = spec_from_dict(PretrainSpec, _merged_config(args), where=args.config or "options")
-    summary = run_pretrain(spec)
+    summary = run_pretrain(_spec(args))
     if "checkpoint" in summary:
         print(f"{summary['epochs']} epochs ({summary['stop']}), final loss {summary['final_loss']:.4f}, "
               f"{summary['wall_time_s']:.0f} s -> {summary['checkpoint']}")
@@ -188,34 +171,15 @@ def _add_finetune(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("finetune", help="fine-tune / linear-probe a checkpoint; test metrics over seeds",
                        description="Published protocol: AdamW lr 1e-4 with linear decay, augmentation, validation "
                                    "every epoch, best-on-validation weights, test once; mean +- std over seeds.")
-    _add_run_options(p)
-    a = p.add_argument
-    a("--data", help="folder with train.txt, val.txt, test.txt split files (<path> <label> lines)")
-    a("--init", help="scratch, imagenet, a tag (s3r_resnet18.cr_hims41) or a zoo checkpoint path")
-    a("--wavelengths", type=float, nargs="+", help="band centres of the data in nm (if its files have none)")
-    a("--crop", type=int, help="training crop size")
-    a("--eval-crop", type=int, help="centre crop for validation/test (default: whole cube)")
-    a("--linear-probe", action="store_const", const=True, help="freeze the encoder, train the linear head")
-    a("--label-fraction", type=float, help="stratified fraction of the training labels to use")
-    a("--seeds", type=int, help="number of seeds (runs); mean +- std are reported")
-    p.set_defaults(func=_run_finetune)
-
-
-def _merged_config(args: argparse.Namespace) -> dict:
-    """YAML --config values, overridden by options given on the command line."""
-    from .config import load_yaml
-
-    merged = load_yaml(args.config)
-    skip = {"func", "command", "verbose", "config"}
-    merged.update({k: v for k, v in vars(args).items() if k not in skip and v is not None})
-    return merged
+    _add_config(p)
+    add_arguments(p, FinetuneSpec)
+    p.set_defaults(func=_run_finetune, spec_cls=FinetuneSpec)
 
 
 def _run_finetune(args: argparse.Namespace) -> int:
-    from .config import spec_from_dict
-    from .finetune import FinetuneSpec, run_finetune
+    from .finetune import run_finetune
 
-    spec = spec_from_dict(FinetuneSpec, _merged_config(args), where=args.config or "options")
+    spec = _spec(args)
     if not spec.data:
         raise ValueError("--data: required (a folder with train.txt, val.txt and test.txt)")
     agg = run_finetune(spec)
@@ -266,26 +230,41 @@ def _run_push(args: argparse.Namespace) -> int:
 
 
 def _add_release(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("release", help="release a pretrain run as weights/<model>.<tag>.safetensors (fp16) + manifest",
-                       description="Write the run's encoder as float16 weights/<model>.<tag>.safetensors, record "
-                                   "sha256, size, bands, recipe, losses, hardware and wall time in "
-                                   "weights/manifest.json, and optionally the hub folder for `s3r-zoo push`.")
+    p = sub.add_parser("release", help="release a pretrain run as weights/<model>.<tag>.safetensors (fp16) and record it",
+                       description="Check a run against its tag's record (s3r_zoo/models/releases.json), write its "
+                                   "encoder as float16 weights/<model>.<tag>.safetensors, record sha256, size, "
+                                   "losses, hardware and wall time, and optionally write the hub folder for "
+                                   "`s3r-zoo push`.")
     p.add_argument("run", help="pretrain output folder (with encoder.safetensors) or a checkpoint file")
-    p.add_argument("--tag", required=True, help="pretrained tag, e.g. cr_hims41 (must be registered)")
+    p.add_argument("--tag", required=True, help="pretrained tag with a release record, e.g. cr_hims41")
     p.add_argument("--weights-dir", help="destination folder (default: the repository's weights/)")
-    p.add_argument("--recipe", help="recipe YAML to record (default: weights/recipes/<model>.<tag>.yaml)")
+    p.add_argument("--records", help="releases file to update (default: the package's releases.json)")
     p.add_argument("--hub-dir", help="also write the hub repository folder here")
     p.add_argument("--hardware", help="what the run ran on, if the checkpoint does not record it")
     p.set_defaults(func=_run_release)
+
+    r = sub.add_parser("releases", help="list the released weights (the model card's table)",
+                       description="Print every release record as a markdown table: name, bands, objective, "
+                                   "training, size, sha256.")
+    r.add_argument("--records", help="releases file (default: the package's releases.json)")
+    r.set_defaults(func=_run_releases)
 
 
 def _run_release(args: argparse.Namespace) -> int:
     from .release import release_checkpoint
 
-    e = release_checkpoint(args.run, args.tag, weights_dir=args.weights_dir, recipe_file=args.recipe,
-                           hub_dir=args.hub_dir, hardware=args.hardware)
-    print(f"released {e['path']} ({e['size'] / 1e6:.1f} MB, sha256 {e['sha256'][:12]}...)"
+    kw = {"records": args.records} if args.records else {}
+    e = release_checkpoint(args.run, args.tag, weights_dir=args.weights_dir, hub_dir=args.hub_dir,
+                           hardware=args.hardware, **kw)
+    print(f"released {e['path']} ({e['file']['size'] / 1e6:.1f} MB, sha256 {e['file']['sha256'][:12]}...)"
           + (f"; hub folder {e['hub_dir']}" if "hub_dir" in e else ""))
+    return 0
+
+
+def _run_releases(args: argparse.Namespace) -> int:
+    from .release import model_card_table
+
+    print(model_card_table(**({"records": args.records} if args.records else {})))
     return 0
 
 
@@ -301,7 +280,7 @@ def _add_bench(sub: argparse._SubParsersAction) -> None:
                    help="convergence/accuracy budget (default: cpu, or quick with --quick)")
     p.add_argument("--results", help="results folder (default: benchmarks/results of this checkout)")
     p.add_argument("--work", help="folder for data and runs (default: runs/bench_<budget>)")
-    p.add_argument("--amp", default="none", choices=["bf16", "fp16", "none"], help="AMP for the training runs")
+    p.add_argument("--amp", default="none", choices=AMP_MODES, help="AMP for the training runs")
     p.add_argument("--cr-run", help="coefficients: S3R-CR pretrain folder (default: runs/weights/...cr_hims41)")
     p.add_argument("--br-run", help="coefficients: S3R-BR pretrain folder (default: runs/weights/...br_hims41)")
     p.add_argument("--cached-only", action="store_true",

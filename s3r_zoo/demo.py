@@ -15,23 +15,25 @@ Everything lands in ``demo.json`` and the ``pretrain/`` and ``finetune/`` folder
 
 from __future__ import annotations
 
-import json
 import platform
 import statistics
 import time
 from pathlib import Path
-from typing import Optional
 
 import numpy as np
 import timm
 import torch
 from tqdm.auto import tqdm
 
-from . import __version__
 from .bands import band_info
-from .checkpoint import atomic_write, save_checkpoint
-from .models.s3r_resnet import BAND_SETS
-from .weights import local_weight_dirs
+from .checkpoint import save_checkpoint
+from .data.synthetic import write_dataset
+from .files import write_json
+from .finetune import FinetuneSpec, run_finetune
+from .models import BAND_SETS, arch_of
+from .pretrain import PretrainSpec, run_pretrain
+from .version import __version__
+from .weights import find_local_weights
 
 __all__ = ["run_demo", "demo_checkpoint", "pretrain_finetune_demo"]
 
@@ -44,19 +46,11 @@ def demo_checkpoint(model_name: str, out_dir: Path, seed: int = 0) -> Path:
     torch.manual_seed(seed)
     model = timm.create_model(model_name, pretrained=False, in_chans=hims.in_chans, num_classes=0)
     path = out_dir / f"{model_name}.demo_untrained_hims41.safetensors"
-    save_checkpoint(path, model.state_dict(), architecture=model_name.replace("s3r_", ""), objective="none",
+    save_checkpoint(path, model.state_dict(), architecture=arch_of(model_name), objective="none",
                     data=f"untrained demo checkpoint (random init, seed {seed}); not pre-trained",
                     recipe={"init": "random", "seed": seed}, wavelengths_nm=hims.wavelengths_nm,
                     mean=hims.mean, std=hims.std)
     return path
-
-
-def _find_released(model_name: str) -> Optional[Path]:
-    for d in local_weight_dirs():
-        candidate = d / f"{model_name}.{DEMO_TAG}.safetensors"
-        if candidate.is_file():
-            return candidate
-    return None
 
 
 def _test_input(batch: int, bands: int, size: int, seed: int = 0) -> torch.Tensor:
@@ -81,10 +75,6 @@ def pretrain_finetune_demo(out: Path, epochs: int = 3, finetune_epochs: int = 10
     gland shape), which needs >= 128-px images; pdac_like also differs in nuclei and
     stroma everywhere, so 48-px cubes carry the signal and the demo stays CPU-sized.
     """
-    from .data.synthetic import write_dataset
-    from .finetune import FinetuneSpec, run_finetune
-    from .pretrain.run import PretrainSpec, run_pretrain
-
     data = out / "pdac_sim"
     print(f"\nsimulating a small pdac_like set (normal / carcinoma, 40 bands 450-750 nm) in {data}")
     write_dataset(data, "pdac_like", n=120, size=48, seed=0)
@@ -124,7 +114,7 @@ def run_demo(model_name: str = "s3r_resnet50", bands: int = 40, range_nm: tuple[
         raise ValueError(f"--repeats: expected >= 1, found {repeats}")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    ckpt = _find_released(model_name)
+    ckpt = find_local_weights(f"{model_name}.{DEMO_TAG}")
     released = ckpt is not None
     if ckpt is None:
         ckpt = demo_checkpoint(model_name, out)
@@ -168,6 +158,6 @@ def run_demo(model_name: str = "s3r_resnet50", bands: int = 40, range_nm: tuple[
     if pretrain_epochs > 0:
         result["main_job"] = pretrain_finetune_demo(out, epochs=pretrain_epochs)
     path = out / "demo.json"
-    atomic_write(path, lambda tmp: Path(tmp).write_text(json.dumps(result, indent=2)))
+    write_json(path, result)
     print(f"results      {path}")
     return result

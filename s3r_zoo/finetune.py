@@ -1,12 +1,13 @@
 """``s3r-zoo finetune``: turn a checkpoint into test numbers with the published protocol.
 
-METHOD.md: first conv adapted to the data's bands (by wavelength when both sides know
+docs/method.md: first conv adapted to the data's bands (by wavelength when both sides know
 them), augmentation (scale, rotation, Gaussian noise), AdamW lr 1e-4 with linear decay,
 at most 70 epochs, validation every epoch, keep the best-on-validation weights, test once
 at the end; mean and standard deviation over seeds. ``linear_probe`` freezes the encoder
 (BatchNorm statistics included); ``label_fraction`` keeps a stratified fraction of the
-training labels. Training runs through the same :class:`~s3r_zoo.pretrain.engine.Trainer`
-as pre-training (AMP, torchrun, atomic resumable state, progress, JSONL).
+training labels. Training runs through the same :class:`~s3r_zoo.train.Trainer` as
+pre-training (AMP, torchrun, atomic resumable state, progress, JSONL), with the classifier
+as its :class:`~s3r_zoo.train.Objective`.
 
 Per seed, ``out/seed_<k>/`` holds ``best.safetensors`` (zoo format), ``best.json``,
 ``metrics.json`` (test), ``confusion_matrix.png`` and the trainer's files; ``out/``
@@ -25,57 +26,59 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .checkpoint import atomic_write, load_checkpoint, save_checkpoint
+from .checkpoint import load_checkpoint, save_checkpoint
 from .data.datasets import CubeDataset, SplitFileDataset, read_split_file
 from .data.stats import BandStats, compute_band_stats
 from .data.transforms import HSIAugment
+from .files import write_json
 from .metrics import aggregate, classification_metrics
+from .models import arch_of, build_encoder
+from .options import option
 from .plots import confusion_matrix
-from .pretrain.engine import TrainConfig, Trainer
-from .pretrain.objectives import build_encoder
+from .train import Objective, TrainConfig, Trainer
+from .train.spec import RunSpec
 
 __all__ = ["FinetuneSpec", "ClassifierObjective", "BestTracker", "stratified_fraction", "run_finetune", "evaluate"]
 
 
 @dataclass
-class FinetuneSpec:
-    """A fine-tuning run (also the ``--config`` YAML keys)."""
+class FinetuneSpec(RunSpec):
+    """A fine-tuning run: every option of ``s3r-zoo finetune`` (and key of its ``--config`` YAML)."""
 
-    data: str = ""
-    out: str = "runs/finetune"
-    model: str = "s3r_resnet18"
-    init: str = "scratch"
-    wavelengths: Optional[list] = None
-    epochs: int = 70
-    batch_size: int = 16
-    lr: float = 1e-4
-    weight_decay: float = 0.05
-    crop: int = 128
-    eval_crop: Optional[int] = None
-    linear_probe: bool = False
-    label_fraction: float = 1.0
-    seeds: int = 1
-    seed: int = 0
-    amp: str = "none"
-    nan: str = "error"
-    noise_std: float = 0.02
-    max_degrees: float = 15.0
-    num_workers: int = 0
-    resume: bool = False
+    data: str = option("", "folder with train.txt, val.txt, test.txt split files (<path> <label> lines)",
+                       metavar="DIR")
+    out: str = option("runs/finetune", "output folder", metavar="DIR")
+    init: str = option("scratch", "scratch, imagenet, a tag (s3r_resnet18.cr_hims41) or a zoo checkpoint path",
+                       metavar="INIT")
+    wavelengths: Optional[list[float]] = option(None, "band centres of the data in nm (if its files have none)",
+                                                metavar="NM")
+    epochs: int = option(70, "most epochs to train", min=1)
+    crop: int = option(128, "training crop size in pixels", min=1)
+    eval_crop: Optional[int] = option(None, "centre crop for validation/test (default: whole cube)", min=1)
+    linear_probe: bool = option(False, "freeze the encoder, train the linear head")
+    label_fraction: float = option(1.0, "stratified fraction of the training labels to use", above=0, max=1)
+    seeds: int = option(1, "number of seeds (runs); mean +- std are reported", min=1)
+    noise_std: float = option(0.02, "augmentation: Gaussian noise (normalised units)", min=0)
+    max_degrees: float = option(15.0, "augmentation: largest rotation in degrees", min=0, max=180)
 
 
-class ClassifierObjective(nn.Module):
-    """Cross-entropy on augmented, normalised crops; plugs into the trainer like S3R."""
+class ClassifierObjective(Objective):
+    """Cross-entropy on augmented, normalised crops: fine-tuning's objective for the one loop.
+
+    Args:
+        model: Zoo model with its classifier (``num_classes > 0``).
+        mean: Per-band mean of the raw training data.
+        std: Per-band std of the raw training data.
+        augment: Augmentation of the normalised crops (training only).
+        linear_probe: Train only the classifier ``fc``; BatchNorm statistics stay as loaded.
+    """
 
     uses_labels = True
 
     def __init__(self, model: nn.Module, mean: Sequence[float], std: Sequence[float],
                  augment: Optional[HSIAugment] = None, linear_probe: bool = False):
-        super().__init__()
-        self.model, self.augment, self.linear_probe = model, augment, linear_probe
-        b = len(mean)
-        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, b, 1, 1))
-        self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, b, 1, 1))
+        super().__init__(model, mean, std)
+        self.augment, self.linear_probe = augment, linear_probe
         if linear_probe:
             for name, p in model.named_parameters():
                 p.requires_grad = name.startswith("fc.")
@@ -83,19 +86,19 @@ class ClassifierObjective(nn.Module):
     def train(self, mode: bool = True) -> "ClassifierObjective":
         super().train(mode)
         if self.linear_probe:  # frozen encoder: BatchNorm statistics stay as pretrained too
-            self.model.eval()
-            self.model.fc.train(mode)
+            self.encoder.eval()
+            self.encoder.fc.train(mode)
         return self
 
     def logits(self, x: torch.Tensor) -> torch.Tensor:
-        return self.model((x - self.mean) / self.std)
+        return self.encoder(self.normalize(x))
 
     def forward(self, x: torch.Tensor, labels: torch.Tensor) -> dict:
-        x = (x - self.mean) / self.std
+        x = self.normalize(x)
         if self.augment is not None and self.training:
             g = torch.Generator().manual_seed(int(torch.randint(0, 2**62, ())))  # from the (saved) global RNG
             x = self.augment(x, g)
-        logits = self.model(x)
+        logits = self.encoder(x)
         return {"loss": F.cross_entropy(logits.float(), labels), "logits": logits.detach()}
 
 
@@ -113,7 +116,7 @@ class BestTracker:
             return False
         save_fn(self.folder / "best.safetensors")
         self.best = {"epoch": epoch, "score": float(score), "metric": self.metric}
-        atomic_write(self.path, lambda tmp: Path(tmp).write_text(json.dumps(self.best) + "\n"))
+        write_json(self.path, self.best, indent=None)
         return True
 
 
@@ -184,14 +187,13 @@ def _run_seed(spec: FinetuneSpec, seed: int, out: Path) -> dict:
                           wavelengths=first.wavelengths)
     augment = HSIAugment(scale=(0.6, 1.0), max_degrees=spec.max_degrees, noise_std=spec.noise_std)
     objective = ClassifierObjective(model, stats.mean, stats.std, augment, linear_probe=spec.linear_probe)
-    cfg = TrainConfig(epochs=spec.epochs, batch_size=min(spec.batch_size, len(train)), lr=spec.lr,
-                      weight_decay=spec.weight_decay, schedule="linear", amp=spec.amp, patience=10**9,
-                      seed=seed, num_workers=spec.num_workers,
-                      extra={"init": spec.init, "model": spec.model, "data": spec.data, "probe": spec.linear_probe,
-                             "fraction": spec.label_fraction})
+    cfg = TrainConfig.from_spec(spec, batch_size=min(spec.batch_size, len(train)), schedule="linear",
+                                patience=10**9, seed=seed,
+                                extra={"init": spec.init, "model": spec.model, "data": spec.data,
+                                       "probe": spec.linear_probe, "fraction": spec.label_fraction})
     trainer = Trainer(cfg, out)
     tracker = BestTracker(out)
-    arch = spec.model.replace("s3r_", "")
+    arch = arch_of(spec.model)
 
     def save_best(path: Path) -> None:
         save_checkpoint(path, model.state_dict(), architecture=arch, objective=f"finetune:{spec.init}",
@@ -203,7 +205,7 @@ def _run_seed(spec: FinetuneSpec, seed: int, out: Path) -> dict:
         logits, labels = evaluate(objective, val, trainer.device)
         m = classification_metrics(logits, labels, train.classes)
         improved = tracker.update(epoch, m["accuracy"], save_best) if trainer.is_main else False
-        trainer._log({"kind": "val", "epoch": epoch, "accuracy": m["accuracy"],
+        trainer.log({"kind": "val", "epoch": epoch, "accuracy": m["accuracy"],
                       "balanced_accuracy": m["balanced_accuracy"], "best": improved})
 
     summary = trainer.fit(objective, train, resume=spec.resume, on_epoch_end=on_epoch_end)
@@ -213,7 +215,7 @@ def _run_seed(spec: FinetuneSpec, seed: int, out: Path) -> dict:
     metrics = classification_metrics(logits, labels, train.classes)
     metrics.update(best_epoch=tracker.best["epoch"], best_val_accuracy=tracker.best["score"], seed=seed,
                    train_size=len(train), train_loss=summary["final_loss"], wall_time_s=summary["wall_time_s"])
-    atomic_write(out / "metrics.json", lambda tmp: Path(tmp).write_text(json.dumps(metrics, indent=2) + "\n"))
+    write_json(out / "metrics.json", metrics)
     confusion_matrix(metrics["confusion_matrix"], train.classes, out / "confusion_matrix.png",
                      title=f"{spec.model} init={Path(spec.init).name}, seed {seed} (test)")
     return metrics
@@ -226,5 +228,5 @@ def run_finetune(spec: FinetuneSpec) -> dict:
     out = Path(spec.out)
     runs = [_run_seed(spec, spec.seed + k, out / f"seed_{spec.seed + k}") for k in range(spec.seeds)]
     agg = {"spec": asdict(spec), "runs": runs, "aggregate": aggregate(runs)}
-    atomic_write(out / "aggregate.json", lambda tmp: Path(tmp).write_text(json.dumps(agg, indent=2) + "\n"))
+    write_json(out / "aggregate.json", agg)
     return agg

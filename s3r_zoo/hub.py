@@ -21,7 +21,8 @@ from typing import Optional, Union
 
 import timm
 
-from .checkpoint import FORMAT, atomic_write, load_checkpoint, save_checkpoint
+from .checkpoint import FORMAT, load_checkpoint, read_checkpoint_info, save_checkpoint
+from .files import atomic_write, first_line, write_json
 
 __all__ = ["export_hub_folder", "hub_config", "model_card", "push_hub_folder", "HUB_FILES"]
 
@@ -152,10 +153,10 @@ def export_hub_folder(checkpoint: Union[str, Path], out_dir: Union[str, Path], n
                         architecture=info.architecture, objective=info.objective, data=info.data,
                         recipe=info.recipe, wavelengths_nm=info.wavelengths_nm, mean=info.mean, std=info.std,
                         extra=info.extra)
-    else:  # byte for byte, so weights/manifest.json's sha256 also guards the hub copy
+    else:  # byte for byte, so the release record's sha256 also guards the hub copy
         atomic_write(out / "model.safetensors", lambda tmp: shutil.copyfile(checkpoint, tmp))
     config = hub_config(info, num_features, name)
-    atomic_write(out / "config.json", lambda tmp: Path(tmp).write_text(json.dumps(config, indent=2) + "\n"))
+    write_json(out / "config.json", config)
     card = model_card(info, name, repo_id)
     atomic_write(out / "README.md", lambda tmp: Path(tmp).write_text(card))
     return out
@@ -163,8 +164,6 @@ def export_hub_folder(checkpoint: Union[str, Path], out_dir: Union[str, Path], n
 
 def _check_hub_folder(folder: Path) -> None:
     """A folder written by :func:`export_hub_folder`: the three files, a valid checkpoint and config."""
-    from .checkpoint import read_checkpoint_info
-
     if not folder.is_dir():
         raise FileNotFoundError(f"{folder}: no such folder (write one with `s3r-zoo export CKPT --out {folder}`)")
     missing = [f for f in HUB_FILES if not (folder / f).is_file()]
@@ -198,8 +197,6 @@ def push_hub_folder(folder: Union[str, Path], repo_id: str, token: Optional[str]
     """
     from huggingface_hub import HfApi
     from huggingface_hub.errors import HfHubHTTPError
-
-    from .weights import first_line
 
     folder = Path(folder)
     _check_hub_folder(folder)

@@ -19,7 +19,7 @@ from typing import Optional
 
 import torch
 
-__all__ = ["gram", "ridge_lambda", "loo_coefficients", "loo_coefficients_rows", "loo_coefficients_single", "loo_rss",
+__all__ = ["gram", "ridge_lambda", "loo_coefficients", "loo_coefficients_rows", "loo_rss",
            "loo_r2"]
 
 
@@ -108,33 +108,6 @@ def loo_coefficients_rows(g: torch.Tensor, band: torch.Tensor, ridge: float = 1e
     beta = -q / q[rows, band][:, None]
     beta[rows, band] = 0
     return beta
-
-
-def loo_coefficients_single(g: torch.Tensor, band: torch.Tensor, ridge: float = 1e-6) -> torch.Tensor:
-    """Coefficients for one target band per item, by solving the (B-1) system directly.
-
-    Args:
-        g: Gram matrix (N, B, B).
-        band: Target band index per item (N,).
-        ridge: As in :func:`loo_coefficients`.
-
-    Returns:
-        (N, B) float64 with a 0 at the target band; equals the matching row of
-        :func:`loo_coefficients`.
-    """
-    n, b, _ = g.shape
-    idx = torch.arange(b, device=g.device)
-    keep = idx[None, :] != band[:, None]  # (N, B)
-    others = idx[None, :].expand(n, b)[keep].view(n, b - 1)
-    rows = torch.arange(n, device=g.device)[:, None]
-    g_oo = g[rows[..., None], others[:, :, None], others[:, None, :]]  # (N, B-1, B-1)
-    g_ob = g[rows, others, band[:, None]]  # (N, B-1)
-    lam = ridge_lambda(g, ridge)
-    eye = torch.eye(b - 1, dtype=g.dtype, device=g.device)
-    coef = torch.linalg.solve(g_oo + lam * eye, g_ob[..., None])[..., 0]
-    out = torch.zeros(n, b, dtype=g.dtype, device=g.device)
-    out[keep] = coef.reshape(-1)
-    return out
 
 
 def loo_rss(g: torch.Tensor, beta: torch.Tensor) -> torch.Tensor:

@@ -7,7 +7,7 @@ from typing import Optional, Sequence, Union
 
 import numpy as np
 
-from .checkpoint import atomic_write
+from .files import atomic_write
 
 __all__ = ["loss_curve", "loss_curves", "beta_profiles", "confusion_matrix"]
 

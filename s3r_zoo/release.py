@@ -1,116 +1,105 @@
-"""Turn a pre-training run into a released checkpoint: fp16 file, manifest entry, hub folder.
+"""Turn a pre-training run into a released checkpoint: fp16 file, release record, hub folder.
 
 ``s3r-zoo release RUN --tag cr_hims41`` (RUN: a ``pretrain`` output folder or its
-``encoder.safetensors``) writes ``weights/<model>.<tag>.safetensors`` (float16, encoder
-only), records its sha256 and size with the bands, recipe, final losses, hardware and wall
-time in ``weights/manifest.json``, and optionally writes the hub repository folder whose
-``model.safetensors`` is the same file byte for byte, so one manifest entry guards both the
-local file and the hub download.
+``encoder.safetensors``) checks the run against the tag's record in
+``s3r_zoo/models/releases.json`` (:mod:`s3r_zoo.models.releases`: architecture and bands),
+writes ``weights/<model>.<tag>.safetensors`` (float16, encoder only), records the file's
+sha256 and size and how it was trained in that record, and optionally writes the hub
+repository folder whose ``model.safetensors`` is the same file byte for byte, so one
+record guards both the local file and the hub download. ``s3r-zoo releases`` prints the
+records as the model card's table.
 """
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Optional, Union
 
+import timm
 import torch
 
-from .checkpoint import atomic_write, load_checkpoint, save_checkpoint
-from .weights import REPO_WEIGHTS_DIR, file_digest
+from .checkpoint import load_checkpoint, save_checkpoint
+from .files import file_digest
+from .hub import export_hub_folder
+from .models.names import model_name
+from .models import releases as _releases
+from .models.releases import Release, load_releases, record_release
+from .weights import REPO_WEIGHTS_DIR
 
-__all__ = ["release_checkpoint", "update_manifest"]
+__all__ = ["release_checkpoint", "model_card_table"]
 
-_MANIFEST_COMMENT = ("One entry per released file in this folder, keyed <model>.<tag>: sha256, size (bytes), "
-                     "bands, wavelengths, recipe, final losses, hardware, wall time. Files that do not match are "
-                     "never loaded. Written by `s3r-zoo release`.")
-
-
-def update_manifest(manifest: Path, model_tag: str, entry: dict) -> None:
-    """Set ``files[model_tag] = entry`` in a manifest JSON file, atomically (other entries kept)."""
-    data = {"comment": _MANIFEST_COMMENT, "files": {}}
-    if manifest.is_file():
-        try:
-            data = json.loads(manifest.read_text())
-        except json.JSONDecodeError as e:
-            raise ValueError(f"{manifest}: not valid JSON ({e}); fix or delete it before releasing") from None
-        if not isinstance(data.get("files"), dict):
-            raise ValueError(f"{manifest}: expected a 'files' mapping, found {type(data.get('files')).__name__}")
-    data["comment"] = _MANIFEST_COMMENT
-    data["files"][model_tag] = entry
-    data["files"] = dict(sorted(data["files"].items()))
-    atomic_write(manifest, lambda tmp: Path(tmp).write_text(json.dumps(data, indent=2) + "\n"))
-
-
-def _json_or_str(value: Optional[str]):
-    if value is None:
-        return None
-    try:
-        return json.loads(value)
-    except json.JSONDecodeError:
-        return value
+TRAINING_KEYS = ("epochs", "stop", "final_loss", "best_loss", "wall_time_s", "hardware", "torch")
 
 
 def release_checkpoint(run: Union[str, Path], tag: str, weights_dir: Union[str, Path, None] = None,
-                       recipe_file: Optional[str] = None, hub_dir: Union[str, Path, None] = None,
-                       hardware: Optional[str] = None) -> dict:
+                       hub_dir: Union[str, Path, None] = None, hardware: Optional[str] = None,
+                       records: Union[str, Path, None] = None) -> dict:
     """Release a pre-trained encoder under ``<model>.<tag>``.
 
     Args:
         run: A ``pretrain`` output folder (its ``encoder.safetensors`` is used) or a checkpoint file.
-        tag: Pretrained tag, e.g. ``cr_hims41``; ``<model>.<tag>`` must be registered in timm.
+        tag: Pretrained tag, e.g. ``cr_hims41``; ``<model>.<tag>`` must have a record in ``records``.
         weights_dir: Destination folder (default: the repository's ``weights/``).
-        recipe_file: The recipe YAML to record (default ``<weights_dir>/recipes/<model>.<tag>.yaml`` if present).
         hub_dir: Also write the hub repository folder here (``s3r-zoo push`` uploads it).
         hardware: What the run ran on, for checkpoints that do not record it (overrides theirs).
+        records: The releases file whose record is updated (default: the package's ``releases.json``).
 
     Returns:
-        The manifest entry (with ``path`` and, if written, ``hub_dir``).
+        What was recorded (``file`` and ``training``), with ``path`` and, if written, ``hub_dir``.
     """
-    import timm
-
-    from .hub import export_hub_folder
-    from .models.s3r_resnet import BAND_SETS, PRETRAINED_BANDS
-
     run = Path(run)
     ckpt = run / "encoder.safetensors" if run.is_dir() else run
     if not ckpt.is_file():
         raise FileNotFoundError(f"{run}: expected a pretrain output folder with encoder.safetensors, or a "
                                 f"checkpoint file; found no {ckpt}")
     state_dict, info = load_checkpoint(ckpt)
-    model = f"s3r_{info.architecture}"
-    model_tag = f"{model}.{tag}"
-    if model_tag not in PRETRAINED_BANDS:
-        raise ValueError(f"--tag {tag}: '{model_tag}' is not a registered pretrained tag (known: "
-                         f"{sorted(PRETRAINED_BANDS)}); add it to PRETRAINED_BANDS in s3r_zoo/models/s3r_resnet.py")
-    band_set = BAND_SETS[PRETRAINED_BANDS[model_tag]]
-    if info.in_chans != band_set.in_chans:
-        raise ValueError(f"{ckpt}: {info.in_chans} bands, but tag '{tag}' declares {band_set.in_chans} "
-                         f"({band_set.source})")
+    name = f"{model_name(info.architecture)}.{tag}"
+    records = Path(records) if records is not None else _releases.RELEASES_FILE
+    releases, _ = load_releases(records)
+    if name not in releases:
+        raise ValueError(f"--tag {tag}: '{name}' has no release record (known: {sorted(releases)}); add one "
+                         f"(band_set, objective, data, recipe) to {records.name}")
+    release = releases[name]
+    if info.in_chans != release.bands.in_chans:
+        raise ValueError(f"{ckpt}: {info.in_chans} bands, but tag '{tag}' declares {release.bands.in_chans} "
+                         f"({release.bands.source})")
     weights_dir = Path(weights_dir) if weights_dir is not None else REPO_WEIGHTS_DIR
-    if recipe_file is None and (weights_dir / "recipes" / f"{model_tag}.yaml").is_file():
-        recipe_file = f"weights/recipes/{model_tag}.yaml"
-    out = weights_dir / f"{model_tag}.safetensors"
-    encoder = {k: v for k, v in state_dict.items() if not k.startswith("fc.")}
-    extra = dict(info.extra)
-    extra["release"] = model_tag
+    out = weights_dir / release.file_name
+    extra = dict(info.extra, release=name, recipe_file=release.recipe)
     if hardware:
         extra["hardware"] = hardware
-    if recipe_file:
-        extra["recipe_file"] = str(recipe_file)
-    save_checkpoint(out, encoder, architecture=info.architecture, objective=info.objective, data=info.data,
-                    recipe=info.recipe, wavelengths_nm=info.wavelengths_nm, mean=info.mean, std=info.std,
-                    extra=extra, dtype=torch.float16)
+    save_checkpoint(out, {k: v for k, v in state_dict.items() if not k.startswith("fc.")},
+                    architecture=info.architecture, objective=info.objective, data=info.data, recipe=info.recipe,
+                    wavelengths_nm=info.wavelengths_nm, mean=info.mean, std=info.std, extra=extra,
+                    dtype=torch.float16)
     sha256, size = file_digest(out)
-    e = {k: _json_or_str(extra.get(k)) for k in ("final_loss", "best_loss", "epochs", "stop", "hardware",
-                                                        "wall_time_s", "torch")}
-    entry = {"sha256": sha256, "size": size, "dtype": "float16", "architecture": info.architecture,
-             "objective": info.objective, "bands": info.in_chans,
-             "wavelengths_nm": list(info.wavelengths_nm) if info.wavelengths_nm else None,
-             "data": info.data, "recipe": recipe_file or info.recipe, **e, "timm": timm.__version__}
-    update_manifest(weights_dir / "manifest.json", model_tag, entry)
-    entry = dict(entry, path=str(out))
+    file = {"sha256": sha256, "size": size, "dtype": "float16"}
+    training = {k: info.extra_value(k) for k in TRAINING_KEYS}
+    if hardware:
+        training["hardware"] = hardware
+    training["timm"] = timm.__version__
+    record_release(name, file, training, path=records)
+    entry = {"file": file, "training": training, "path": str(out)}
     if hub_dir is not None:
-        entry["hub_dir"] = str(export_hub_folder(out, hub_dir, name=model_tag,
-                                                 repo_id=timm.models.get_pretrained_cfg(model_tag).hf_hub_id))
+        entry["hub_dir"] = str(export_hub_folder(out, hub_dir, name=name, repo_id=release.hf_hub_id))
     return entry
+
+
+def _row(r: Release) -> str:
+    t = r.training
+    wl = r.bands.wavelengths_nm
+    bands = f"{r.bands.in_chans}, {wl[0]:g}-{wl[-1]:g} nm" if wl else str(r.bands.in_chans)
+    if not r.sha256:
+        return f"| `{r.name}` | {r.architecture} | {bands} | S3R-{r.objective.upper()} | not released yet |||||"
+    stop = {"early_stop": "early stop", "max_epochs": "budget"}.get(t.get("stop"), t.get("stop"))
+    return (f"| `{r.name}` | {r.architecture} | {bands} | S3R-{r.objective.upper()} | {t.get('epochs')} ({stop}) | "
+            f"{t.get('final_loss', float('nan')):.3f} / {t.get('best_loss', float('nan')):.3f} | "
+            f"{t.get('wall_time_s', 0):.0f} s | {r.size / 1e6:.1f} MB | `{r.sha256[:16]}...` |")
+
+
+def model_card_table(records: Union[str, Path, None] = None) -> str:
+    """The model card's table of released weights, from the release records (markdown)."""
+    releases, _ = load_releases(Path(records) if records is not None else _releases.RELEASES_FILE)
+    head = ("| name | architecture | bands | objective | epochs (stop) | final / best loss | wall time | size | sha256 |\n"
+            "|---|---|---|---|---|---|---|---|---|")
+    return "\n".join([head] + [_row(r) for r in releases.values()])

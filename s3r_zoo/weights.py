@@ -10,22 +10,23 @@ For a registered tag such as ``s3r_resnet50.cr_hims41`` the file is looked for, 
 
 If nothing is found, one :class:`WeightsNotFoundError` lists every place tried and why.
 
-Released files are listed in ``weights/manifest.json`` (``{"files": {"<model>.<tag>":
-{"sha256": ..., "size": ...}}}``). A local or downloaded file that does not match its
-entry is never loaded: a local one raises :class:`WeightsIntegrityError`; a hub download
-is fetched once more (``force_download``) and raises if it still does not match.
+A released tag's record (:mod:`s3r_zoo.models.releases`) gives the sha256 and size its
+file must have (the caller passes them as ``expected``). A local or downloaded file that
+does not match is never loaded: a local one raises :class:`WeightsIntegrityError`; a hub
+download is fetched once more (``force_download``) and raises if it still does not match.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 from pathlib import Path
 from typing import Optional, Union
 
+from .files import file_digest, first_line
+from .version import __version__
+
 __all__ = ["WeightsNotFoundError", "WeightsIntegrityError", "WEIGHTS_ENV", "REPO_WEIGHTS_DIR", "local_weight_dirs",
-           "resolve_weights", "load_manifest", "file_digest", "verify_file", "first_line"]
+           "find_local_weights", "resolve_weights", "verify_file"]
 
 WEIGHTS_ENV = "S3R_ZOO_WEIGHTS"
 REPO_WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
@@ -37,46 +38,18 @@ class WeightsNotFoundError(FileNotFoundError):
 
 
 class WeightsIntegrityError(ValueError):
-    """A weight file does not match its manifest entry (corrupt or partial)."""
+    """A weight file does not match its release record (corrupt or partial)."""
 
 
-def first_line(e: BaseException) -> str:
-    """The first line of an exception's message ('' if empty): hub errors run to many lines."""
-    text = str(e).strip()
-    return text.splitlines()[0] if text else ""
-
-
-def load_manifest(path: Optional[Path] = None) -> dict:
-    """``{model_tag: {"sha256", "size", ...}}`` from ``weights/manifest.json`` ({} if absent)."""
-    path = path or REPO_WEIGHTS_DIR / "manifest.json"
-    if not path.is_file():
-        return {}
-    try:
-        files = json.loads(path.read_text())["files"]
-    except (json.JSONDecodeError, KeyError, TypeError) as e:
-        raise WeightsIntegrityError(f"{path}: expected JSON with a 'files' mapping ({type(e).__name__}: {e})") from None
-    return files
-
-
-def file_digest(path: Path, chunk: int = 1 << 20) -> tuple[str, int]:
-    """(sha256 hex, size in bytes), reading in chunks."""
-    h = hashlib.sha256()
-    size = 0
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-            size += len(block)
-    return h.hexdigest(), size
-
-
-def verify_file(path: Path, entry: Optional[dict], model_tag: str) -> None:
-    """Raise :class:`WeightsIntegrityError` if ``path`` does not match its manifest ``entry``."""
-    if not entry:
+def verify_file(path: Path, expected: Optional[dict], model_tag: str) -> None:
+    """Raise :class:`WeightsIntegrityError` if ``path`` does not match ``expected`` (``{"sha256", "size"}``)."""
+    if not expected:
         return
+    entry = expected
     digest, size = file_digest(path)
     if size != entry.get("size", size) or digest != entry.get("sha256", digest):
         raise WeightsIntegrityError(
-            f"{path}: does not match weights/manifest.json for '{model_tag}' (expected {entry.get('size')} bytes, "
+            f"{path}: does not match the release record of '{model_tag}' (expected {entry.get('size')} bytes, "
             f"sha256 {str(entry.get('sha256'))[:12]}...; found {size} bytes, sha256 {digest[:12]}...). The file "
             f"is corrupt or partial: delete it and download it again.")
 
@@ -91,10 +64,16 @@ def local_weight_dirs() -> list[Path]:
     return dirs
 
 
-def _hub_download(repo_id: str, filename: str, cache_dir: Optional[Union[str, Path]], force: bool = False) -> str:
-    from huggingface_hub import hf_hub_download
+def find_local_weights(model_tag: str) -> Optional[Path]:
+    """``<model_tag>.safetensors`` in the first local weights directory that holds it, else None."""
+    for d in local_weight_dirs():
+        if (d / f"{model_tag}.safetensors").is_file():
+            return d / f"{model_tag}.safetensors"
+    return None
 
-    from . import __version__
+
+def _hub_download(repo_id: str, filename: str, cache_dir: Optional[Union[str, Path]], force: bool = False) -> str:
+    from huggingface_hub import hf_hub_download  # imported on use: `import s3r_zoo` stays light
 
     return hf_hub_download(repo_id=repo_id, filename=filename, cache_dir=cache_dir, force_download=force,
                            library_name="s3r_zoo", library_version=__version__)
@@ -106,6 +85,7 @@ def resolve_weights(
         hf_hub_id: Optional[str] = None,
         hf_hub_filename: Optional[str] = None,
         cache_dir: Optional[Union[str, Path]] = None,
+        expected: Optional[dict] = None,
 ) -> Path:
     """Find the weight file for ``model_tag`` (``'<model>.<tag>'``).
 
@@ -115,6 +95,7 @@ def resolve_weights(
         hf_hub_id: Hub repository of the tag, if it has one.
         hf_hub_filename: File inside the hub repository (default ``model.safetensors``).
         cache_dir: Hub cache override (``create_model(cache_dir=...)``).
+        expected: ``{"sha256", "size"}`` of the tag's release record; a found file must match.
 
     Returns:
         Path of a local ``.safetensors`` file.
@@ -132,7 +113,7 @@ def resolve_weights(
         return path
 
     tried = []
-    entry = load_manifest().get(model_tag)
+    entry = expected
     name = f"{model_tag}.safetensors"
     for d in local_weight_dirs():
         candidate = d / name
@@ -164,8 +145,8 @@ def resolve_weights(
                 except WeightsIntegrityError as second:
                     raise WeightsIntegrityError(
                         f"{second}\nA fresh download of {hf_hub_id}/{filename} from {endpoint} gave the same "
-                        f"mismatch: the file on the hub does not match weights/manifest.json (a corrupt upload, "
-                        f"or a manifest from another release). Nothing was loaded.") from None
+                        f"mismatch: the file on the hub does not match the release record (a corrupt upload, "
+                        f"or a record from another release). Nothing was loaded.") from None
             return path
     else:
         tried.append("hub: this tag has no hf_hub_id")

@@ -6,7 +6,9 @@ huggingface_hub is imported, and its cache goes to a per-session temporary folde
 Tests that exercise downloading start their own hub server on 127.0.0.1.
 """
 
+import dataclasses
 import os
+import shutil
 import tempfile
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -18,16 +20,40 @@ import timm  # noqa: E402
 import torch  # noqa: E402
 
 import s3r_zoo  # noqa: E402
-from s3r_zoo.models.s3r_resnet import BAND_SETS  # noqa: E402
+from s3r_zoo.models import BAND_SETS, RELEASES  # noqa: E402
+from s3r_zoo.models import releases as releases_module  # noqa: E402
+from s3r_zoo.models.releases import load_releases  # noqa: E402
 
 HIMS = BAND_SETS["hims41"]
 
 
 @pytest.fixture(autouse=True)
-def _isolated_weights(tmp_path, monkeypatch):
-    """No test sees the repository's weights/ or a user's $S3R_ZOO_WEIGHTS unless it asks."""
+def _isolated_weights(tmp_path, tmp_path_factory, monkeypatch):
+    """No test sees the repository's weights/ or a user's $S3R_ZOO_WEIGHTS unless it asks.
+
+    The files tests write under a released tag's name are not the released ones: the
+    records forget their sha256 (set_records puts records back), and `s3r-zoo release`
+    updates a copy of releases.json, never the package's own.
+    """
     monkeypatch.setattr("s3r_zoo.weights.REPO_WEIGHTS_DIR", tmp_path / "repo_weights")
     monkeypatch.delenv("S3R_ZOO_WEIGHTS", raising=False)
+    copy = tmp_path_factory.mktemp("records") / "releases.json"
+    shutil.copy(releases_module.RELEASES_FILE, copy)
+    monkeypatch.setattr(releases_module, "RELEASES_FILE", copy)
+    for name, r in list(RELEASES.items()):
+        monkeypatch.setitem(RELEASES, name, dataclasses.replace(r, sha256=None, size=None))
+
+
+def set_records(monkeypatch, path=None, **files):
+    """Make the live release records those of ``path`` (default: the test's releases.json copy);
+    ``files`` maps a tag to a file whose sha256 and size its record then requires."""
+    from s3r_zoo.files import file_digest
+
+    for name, r in load_releases(path or releases_module.RELEASES_FILE)[0].items():
+        if name in files:
+            sha, size = file_digest(files[name])
+            r = dataclasses.replace(r, sha256=sha, size=size)
+        monkeypatch.setitem(RELEASES, name, r)
 
 
 def make_checkpoint(path, arch="resnet18", in_chans=41, wavelengths="hims", mean="hims", std="hims", seed=0,

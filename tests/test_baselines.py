@@ -8,7 +8,8 @@ import s3r_zoo
 from s3r_zoo.baselines import BYOLObjective, SimSiamObjective, masked_l1
 from s3r_zoo.baselines.simsiam import simsiam_loss
 from s3r_zoo.baselines.views import pick_bands
-from s3r_zoo.pretrain import PretrainSpec, build_encoder, run_pretrain
+from s3r_zoo.models import build_encoder
+from s3r_zoo.pretrain import PretrainSpec, run_pretrain
 
 B = 8
 MEAN, STD = [0.5] * B, [0.2] * B
@@ -80,12 +81,12 @@ def test_each_baseline_trains_exports_and_loads(tmp_path, objective, bands):
 @pytest.mark.parametrize("objective", ["simsiam", "byol", "mhsim", "convdeconv", "ssad"])
 def test_loss_falls_on_a_fixed_batch(objective):
     """A few optimiser steps on one batch, the loss measured with the same random views/masks."""
-    from s3r_zoo.pretrain.run import _objective
+    from s3r_zoo.pretrain.run import make_pretrain_objective
     from s3r_zoo.data.stats import BandStats
 
     torch.manual_seed(0)
     spec = PretrainSpec(objective=objective, model="s3r_resnet18", mask_patch=8)
-    obj = _objective(spec, BandStats(tuple(MEAN), tuple(STD), 2))
+    obj = make_pretrain_objective(spec, BandStats(tuple(MEAN), tuple(STD), 2))
     x = torch.rand(8, B, 32, 32)
     opt = torch.optim.AdamW([p for p in obj.parameters() if p.requires_grad], lr=1e-3)
 

@@ -2,11 +2,8 @@
 
 import json
 
-import numpy as np
-import pytest
 import torch
 
-from s3r_zoo.bench import run_bench
 from s3r_zoo.bench.protocol import Budget
 from s3r_zoo.bench.report import write_report
 from s3r_zoo.bench.speed import adamw_fit, adamw_fit_all, adamw_fit_dfs3r

@@ -1,4 +1,5 @@
 import json
+import os
 
 import numpy as np
 
@@ -6,8 +7,8 @@ from s3r_zoo.cli import main
 
 
 def test_data_info_on_real_hims(hims_dir, tmp_path, capsys):
-    png, js = tmp_path / "p.png", tmp_path / "r.json"
-    assert main(["data", "info", str(hims_dir / "cube_hwc_f16.npy"), "--preview", str(png), "--json", str(js)]) == 0
+    png, js = tmp_path / "o" / "cube_hwc_f16_preview.png", tmp_path / "o" / "cube_hwc_f16_report.json"
+    assert main(["data", "info", str(hims_dir / "cube_hwc_f16.npy"), "--out", str(tmp_path / "o")]) == 0
     out = capsys.readouterr().out
     assert "shape (H, W, B) = (844, 676, 41)" in out and "NaN/Inf: 2" in out
     rep = json.loads(js.read_text())
@@ -21,8 +22,9 @@ def test_data_synth_then_info_then_stats(tmp_path, capsys):
     meta = json.loads((out / "meta.json").read_text())
     assert meta["n"] == 6 and meta["class_counts"] == {"normal": 3, "carcinoma": 3}
     cube = sorted((out / "cubes").rglob("*.npy"))[0]
-    assert main(["data", "info", str(cube), "--preview", str(tmp_path / "c.png")]) == 0
+    assert main(["data", "info", str(cube), "--out", str(tmp_path / "c")]) == 0
     assert "450-750 nm (40 bands)" in capsys.readouterr().out
+    assert (tmp_path / "c" / f"{cube.stem}_preview.png").is_file()
     assert main(["data", "stats", str(out / "train.txt"), "--out", str(tmp_path / "s.json")]) == 0
     stats = json.loads((tmp_path / "s.json").read_text())
     assert len(stats["mean"]) == 40 and all(0 < m < 1.2 for m in stats["mean"])
@@ -38,5 +40,14 @@ def test_data_info_wavelengths_file(tmp_path, capsys):
     np.save(tmp_path / "c.npy", np.random.default_rng(0).random((16, 16, 5)).astype(np.float32))
     np.savetxt(tmp_path / "wl.txt", [400, 450, 500, 550, 600])
     assert main(["data", "info", str(tmp_path / "c.npy"), "--wavelengths-file", str(tmp_path / "wl.txt"),
-                 "--preview", str(tmp_path / "p.png")]) == 0
+                 "--out", str(tmp_path / "o")]) == 0
     assert "400-600 nm (5 bands)" in capsys.readouterr().out
+
+
+def test_data_info_writes_nothing_unless_asked(tmp_path, monkeypatch, capsys):
+    np.save(tmp_path / "c.npy", np.random.default_rng(0).random((16, 16, 5)).astype(np.float32))
+    work = tmp_path / "cwd"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    assert main(["data", "info", str(tmp_path / "c.npy")]) == 0
+    assert "shape (H, W, B) = (16, 16, 5)" in capsys.readouterr().out and os.listdir(work) == []

@@ -10,14 +10,13 @@ environment variables alone, without importing s3r_zoo.
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 
 import pytest
 import timm
 import torch
-from conftest import make_checkpoint
+from conftest import make_checkpoint, set_records
 from hub_server import HubServer
 
 from s3r_zoo import WeightsIntegrityError, load_checkpoint
@@ -54,15 +53,14 @@ def online(hub, monkeypatch, tmp_path):
     return tmp_path / "hf_home" / "hub"
 
 
-def _release(tmp_path, tag, seed):
-    """A released random encoder: (hub folder, weights file, state dict); manifest in the repo weights dir."""
+def _release(tmp_path, monkeypatch, tag, seed):
+    """A released random encoder: (hub folder, what was recorded, state dict); its record is live."""
     ckpt = tmp_path / f"run_{tag}" / "encoder.safetensors"
     make_checkpoint(ckpt, seed=seed, extra={"final_loss": 0.5, "hardware": "cpu: test", "wall_time_s": 1.0})
     entry = release_checkpoint(ckpt.parent, tag, weights_dir=tmp_path / "released", hub_dir=tmp_path / f"hub_{tag}")
-    # the repository's weights/ (conftest points it at tmp_path/repo_weights) holds only the manifest,
-    # so create_model has to go to the hub
-    (tmp_path / "repo_weights").mkdir(exist_ok=True)
-    shutil.copy(tmp_path / "released" / "manifest.json", tmp_path / "repo_weights" / "manifest.json")
+    # the record (conftest's copy of releases.json) now holds the file's sha256; the repository's
+    # weights/ (conftest points it at tmp_path/repo_weights) is empty, so create_model goes to the hub
+    set_records(monkeypatch)
     return tmp_path / f"hub_{tag}", entry, load_checkpoint(entry["path"])[0]
 
 
@@ -72,7 +70,7 @@ def _push(folder, repo, capsys=None):
 
 
 def test_push_download_cache_offline(tmp_path, hub, online, monkeypatch, capsys):
-    folder, entry, sd = _release(tmp_path, "cr_hims41", seed=3)
+    folder, entry, sd = _release(tmp_path, monkeypatch, "cr_hims41", seed=3)
     monkeypatch.setenv("HF_TOKEN", TOKEN)  # a standard place for the token
     rc, out = _push(folder, "s3r-zoo/s3r_resnet18.cr_hims41", capsys)
     assert rc == 0, out.err
@@ -101,7 +99,7 @@ def test_push_download_cache_offline(tmp_path, hub, online, monkeypatch, capsys)
 
 
 def test_corrupt_cached_file_is_downloaded_again(tmp_path, hub, online, monkeypatch):
-    folder, entry, sd = _release(tmp_path, "cr_hims41", seed=4)
+    folder, entry, sd = _release(tmp_path, monkeypatch, "cr_hims41", seed=4)
     monkeypatch.setenv("HF_TOKEN", TOKEN)
     assert _push(folder, "s3r-zoo/s3r_resnet18.cr_hims41")[0] == 0
     timm.create_model("s3r_resnet18.cr_hims41", pretrained=True)
@@ -113,32 +111,32 @@ def test_corrupt_cached_file_is_downloaded_again(tmp_path, hub, online, monkeypa
     m = timm.create_model("s3r_resnet18.cr_hims41", pretrained=True)
     assert hub.count("GET", "s3r_resnet18.cr_hims41/resolve/main/model.safetensors") == gets + 1
     assert torch.equal(m.layer1[0].conv1.weight, sd["layer1.0.conv1.weight"].float())
-    assert blob.stat().st_size == entry["size"]
+    assert blob.stat().st_size == entry["file"]["size"]
 
 
 def test_corrupt_file_on_the_hub_is_a_clear_error(tmp_path, hub, online, monkeypatch):
-    folder, entry, _ = _release(tmp_path, "br_hims41", seed=5)
+    folder, entry, _ = _release(tmp_path, monkeypatch, "br_hims41", seed=5)
     monkeypatch.setenv("HF_TOKEN", TOKEN)
     assert _push(folder, "s3r-zoo/s3r_resnet18.br_hims41")[0] == 0
     data = (folder / "model.safetensors").read_bytes()
     hub.replace_file("s3r-zoo/s3r_resnet18.br_hims41", "model.safetensors", data[:-1000] + bytes(1000))
     with pytest.raises(WeightsIntegrityError, match="corrupt or partial") as e:
         timm.create_model("s3r_resnet18.br_hims41", pretrained=True)
-    assert "manifest" in str(e.value) and "fresh download" in str(e.value)
+    assert "release record" in str(e.value) and "fresh download" in str(e.value)
 
 
-def test_push_without_token_is_refused_with_a_hint(tmp_path, hub, online, capsys):
-    folder, _, _ = _release(tmp_path, "cr_hims41", seed=6)
+def test_push_without_token_is_refused_with_a_hint(tmp_path, hub, online, monkeypatch, capsys):
+    folder, _, _ = _release(tmp_path, monkeypatch, "cr_hims41", seed=6)
     rc, out = _push(folder, "s3r-zoo/no-token", capsys)
     assert rc == 2
     assert "401" in out.err and "hf auth login" in out.err and "HF_TOKEN" in out.err
     assert "s3r-zoo/no-token" not in hub.repos
 
 
-def test_push_uses_the_saved_login_token(tmp_path, hub, online, capsys):
+def test_push_uses_the_saved_login_token(tmp_path, hub, online, monkeypatch, capsys):
     from huggingface_hub import constants
 
-    folder, _, _ = _release(tmp_path, "cr_hims41", seed=7)
+    folder, _, _ = _release(tmp_path, monkeypatch, "cr_hims41", seed=7)
     os.makedirs(os.path.dirname(constants.HF_TOKEN_PATH), exist_ok=True)
     with open(constants.HF_TOKEN_PATH, "w") as f:  # where `hf auth login` saves it
         f.write(TOKEN)
@@ -149,10 +147,10 @@ def test_push_uses_the_saved_login_token(tmp_path, hub, online, capsys):
 
 def test_push_twice_is_a_new_commit_on_the_same_repo(tmp_path, hub, online, monkeypatch):
     monkeypatch.setenv("HF_TOKEN", TOKEN)
-    folder, _, _ = _release(tmp_path, "cr_hims41", seed=8)
+    folder, _, _ = _release(tmp_path, monkeypatch, "cr_hims41", seed=8)
     assert _push(folder, "someone/twice")[0] == 0
     n = len(hub.repos["someone/twice"].commits)
-    folder2, _, _ = _release(tmp_path / "again", "cr_hims41", seed=9)
+    folder2, _, _ = _release(tmp_path / "again", monkeypatch, "cr_hims41", seed=9)
     assert _push(folder2, "someone/twice")[0] == 0
     assert len(hub.repos["someone/twice"].commits) == n + 1
     assert hub.file("someone/twice", "model.safetensors") == (folder2 / "model.safetensors").read_bytes()
@@ -168,7 +166,7 @@ def test_push_checks_the_folder(tmp_path, capsys):
 
 def test_plain_timm_hf_hub_in_a_fresh_process(tmp_path, hub, online, monkeypatch):
     """Only environment variables, and s3r_zoo never imported: what a timm user does."""
-    folder, _, sd = _release(tmp_path, "cr_hims41", seed=10)
+    folder, _, sd = _release(tmp_path, monkeypatch, "cr_hims41", seed=10)
     monkeypatch.setenv("HF_TOKEN", TOKEN)
     assert _push(folder, "someone/plain-timm")[0] == 0
     code = (

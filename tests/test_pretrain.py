@@ -12,10 +12,10 @@ import torch
 from safetensors.torch import load_file
 
 import s3r_zoo
-from s3r_zoo.lowrank import gram, loo_coefficients, loo_coefficients_rows, loo_coefficients_single
-from s3r_zoo.pretrain import (NonFiniteLossError, PretrainSpec, RegressObjective, ResumeError, S3RObjective,
-                              TrainConfig, Trainer, band_patch_masks, build_encoder, coefficient_targets,
-                              run_pretrain)
+from s3r_zoo.lowrank import gram, loo_coefficients, loo_coefficients_rows, ridge_lambda
+from s3r_zoo.models import build_encoder
+from s3r_zoo.pretrain import PretrainSpec, RegressObjective, S3RObjective, coefficient_targets, run_pretrain
+from s3r_zoo.train import NonFiniteLossError, ResumeError, TrainConfig, Trainer, band_patch_masks
 from s3r_zoo.data.synthetic import SyntheticHSI
 
 B = 12
@@ -27,6 +27,33 @@ def low_rank_cube(n=3, b=B, h=16, w=16, rank=3, seed=0):
     spectra = g.random((rank, b)) + 0.1
     x = np.einsum("nrp,rb->nbp", abund, spectra) + 1e-3 * g.standard_normal((n, b, h * w))
     return torch.from_numpy(x.reshape(n, b, h, w))
+
+
+def loo_coefficients_single(g: torch.Tensor, band: torch.Tensor, ridge: float = 1e-6) -> torch.Tensor:
+    """Reference for the tests: one target band per item, by solving the (B-1) system directly.
+
+    Args:
+        g: Gram matrix (N, B, B).
+        band: Target band index per item (N,).
+        ridge: As in :func:`loo_coefficients`.
+
+    Returns:
+        (N, B) float64 with a 0 at the target band; equals the matching row of
+        :func:`loo_coefficients`.
+    """
+    n, b, _ = g.shape
+    idx = torch.arange(b, device=g.device)
+    keep = idx[None, :] != band[:, None]  # (N, B)
+    others = idx[None, :].expand(n, b)[keep].view(n, b - 1)
+    rows = torch.arange(n, device=g.device)[:, None]
+    g_oo = g[rows[..., None], others[:, :, None], others[:, None, :]]  # (N, B-1, B-1)
+    g_ob = g[rows, others, band[:, None]]  # (N, B-1)
+    lam = ridge_lambda(g, ridge)
+    eye = torch.eye(b - 1, dtype=g.dtype, device=g.device)
+    coef = torch.linalg.solve(g_oo + lam * eye, g_ob[..., None])[..., 0]
+    out = torch.zeros(n, b, dtype=g.dtype, device=g.device)
+    out[keep] = coef.reshape(-1)
+    return out
 
 
 def test_closed_form_targets_equal_lstsq():

@@ -13,7 +13,7 @@ from s3r_zoo.checkpoint import CheckpointError
 from s3r_zoo.spectral import index_positions, interpolation_matrix, resample_conv_weight
 from s3r_zoo.weights import WeightsNotFoundError
 
-from conftest import HIMS, make_checkpoint
+from conftest import HIMS, make_checkpoint, set_records
 
 TARGET_WL = [450 + i * 300 / 39 for i in range(40)]
 
@@ -247,41 +247,32 @@ def test_not_safetensors_through_create_model(tmp_path):
         create(path)
 
 
-# --- manifest integrity ------------------------------------------------------------------------
+# --- release record integrity -------------------------------------------------------------------
 
-def _manifest(repo_dir, tag, path, **override):
-    from s3r_zoo.weights import file_digest
-
-    digest, size = file_digest(path)
-    entry = {"sha256": digest, "size": size, **override}
-    repo_dir.mkdir(parents=True, exist_ok=True)
-    (repo_dir / "manifest.json").write_text(__import__("json").dumps({"files": {tag: entry}}))
-
-
-def test_manifest_accepts_matching_and_rejects_corrupt_local_file(tmp_path):
+def test_record_accepts_matching_and_rejects_corrupt_local_file(tmp_path, monkeypatch):
     from s3r_zoo.weights import WeightsIntegrityError
 
     repo = tmp_path / "repo_weights"
     path = repo / "s3r_resnet18.cr_hims41.safetensors"
     sd = make_checkpoint(path)
-    _manifest(repo, "s3r_resnet18.cr_hims41", path)
+    set_records(monkeypatch, **{"s3r_resnet18.cr_hims41": path})
     m = timm.create_model("s3r_resnet18", pretrained=True)
     assert torch.equal(m.conv1.weight, sd["conv1.weight"])
     data = bytearray(path.read_bytes())
     data[-10] ^= 0xFF  # flip bits in the tensor data: still parses, wrong weights
     path.write_bytes(bytes(data))
-    with pytest.raises(WeightsIntegrityError, match="does not match weights/manifest.json for 's3r_resnet18.cr_hims41'"):
+    with pytest.raises(WeightsIntegrityError, match="does not match the release record of 's3r_resnet18.cr_hims41'"):
         timm.create_model("s3r_resnet18", pretrained=True)
 
 
-def test_corrupt_hub_cache_file_is_fetched_again_or_reported(tmp_path):
+def test_corrupt_hub_cache_file_is_fetched_again_or_reported(tmp_path, monkeypatch):
     """Offline, the re-download cannot happen: the error says both what was wrong and that it failed."""
     from s3r_zoo.weights import WeightsIntegrityError
 
     cache = tmp_path / "hf_cache"
     good = tmp_path / "good.safetensors"
     make_checkpoint(good)
-    _manifest(tmp_path / "repo_weights", "s3r_resnet18.cr_hims41", good)
+    set_records(monkeypatch, **{"s3r_resnet18.cr_hims41": good})
     partial = hub_cache_file(cache)
     partial.write_bytes(good.read_bytes()[:-100] + bytes(100))  # same size, wrong bytes
     with pytest.raises(WeightsIntegrityError) as e:

@@ -1,6 +1,7 @@
-"""`s3r-zoo release`: fp16 weights file, manifest entry, byte-identical hub folder."""
+"""`s3r-zoo release`: fp16 weights file, release record, byte-identical hub folder."""
 
 import json
+import shutil
 
 import pytest
 import timm
@@ -9,17 +10,24 @@ from conftest import make_checkpoint
 
 from s3r_zoo import load_checkpoint
 from s3r_zoo.cli import main
-from s3r_zoo.weights import file_digest
+from s3r_zoo.files import file_digest
+from s3r_zoo.models.releases import RELEASES_FILE, load_releases
 
 
-def test_release_writes_fp16_manifest_and_hub_folder(tmp_path, capsys):
+@pytest.fixture
+def records(tmp_path):
+    """A copy of the package's release records, for release to update."""
+    path = tmp_path / "releases.json"
+    shutil.copy(RELEASES_FILE, path)
+    return path
+
+
+def test_release_writes_fp16_record_and_hub_folder(tmp_path, capsys, records):
     run = tmp_path / "run"
     sd = make_checkpoint(run / "encoder.safetensors", extra={"final_loss": 0.25, "hardware": "cpu: test",
                                                             "wall_time_s": 12.5, "epochs": 3})
-    (tmp_path / "w" / "recipes").mkdir(parents=True)
-    (tmp_path / "w" / "recipes" / "s3r_resnet18.cr_hims41.yaml").write_text("objective: cr\n")
     rc = main(["release", str(run), "--tag", "cr_hims41", "--weights-dir", str(tmp_path / "w"),
-               "--hub-dir", str(tmp_path / "hub")])
+               "--hub-dir", str(tmp_path / "hub"), "--records", str(records)])
     assert rc == 0, capsys.readouterr().err
     out = tmp_path / "w" / "s3r_resnet18.cr_hims41.safetensors"
     rel_sd, info = load_checkpoint(out)
@@ -27,32 +35,41 @@ def test_release_writes_fp16_manifest_and_hub_folder(tmp_path, capsys):
     assert not any(k.startswith("fc.") for k in rel_sd)
     assert torch.equal(rel_sd["conv1.weight"], sd["conv1.weight"].half())
     assert info.extra["release"] == "s3r_resnet18.cr_hims41"
-    entry = json.loads((tmp_path / "w" / "manifest.json").read_text())["files"]["s3r_resnet18.cr_hims41"]
-    assert (entry["sha256"], entry["size"]) == file_digest(out)
-    assert entry["bands"] == 41 and entry["wavelengths_nm"][0] == 380.0 and entry["final_loss"] == 0.25
-    assert entry["recipe"] == "weights/recipes/s3r_resnet18.cr_hims41.yaml"
-    assert entry["hardware"] == "cpu: test" and entry["wall_time_s"] == 12.5
-    # the hub copy is the same bytes, so one manifest entry guards both
+    assert info.extra["recipe_file"] == "weights/recipes/s3r_resnet18.cr_hims41.yaml"
+    r = load_releases(records)[0]["s3r_resnet18.cr_hims41"]
+    assert (r.sha256, r.size) == file_digest(out) and r.dtype == "float16"
+    assert r.bands.in_chans == 41 and r.bands.wavelengths_nm[0] == 380.0 and r.training["final_loss"] == 0.25
+    assert r.recipe == "weights/recipes/s3r_resnet18.cr_hims41.yaml"
+    assert r.training["hardware"] == "cpu: test" and r.training["wall_time_s"] == 12.5
+    # the hub copy is the same bytes, so one record guards both
     assert (tmp_path / "hub" / "model.safetensors").read_bytes() == out.read_bytes()
     m = timm.create_model(f"local-dir:{tmp_path / 'hub'}", pretrained=True)
     assert torch.equal(m.conv1.weight, sd["conv1.weight"].half().float())
 
 
-def test_release_keeps_other_manifest_entries(tmp_path):
+def test_release_keeps_other_records(tmp_path, records):
+    before = load_releases(records)[0]
     for tag, seed in (("cr_hims41", 0), ("br_hims41", 1)):
         make_checkpoint(tmp_path / tag / "encoder.safetensors", seed=seed)
-        assert main(["release", str(tmp_path / tag), "--tag", tag, "--weights-dir", str(tmp_path / "w")]) == 0
-    files = json.loads((tmp_path / "w" / "manifest.json").read_text())["files"]
-    assert sorted(files) == ["s3r_resnet18.br_hims41", "s3r_resnet18.cr_hims41"]
+        assert main(["release", str(tmp_path / tag), "--tag", tag, "--weights-dir", str(tmp_path / "w"),
+                     "--records", str(records)]) == 0
+    after = load_releases(records)[0]
+    assert list(after) == list(before)  # same tags, same order (the first of a model stays its default)
+    for name in after:
+        changed = name in ("s3r_resnet18.cr_hims41", "s3r_resnet18.br_hims41")
+        assert (after[name].sha256 != before[name].sha256) == changed, name
+    assert json.loads(records.read_text())["band_sets"]["hims41"]["mean"] == list(before[name].bands.mean)
 
 
 @pytest.mark.parametrize("tag,kwargs,match", [
-    ("xx_hims41", {}, "not a registered pretrained tag"),
+    ("xx_hims41", {}, "'s3r_resnet18.xx_hims41' has no release record"),
     ("cr_hims41", {"in_chans": 40}, "40 bands, but tag 'cr_hims41' declares 41"),
 ])
-def test_release_refuses_what_does_not_fit_the_tag(tmp_path, capsys, tag, kwargs, match):
+def test_release_refuses_what_does_not_fit_the_tag(tmp_path, capsys, records, tag, kwargs, match):
     make_checkpoint(tmp_path / "run" / "encoder.safetensors", **kwargs)
-    assert main(["release", str(tmp_path / "run"), "--tag", tag, "--weights-dir", str(tmp_path / "w")]) == 2
+    assert main(["release", str(tmp_path / "run"), "--tag", tag, "--weights-dir", str(tmp_path / "w"),
+                 "--records", str(records)]) == 2
+    assert not (tmp_path / "w").exists()
     assert match in capsys.readouterr().err
 
 

@@ -1,6 +1,5 @@
 """The released hims41 weights in weights/: intact, documented, and loadable with band adaptation."""
 
-import json
 from pathlib import Path
 
 import pytest
@@ -9,35 +8,47 @@ import torch
 
 import s3r_zoo
 from s3r_zoo import read_checkpoint_info
-from s3r_zoo.models.s3r_resnet import PRETRAINED_BANDS
-from s3r_zoo.weights import file_digest
+from s3r_zoo.files import file_digest
+from s3r_zoo.models.releases import load_releases
+from s3r_zoo.models.s3r_resnet import default_cfgs
+from s3r_zoo.options import build_spec, load_yaml
+from s3r_zoo.pretrain import PretrainSpec
+from s3r_zoo.release import model_card_table
 
 REPO = Path(__file__).resolve().parents[1]
 WEIGHTS = REPO / "weights"
-MANIFEST = json.loads((WEIGHTS / "manifest.json").read_text())["files"]
+RELEASES = load_releases()[0]  # the package's records (conftest's fixture does not touch these objects)
 TARGET_WL = [450 + i * 300 / 39 for i in range(40)]
 
 
 @pytest.fixture
 def repo_weights(monkeypatch):
-    """Undo conftest's isolation: this module tests the repository's own weights/."""
+    """Undo conftest's isolation: this module tests the repository's own weights/ and records."""
     monkeypatch.setattr("s3r_zoo.weights.REPO_WEIGHTS_DIR", WEIGHTS)
+    for name, r in RELEASES.items():
+        monkeypatch.setitem(s3r_zoo.models.RELEASES, name, r)
 
 
 def test_every_registered_tag_is_released_with_a_recipe():
-    assert sorted(MANIFEST) == sorted(PRETRAINED_BANDS)
+    registered = sorted(f"{m}.{t}" for m, c in default_cfgs.items() for t in c.tags)
+    assert registered == sorted(RELEASES)  # timm's default_cfgs are derived from the records
     total = 0
-    for tag, entry in MANIFEST.items():
-        path = WEIGHTS / f"{tag}.safetensors"
-        assert (entry["sha256"], entry["size"]) == file_digest(path), tag
-        total += entry["size"]
-        assert (REPO / entry["recipe"]).is_file(), entry["recipe"]
+    for tag, r in RELEASES.items():
+        path = WEIGHTS / r.file_name
+        assert (r.sha256, r.size) == file_digest(path), tag
+        total += r.size
+        assert (REPO / r.recipe).is_file(), r.recipe
         info = read_checkpoint_info(path)
-        assert info.in_chans == entry["bands"] == 41 and info.wavelengths_nm[0] == 380.0
-        assert info.objective == tag.split(".")[1].split("_")[0]
+        assert info.in_chans == r.bands.in_chans == 41 and info.wavelengths_nm[0] == 380.0
+        assert info.objective == r.objective == tag.split(".")[1].split("_")[0]
+        assert info.architecture == r.architecture
         for key in ("final_loss", "best_loss", "hardware", "wall_time_s", "epochs"):
-            assert entry[key] not in (None, ""), (tag, key)
+            assert r.training[key] not in (None, ""), (tag, key)
     assert total <= 160e6
+
+
+def test_model_card_table_is_the_release_records():
+    assert model_card_table() in (REPO / "MODEL_CARD.md").read_text()
 
 
 def test_release_is_float16():
@@ -62,10 +73,7 @@ def test_released_weights_adapt_to_40_bands(repo_weights, tag):
 
 
 def test_recipes_are_pretrain_configs():
-    from s3r_zoo.config import load_yaml, spec_from_dict
-    from s3r_zoo.pretrain.run import PretrainSpec
-
-    for tag in MANIFEST:
-        spec = spec_from_dict(PretrainSpec, load_yaml(str(WEIGHTS / "recipes" / f"{tag}.yaml")))
+    for tag, r in RELEASES.items():
+        spec = build_spec(PretrainSpec, load_yaml(str(REPO / r.recipe)))
         assert spec.model == tag.split(".")[0] and spec.nan == "inpaint"
         assert spec.out == f"runs/weights/{tag}"

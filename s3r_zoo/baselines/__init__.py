@@ -1,8 +1,8 @@
 """The paper's baselines as objectives for the one trainer loop (Table 2).
 
-Each is a :class:`~s3r_zoo.pretrain.objectives.BandNormalised` module with an ``encoder``
-(a zoo ResNet) and ``forward(cube) -> {"loss": ...}``; BYOL and SSAD also define
-``after_step`` for their EMA teachers. Scratch and ImageNet initialisation are
+Each is an :class:`s3r_zoo.train.Objective` with an ``encoder`` (a zoo ResNet) and
+``forward(cube) -> {"loss": ...}``; BYOL and SSAD also override ``after_step`` for their
+EMA teachers. Scratch and ImageNet initialisation are
 ``s3r-zoo finetune --init scratch|imagenet``.
 """
 

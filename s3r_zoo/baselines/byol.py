@@ -14,14 +14,26 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..pretrain.objectives import BandNormalised
-from .heads import mlp
+from ..models.heads import mlp
+from ..train import Objective
 from .views import pick_bands, random_view
 
 __all__ = ["BYOLObjective"]
 
 
-class BYOLObjective(BandNormalised):
+class BYOLObjective(Objective):
+    """BYOL: the online encoder + projector + predictor regresses the EMA target's projection of another view.
+
+    Args:
+        encoder: Zoo encoder (``bands`` input channels when ``bands`` is set).
+        mean: Per-band mean of the raw data.
+        std: Per-band std of the raw data.
+        bands: Feed this many random bands per sample (``3``: the paper's "3 bands" rows); None = all.
+        proj_dim: Projection size.
+        hidden: Hidden width of projector and predictor.
+        momentum: EMA factor tau of the target network.
+    """
+
     def __init__(self, encoder: nn.Module, mean: Sequence[float], std: Sequence[float], bands: Optional[int] = None,
                  proj_dim: int = 256, hidden: int = 1024, momentum: float = 0.99):
         super().__init__(encoder, mean, std, encoder_bands=bands)
@@ -34,7 +46,7 @@ class BYOLObjective(BandNormalised):
             p.requires_grad = False
 
     def forward(self, cube):
-        x = self.normalise(cube)
+        x = self.normalize(cube)
         if self.bands:
             x = pick_bands(x, self.bands)
         v1, v2 = random_view(x), random_view(x)

@@ -16,18 +16,28 @@ from typing import Sequence
 import torch.nn.functional as F
 from torch import nn
 
-from ..pretrain.objectives import BandNormalised, transposed_decoder
+from ..models.heads import transposed_decoder
+from ..train import Objective
 
 __all__ = ["ConvDeconvObjective"]
 
 
-class ConvDeconvObjective(BandNormalised):
+class ConvDeconvObjective(Objective):
+    """Conv-Deconv: the encoder's feature map, decoded back to every band at full resolution; MSE.
+
+    Args:
+        encoder: Zoo encoder taking all bands.
+        mean: Per-band mean of the raw data.
+        std: Per-band std of the raw data.
+        width: Width of the transposed-convolution decoder.
+    """
+
     def __init__(self, encoder: nn.Module, mean: Sequence[float], std: Sequence[float], width: int = 128):
         super().__init__(encoder, mean, std)
         self.decoder = transposed_decoder(encoder.num_features, self.num_bands, width)
 
     def forward(self, cube):
-        x = self.normalise(cube)
+        x = self.normalize(cube)
         rec = self.decoder(self.encoder.forward_features(x)).float()
         rec = F.interpolate(rec, size=x.shape[-2:], mode="bilinear", align_corners=False)
         return {"loss": F.mse_loss(rec, x.float())}

@@ -15,8 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..pretrain.masking import band_patch_masks
-from ..pretrain.objectives import BandNormalised, transposed_decoder
+from ..models.heads import transposed_decoder
+from ..train import Objective, band_patch_masks
 
 __all__ = ["MHSIMObjective", "masked_l1"]
 
@@ -27,7 +27,18 @@ def masked_l1(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> t
     return ((pred - target).abs() * m).sum() / m.sum().clamp_min(1.0)
 
 
-class MHSIMObjective(BandNormalised):
+class MHSIMObjective(Objective):
+    """MHSIM: masked patches (one mask for all bands) replaced by a learnt token; L1 on the masked pixels.
+
+    Args:
+        encoder: Zoo encoder taking all bands.
+        mean: Per-band mean of the raw data.
+        std: Per-band std of the raw data.
+        mask_ratio: Fraction of patches masked.
+        mask_patch: Patch side in pixels.
+        width: Width of the transposed-convolution decoder.
+    """
+
     def __init__(self, encoder: nn.Module, mean: Sequence[float], std: Sequence[float], mask_ratio: float = 0.6,
                  mask_patch: int = 16, width: int = 128):
         super().__init__(encoder, mean, std)
@@ -36,7 +47,7 @@ class MHSIMObjective(BandNormalised):
         self.decoder = transposed_decoder(encoder.num_features, self.num_bands, width)
 
     def forward(self, cube):
-        x = self.normalise(cube)
+        x = self.normalize(cube)
         n, _, h, w = x.shape
         mask = band_patch_masks(n, 1, h, w, self.mask_ratio, self.mask_patch, device=x.device)  # shared by bands
         x_in = torch.where(mask, self.mask_token.to(x.dtype), x)

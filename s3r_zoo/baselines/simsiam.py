@@ -12,8 +12,8 @@ from typing import Optional, Sequence
 import torch.nn.functional as F
 from torch import nn
 
-from ..pretrain.objectives import BandNormalised
-from .heads import mlp
+from ..models.heads import mlp
+from ..train import Objective
 from .views import pick_bands, random_view
 
 __all__ = ["SimSiamObjective", "simsiam_loss"]
@@ -25,7 +25,18 @@ def simsiam_loss(p1, p2, z1, z2):
              + F.cosine_similarity(p2, z1.detach(), dim=-1).mean()) / 2
 
 
-class SimSiamObjective(BandNormalised):
+class SimSiamObjective(Objective):
+    """SimSiam: two views, a shared encoder + projector, a predictor, stop-gradient on the other branch.
+
+    Args:
+        encoder: Zoo encoder (``bands`` input channels when ``bands`` is set).
+        mean: Per-band mean of the raw data.
+        std: Per-band std of the raw data.
+        bands: Feed this many random bands per sample (``3``: the paper's "3 bands" rows); None = all.
+        proj_dim: Projection size.
+        pred_dim: Bottleneck width of the predictor.
+    """
+
     def __init__(self, encoder: nn.Module, mean: Sequence[float], std: Sequence[float], bands: Optional[int] = None,
                  proj_dim: int = 512, pred_dim: int = 128):
         super().__init__(encoder, mean, std, encoder_bands=bands)
@@ -34,7 +45,7 @@ class SimSiamObjective(BandNormalised):
         self.predictor = mlp(proj_dim, pred_dim, proj_dim)
 
     def forward(self, cube):
-        x = self.normalise(cube)
+        x = self.normalize(cube)
         if self.bands:
             x = pick_bands(x, self.bands)
         z1, z2 = (self.projector(self.encoder(random_view(x))) for _ in range(2))

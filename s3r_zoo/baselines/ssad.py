@@ -26,13 +26,24 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..pretrain.objectives import BandNormalised
+from ..train import Objective
 from .views import random_view
 
 __all__ = ["SSADObjective"]
 
 
-class SSADObjective(BandNormalised):
+class SSADObjective(Objective):
+    """SSAD: rotation prediction plus confidence-weighted distillation from an EMA teacher.
+
+    Args:
+        encoder: Zoo encoder taking all bands.
+        mean: Per-band mean of the raw data.
+        std: Per-band std of the raw data.
+        momentum: EMA factor of the teacher.
+        temperature: Softmax temperature of the distillation term.
+        distill_weight: Weight of the distillation term.
+    """
+
     def __init__(self, encoder: nn.Module, mean: Sequence[float], std: Sequence[float], momentum: float = 0.99,
                  temperature: float = 2.0, distill_weight: float = 1.0):
         super().__init__(encoder, mean, std)
@@ -43,7 +54,7 @@ class SSADObjective(BandNormalised):
             p.requires_grad = False
 
     def forward(self, cube):
-        x = random_view(self.normalise(cube))
+        x = random_view(self.normalize(cube))
         k = torch.randint(0, 4, (x.shape[0],), device=x.device)
         x = torch.stack([torch.rot90(xi, int(ki), dims=(-2, -1)) for xi, ki in zip(x, k)])
         logits = self.head(self.encoder(x)).float()

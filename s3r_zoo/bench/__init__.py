@@ -12,6 +12,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Optional, Sequence
 
+from . import accuracy, coefficients, convergence, speed
+from .common import default_results_dir
+from .protocol import BUDGETS
+from .report import write_report
+
 PARTS = ("speed", "convergence", "accuracy", "coefficients")
 
 __all__ = ["PARTS", "run_bench"]
@@ -21,10 +26,6 @@ def run_bench(parts: Sequence[str], quick: bool = False, budget: Optional[str] =
               results: Optional[str] = None, work: Optional[str] = None, amp: str = "none",
               cr_run: Optional[str] = None, br_run: Optional[str] = None, cached_only: bool = False) -> dict:
     """Run the named parts (``all`` = every part) and regenerate the report; returns {part: payload}."""
-    from .common import default_results_dir
-    from .protocol import BUDGETS
-    from .report import write_report
-
     parts = list(PARTS) if "all" in parts else list(dict.fromkeys(parts))
     unknown = [p for p in parts if p not in PARTS + ("report",)]
     if unknown:
@@ -39,17 +40,13 @@ def run_bench(parts: Sequence[str], quick: bool = False, budget: Optional[str] =
     out = {}
     for part in parts:
         if part == "speed":
-            from .speed import run
-            out[part] = run(results_dir, quick=quick)
+            out[part] = speed.run(results_dir, quick=quick)
         elif part == "convergence":
-            from .convergence import run
-            out[part] = run(results_dir, b, work_dir, amp=amp)
+            out[part] = convergence.run(results_dir, b, work_dir, amp=amp)
         elif part == "accuracy":
-            from .accuracy import run
-            out[part] = run(results_dir, b, work_dir, amp=amp, cached_only=cached_only)
+            out[part] = accuracy.run(results_dir, b, work_dir, amp=amp, cached_only=cached_only)
         elif part == "coefficients":
-            from .coefficients import run
-            out[part] = run(results_dir, work_dir, quick=quick, cr_run=cr_run, br_run=br_run)
+            out[part] = coefficients.run(results_dir, work_dir, quick=quick, cr_run=cr_run, br_run=br_run)
     out["report"] = str(write_report(results_dir))
     out["results"] = str(results_dir)
     return out

@@ -12,15 +12,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import torch
+
+from ..files import first_line
+from ..models import build_encoder
 from .common import environment, write_result
 from .protocol import METHODS, TABLE1, TABLE2, Budget, finetune, prepare_data, pretrain
 
 
 def _imagenet_available(model: str) -> str:
     """'' if timm's ImageNet weights for ``model`` load here, else why not."""
-    from ..pretrain.objectives import build_encoder
-    from ..weights import first_line
-
     try:
         build_encoder(model, 3, "imagenet")
     except Exception as e:  # offline and not cached, or any hub failure
@@ -33,7 +34,6 @@ def run(results_dir: Path, budget: Budget, work: Path, amp: str = "none", method
     """Run (or collect) every table; ``accuracy.json`` is rewritten after each method, so an
     interrupted benchmark leaves its finished rows. ``cached_only`` trains nothing and reports
     unfinished rows as not run."""
-    import torch
 
     methods = methods or list(dict.fromkeys(TABLE2 + list(TABLE1.values())))
     imagenet_missing = _imagenet_available(budget.model) if "imagenet" in methods else ""

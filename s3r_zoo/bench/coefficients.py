@@ -19,14 +19,14 @@ from typing import Optional
 import numpy as np
 import torch
 
-from .common import REPO_BENCHMARKS, environment, hims_cube_path, hims_tiles, write_result
+from ..plots import beta_profiles
+from ..pretrain import PretrainSpec, coefficient_targets, load_objective, run_pretrain
+from .common import REPO_BENCHMARKS, display_path, environment, hims_cube_path, hims_tiles, write_result
 
 TARGET_NM = (450.0, 550.0, 650.0)
 
 
 def _ensure_run(mode: str, given: Optional[str], work: Path, quick: bool) -> Path:
-    from ..pretrain.run import PretrainSpec, run_pretrain
-
     default = REPO_BENCHMARKS.parent / "runs" / "weights" / f"s3r_resnet18.{mode}_hims41"
     for cand in ([Path(given)] if given else []) + [default]:
         if (cand / "state.safetensors").is_file() and (cand / "summary.json").is_file():
@@ -52,10 +52,6 @@ def _reconstruction_error(x: torch.Tensor, band: int, beta: torch.Tensor) -> flo
 
 def run(results_dir: Path, work: Path, quick: bool = False, cr_run: Optional[str] = None,
         br_run: Optional[str] = None) -> dict:
-    from ..plots import beta_profiles
-    from ..pretrain.run import load_objective
-    from ..pretrain.targets import coefficient_targets
-
     runs = {m: _ensure_run(m, g, work, quick) for m, g in (("cr", cr_run), ("br", br_run))}
     objs = {m: load_objective(r) for m, r in runs.items()}
     crop = objs["cr"][1].crop
@@ -82,7 +78,7 @@ def run(results_dir: Path, work: Path, quick: bool = False, cr_run: Optional[str
     png = beta_profiles(bands, {f"S3R-{m.upper()}": np.stack(v) for m, v in hat.items()},
                         Path(results_dir) / "coefficients.png", beta_true=np.stack(true), wavelengths=wl,
                         title=f"beta^_b on {x.shape[0]} real HIMS tiles ({crop}px): CR vs BR vs closed form")
-    payload = {"name": "coefficients", "data": source, "tiles": list(x.shape), "runs": {m: str(r) for m, r in runs.items()},
+    payload = {"name": "coefficients", "data": source, "tiles": list(x.shape), "runs": {m: display_path(r) for m, r in runs.items()},
                "target_bands_nm": [float(wl[b]) for b in bands], "per_band": rows, "plot": png.name,
                "beta_hat_mean": {m: np.stack(v).tolist() for m, v in hat.items()}, "beta_tilde_mean": np.stack(true).tolist(),
                **environment(torch.device("cpu"))}

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as _dt
-import json
 import math
 import os
 import platform
@@ -14,11 +13,19 @@ from pathlib import Path
 from typing import Callable, Dict, List, Optional
 
 import numpy as np
+import timm
 import torch
 from tqdm.auto import tqdm
 
+from ..data import read_cube
+from ..data.synthetic import simulate_cube
+from ..files import write_json
+from ..version import __version__
+
 REPO_BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
 HIMS_ENV = "S3R_ZOO_TEST_DATA"
+# the real cube, named by what it is (results never carry a machine's path to it)
+HIMS_NAME = "FDA HIMS bladder core BL2082-M13, cube_hwc_f16.npy"
 
 
 def default_results_dir() -> Path:
@@ -35,19 +42,25 @@ def hims_cube_path() -> Optional[Path]:
 
 def hims_tiles(crop: int, n: int, seed: int = 0) -> tuple[torch.Tensor, str]:
     """``n`` random ``crop``-px tiles (N, B, H, W) of the real HIMS cube (NaNs inpainted), else simulated."""
-    from ..data import read_cube
-    from ..data.synthetic import simulate_cube
-
     path = hims_cube_path()
     if path is not None:
         cube = read_cube(path, nan="inpaint").data
         h, w, _ = cube.shape
         g = np.random.default_rng(seed)
         out = [cube[t:t + crop, l:l + crop] for t, l in zip(g.integers(0, h - crop, n), g.integers(0, w - crop, n))]
-        return torch.from_numpy(np.stack(out).transpose(0, 3, 1, 2).astype(np.float32)), f"real HIMS tiles ({path})"
+        return torch.from_numpy(np.stack(out).transpose(0, 3, 1, 2).astype(np.float32)), f"real HIMS tiles ({HIMS_NAME})"
     out = [simulate_cube("pdac_like", i % 2, crop, seed=seed + i).data for i in range(n)]
     return (torch.from_numpy(np.stack(out).transpose(0, 3, 1, 2).astype(np.float32)),
             f"simulated pdac_like (no HIMS data at ${HIMS_ENV} or ../shared/data)")
+
+
+def display_path(path: Path) -> str:
+    """A path for results: relative to the checkout when inside it, else its last two parts (never absolute)."""
+    p = Path(path).resolve()
+    try:
+        return str(p.relative_to(REPO_BENCHMARKS.parent.resolve()))
+    except ValueError:
+        return str(Path(*p.parts[-2:]))
 
 
 def sync(device: torch.device) -> None:
@@ -97,13 +110,10 @@ def device_name(device: torch.device) -> str:
 
 
 def environment(device: torch.device) -> dict:
-    import timm
-
-    from .. import __version__
-
     return {
         "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        "command": " ".join([Path(sys.argv[0]).name] + sys.argv[1:]),
+        "command": " ".join([Path(sys.argv[0]).name] + [a if not os.path.isabs(a) else display_path(Path(a))
+                                                         for a in sys.argv[1:]]),
         "machine": platform.platform(), "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
         "device": device_name(device),
         "versions": {"python": platform.python_version(), "torch": torch.__version__, "timm": timm.__version__,
@@ -113,8 +123,4 @@ def environment(device: torch.device) -> dict:
 
 def write_result(results_dir: Path, name: str, payload: dict) -> Path:
     """Write ``<results_dir>/<name>.json`` atomically."""
-    from ..checkpoint import atomic_write
-
-    path = Path(results_dir) / f"{name}.json"
-    atomic_write(path, lambda tmp: Path(tmp).write_text(json.dumps(payload, indent=2, default=float) + "\n"))
-    return path
+    return write_json(Path(results_dir) / f"{name}.json", payload)

@@ -12,6 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from ..plots import loss_curves
 from .common import environment, write_result
@@ -19,8 +20,6 @@ from .protocol import CONVERGENCE, LABELS, Budget, prepare_data, pretrain
 
 
 def run(results_dir: Path, budget: Budget, work: Path, amp: str = "none") -> dict:
-    import torch
-
     preset, (n, size) = next(iter(budget.presets.items()))
     data = prepare_data(work / "data", preset, n, size, budget.difficulty)
     runs = {}

@@ -15,6 +15,11 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Optional
 
+from ..data.synthetic import write_dataset
+from ..files import write_json
+from ..finetune import FinetuneSpec, run_finetune
+from ..pretrain import PretrainSpec, run_pretrain
+
 # name -> (objective, extra PretrainSpec fields); None = no pre-training
 METHODS: dict[str, Optional[tuple[str, dict]]] = {
     "scratch": None,
@@ -40,7 +45,7 @@ TABLE1 = {"no pretext": "scratch", "masking + straight regression": "regress", "
           "masking + CR": "s3r_cr"}
 CONVERGENCE = ["s3r_cr", "s3r_br", "simsiam_all", "byol_all", "mhsim"]
 
-# published test accuracy (mean, std) with ResNet-18 (METHOD.md, Tables 1 and 2)
+# published test accuracy (mean, std) with ResNet-18 (docs/method.md, Tables 1 and 2)
 PAPER_R18 = {
     "pdac_like": {"scratch": (78.02, 2.28), "imagenet": (83.52, 1.68), "byol_3": (82.42, 1.68),
                   "byol_all": (83.52, 1.68), "simsiam_3": (86.81, 1.10), "simsiam_all": (85.71, 1.67),
@@ -83,8 +88,6 @@ BUDGETS = {"cpu": CPU, "quick": QUICK, "gpu": GPU}
 
 def prepare_data(root: Path, preset: str, n: int, size: int, difficulty: float) -> Path:
     """Simulated data set with split files (reused when its meta matches)."""
-    from ..data.synthetic import write_dataset
-
     out = root / f"{preset}_{n}x{size}_d{difficulty:g}"
     meta = out / "meta.json"
     if not meta.is_file():
@@ -106,9 +109,6 @@ def pretrain(method: str, data: Path, size: int, budget: Budget, out_root: Path,
 
     ``cached_only``: return None instead of training when no finished run matches.
     """
-    from ..checkpoint import atomic_write
-    from ..pretrain.run import PretrainSpec, run_pretrain
-
     objective, extra = METHODS[method]
     out = out_root / data.name / method
     spec = PretrainSpec(data=str(data / "train.txt"), out=str(out), model=budget.model, objective=objective,
@@ -123,16 +123,13 @@ def pretrain(method: str, data: Path, size: int, budget: Budget, out_root: Path,
         spec = replace(spec, resume=True)
     summary = run_pretrain(spec)
     summary["bench_spec"] = key
-    atomic_write(out / "bench_summary.json", lambda tmp: Path(tmp).write_text(json.dumps(summary, indent=2)))
+    write_json(out / "bench_summary.json", summary)
     return summary
 
 
 def finetune(init: str, data: Path, size: int, budget: Budget, fraction: float, out: Path, amp: str = "none",
              cached_only: bool = False) -> Optional[dict]:
     """Fine-tune ``budget.seeds`` times from ``init``; returns the aggregate (cached, or None: see pretrain)."""
-    from ..checkpoint import atomic_write
-    from ..finetune import FinetuneSpec, run_finetune
-
     spec = FinetuneSpec(data=str(data), out=str(out), model=budget.model, init=init, epochs=budget.finetune_epochs,
                         batch_size=budget.batch_size, lr=budget.lr_finetune, crop=size, label_fraction=fraction,
                         seeds=budget.seeds, amp=amp)
@@ -142,5 +139,5 @@ def finetune(init: str, data: Path, size: int, budget: Budget, fraction: float, 
         return cached
     agg = run_finetune(spec)
     agg["bench_spec"] = key
-    atomic_write(out / "bench_aggregate.json", lambda tmp: Path(tmp).write_text(json.dumps(agg, indent=2)))
+    write_json(out / "bench_aggregate.json", agg)
     return agg

@@ -7,6 +7,8 @@ import json
 from pathlib import Path
 from typing import Optional
 
+from ..files import atomic_write
+
 from .protocol import LABELS, PAPER_R18, PAPER_TABLE1_R18
 
 _HEADER = """# Benchmark results
@@ -38,7 +40,7 @@ def speed_section(p: dict) -> str:
     t, s, d, i = p["beta_targets"], p["train_step"], p["data"], p["inference"]
     tg = p["targets"]
     ms = {k: v * 1e3 for k, v in t["median_s"].items()}
-    lines = [f"## Speed (`s3r-zoo bench speed`)\n", f"{_where(p)}. Tiles: {p['data_source']}.\n",
+    lines = ["## Speed (`s3r-zoo bench speed`)\n", f"{_where(p)}. Tiles: {p['data_source']}.\n",
              "| what | ours | reference | ratio | target |", "|---|---|---|---|---|",
              f"| beta~, one target band per sample, {tuple(t['input'])} | closed form {ms['closed form']:.2f} ms "
              f"| AdamW x100, DF-S3R recipe {ms['AdamW 100 steps, DF-S3R recipe']:.1f} ms "
@@ -89,7 +91,7 @@ def speed_section(p: dict) -> str:
 
 def convergence_section(p: dict) -> str:
     b = p["budget"]
-    lines = [f"## Convergence (`s3r-zoo bench convergence`)\n",
+    lines = ["## Convergence (`s3r-zoo bench convergence`)\n",
              f"{_where(p)}. {p['data']}; every method: {b['model']}, {b['epochs']} epochs at most, batch "
              f"{b['batch_size']}, {b['crop']}px, {b['crops_per_cube']} crops per cube, early stop after "
              f"{b['patience']} epochs without improvement.\n",
@@ -116,7 +118,7 @@ def _cell(row: dict, key: str) -> str:
 def accuracy_section(p: dict) -> str:
     b = p["budget"]
     fr = [f"fraction_{f:g}" for f in b["fractions"]]
-    lines = [f"## Accuracy (`s3r-zoo bench accuracy`)\n",
+    lines = ["## Accuracy (`s3r-zoo bench accuracy`)\n",
              f"{_where(p)}. Protocol: pre-train on the train split ({b['pretrain_epochs']} epochs at most, early "
              f"stop after {b['patience']}, {b['crops_per_cube']} crops per cube), fine-tune {b['model']} "
              f"({b['finetune_epochs']} epochs, batch {b['batch_size']}, AdamW lr {b['lr_finetune']:g} with linear "
@@ -161,7 +163,7 @@ def accuracy_section(p: dict) -> str:
 
 
 def coefficients_section(p: dict) -> str:
-    lines = [f"## Coefficients, Fig. 3 (`s3r-zoo bench coefficients`)\n",
+    lines = ["## Coefficients, Fig. 3 (`s3r-zoo bench coefficients`)\n",
              f"{_where(p)}. {p['data']}, {p['tiles'][0]} tiles; runs: "
              + ", ".join(f"{m.upper()} `{r}`" for m, r in p["runs"].items()) + ".\n",
              "| target band | method | L1 to beta~ | share of abs(beta^) within +-2 bands | reconstruction error |",
@@ -189,7 +191,6 @@ def section(results: Path, name: str) -> str:
 
 def write_report(results: Path, out: Optional[Path] = None) -> Path:
     """Write ``RESULTS.md`` (beside ``results/`` unless ``out``) from whatever result files exist."""
-    from ..checkpoint import atomic_write
 
     results = Path(results)
     out = Path(out) if out else results.parent / "RESULTS.md"

@@ -2,8 +2,8 @@
 
 1. beta~ by closed form vs a 100-step AdamW fit, on real HIMS tiles, for the one target
    band per sample that training uses and for all bands at once (one inverse vs B fits).
-   Two AdamW references: the recipe of the public DF-S3R code (the issue's reference:
-   float32, L1, lr 0.01, weight decay 0.01, its channels-last einsum) and our own batched
+   Two AdamW references: the recipe of the public DF-S3R code (float32, L1, lr 0.01,
+   weight decay 0.01, its channels-last einsum) and our own batched
    float64 least-squares fit, the strongest gradient baseline we could write. Target
    >= 200x faster than the DF-S3R recipe, residual <= both.
 2. S3R-CR / S3R-BR training step / a plain timm forward-backward-AdamW step of the same
@@ -25,7 +25,13 @@ from pathlib import Path
 import timm
 import torch
 import torch.nn.functional as F
+from torch.utils.flop_counter import FlopCounterMode
 
+from ..data import SplitFileDataset, make_loader
+from ..data.synthetic import simulate_cube, write_dataset
+from ..lowrank import gram, loo_coefficients, loo_rss
+from ..pretrain import S3RObjective
+from ..pretrain.targets import DEFAULT_RIDGE, coefficient_targets
 from .common import environment, hims_tiles, interleaved_medians, median, write_result
 
 TARGETS = {"targets_speedup": 200.0, "step_ratio": 1.10, "loader_over_model": 2.0, "inference_ratio": 0.98,
@@ -98,9 +104,6 @@ def adamw_fit_all(cube: torch.Tensor, steps: int = 100, lr: float = 0.05) -> tor
 
 
 def _targets(cube: torch.Tensor, dev: torch.device, repeats: int) -> dict:
-    from ..lowrank import gram, loo_coefficients, loo_rss
-    from ..pretrain.targets import DEFAULT_RIDGE, coefficient_targets
-
     n, b = cube.shape[:2]
     band = torch.randint(0, b, (n,), generator=torch.Generator().manual_seed(0)).to(dev)
     pix = cube.reshape(n, b, -1).transpose(1, 2)
@@ -131,8 +134,6 @@ def _targets(cube: torch.Tensor, dev: torch.device, repeats: int) -> dict:
 
 
 def _steps(model_name: str, cube: torch.Tensor, dev: torch.device, repeats: int) -> dict:
-    from ..pretrain import S3RObjective
-
     b = cube.shape[1]
     mean = cube.mean((0, 2, 3)).tolist()
     std = cube.std((0, 2, 3)).clamp_min(1e-6).tolist()
@@ -164,9 +165,6 @@ def _steps(model_name: str, cube: torch.Tensor, dev: torch.device, repeats: int)
 
 
 def _data(n: int, size: int, crop: int, batch: int) -> dict:
-    from ..data import SplitFileDataset, make_loader
-    from ..data.synthetic import simulate_cube, write_dataset
-
     simulate_cube("pdac_like", 0, 256, seed=0)  # warm-up
     t = time.perf_counter()
     for i in range(4):
@@ -217,10 +215,6 @@ def _inference(dev: torch.device, batch: int, size: int, repeats: int) -> dict:
 
 def _cuda(dev: torch.device, quick: bool) -> dict:
     """ResNet-50 bf16 + channels_last training throughput and MFU; one PLGC-sized S3R-CR epoch."""
-    from torch.utils.flop_counter import FlopCounterMode
-
-    from ..pretrain import S3RObjective
-
     batch, bands, size = 32, 32, 512
     model = timm.create_model("resnet50", in_chans=bands, num_classes=3).to(dev).to(memory_format=torch.channels_last)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4)

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from ..bands import normalize
 from ..spectral import interpolation_matrix, validate_wavelengths
 from .io import HIMS_PATTERN, SUFFIX_FORMATS, apply_nan_policy, detect_format, read_cube
 from .stats import BandStats
@@ -232,8 +233,7 @@ class CubeDataset(Dataset):
         if self.stats is not None:
             if len(self.stats.mean) != x.shape[0]:
                 raise ValueError(f"{cube.path}: stats have {len(self.stats.mean)} bands, data has {x.shape[0]}")
-            x = (x - torch.tensor(self.stats.mean, dtype=x.dtype)[:, None, None]) / \
-                torch.tensor(self.stats.std, dtype=x.dtype)[:, None, None]
+            x = normalize(x, self.stats.mean, self.stats.std)
         if self.transform is not None:
             x = self.transform(x, generator=g)
         return x, self.items[i][1]

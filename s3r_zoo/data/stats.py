@@ -15,7 +15,8 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from ..checkpoint import atomic_write
+from ..bands import BandInfo
+from ..files import write_json
 
 __all__ = ["BandStats", "RunningBandStats", "compute_band_stats"]
 
@@ -29,8 +30,13 @@ class BandStats:
     count: int
     wavelengths_nm: Optional[tuple[float, ...]] = None
 
+    @property
+    def band_info(self) -> BandInfo:
+        """These statistics as the zoo's one band-metadata type."""
+        return BandInfo(self.wavelengths_nm, tuple(self.mean), tuple(self.std), source=f"band stats of {self.count} values")
+
     def save(self, path: Union[str, Path]) -> Path:
-        return atomic_write(path, lambda tmp: Path(tmp).write_text(json.dumps(asdict(self), indent=2) + "\n"))
+        return write_json(path, asdict(self))
 
     @classmethod
     def load(cls, path: Union[str, Path]) -> "BandStats":

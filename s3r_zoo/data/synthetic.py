@@ -28,7 +28,6 @@ and works at any image size; features are sized in pixels at a fixed magnificati
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Sequence, Union
@@ -39,7 +38,7 @@ from scipy.ndimage import gaussian_filter
 from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 
-from ..checkpoint import atomic_write
+from ..files import atomic_write, write_json
 from .io import Cube
 
 __all__ = ["Preset", "PRESETS", "absorbance_spectra", "simulate_cube", "SyntheticHSI", "write_dataset",
@@ -394,5 +393,5 @@ def write_dataset(out_dir: Union[str, Path], preset: str = "plgc_like", n: int =
             "difficulty": difficulty, "dtype": dtype, "wavelengths_nm": list(p.wavelengths_nm),
             "split_sizes": {k: len(v) for k, v in zip(("train", "val", "test"), splits)},
             "class_counts": {c: labels.count(i) for i, c in enumerate(p.classes)}}
-    atomic_write(out / "meta.json", lambda tmp: Path(tmp).write_text(json.dumps(meta, indent=2) + "\n"))
+    write_json(out / "meta.json", meta)
     return meta

@@ -9,7 +9,9 @@ pretrained configs and the loading path differ:
 * ``create_model(..., in_chans=B, wavelengths=[...])`` resamples ``conv1`` and the
   per-band mean/std from the checkpoint's bands to the requested ones
   (:func:`s3r_zoo.bands.plan_band_adaptation`) inside timm's ``pretrained_filter_fn``;
-* weight files are looked up by :func:`s3r_zoo.weights.resolve_weights`.
+* the pretrained tags, their band sets and their files' sha256 come from one record per
+  release (:mod:`.releases`); weight files are looked up and checked by
+  :func:`s3r_zoo.weights.resolve_weights`.
 
 Paper: Xie et al., "S3R: Self-supervised Spectral Regression for Hyperspectral
 Histopathology Image Classification", MICCAI 2022.
@@ -30,61 +32,28 @@ from timm.models.resnet import BasicBlock, Bottleneck, ResNet
 from ..bands import BandAdaptation, BandInfo, plan_band_adaptation
 from ..checkpoint import CheckpointError, read_checkpoint_info
 from ..weights import resolve_weights
+from .names import arch_of
+from .releases import RELEASES, Release
 
-__all__ = ["BAND_SETS", "PRETRAINED_BANDS", "checkpoint_filter_fn"]
-
-HUB_ORG = "s3r-zoo"
-
-# Band sets the released checkpoints were trained on. Checkpoint metadata is
-# authoritative; this table describes a tag before its file is downloaded.
-# hims41: FDA HIMS microscope, 41 bands 380-780 nm in 10 nm steps, transmittance;
-# mean/std measured on the public bladder core (../shared/data/hims_bladder, NaNs skipped).
-BAND_SETS: dict[str, BandInfo] = {
-    "hims41": BandInfo(
-        wavelengths_nm=tuple(380.0 + 10.0 * i for i in range(41)),
-        mean=(0.8405, 0.9297, 0.9417, 0.9283, 0.9350, 0.9309, 0.9347, 0.9128, 0.9023, 0.8850, 0.8450,
-              0.7922, 0.7561, 0.7241, 0.6416, 0.5978, 0.6363, 0.7473, 0.8360, 0.8816, 0.8867, 0.8879,
-              0.8866, 0.8866, 0.9003, 0.9135, 0.9117, 0.9257, 0.9379, 0.9600, 0.9640, 0.9823, 0.9919,
-              0.9927, 0.9911, 0.9964, 0.9987, 0.9992, 1.0022, 0.9988, 0.9542),
-        std=(0.1201, 0.0553, 0.0572, 0.0602, 0.0628, 0.0645, 0.0677, 0.0712, 0.0826, 0.0999, 0.1261,
-             0.1643, 0.1884, 0.2140, 0.2553, 0.2851, 0.2648, 0.2014, 0.1509, 0.1378, 0.1377, 0.1381,
-             0.1383, 0.1370, 0.1344, 0.1281, 0.1152, 0.1016, 0.0833, 0.0645, 0.0473, 0.0352, 0.0266,
-             0.0201, 0.0168, 0.0152, 0.0146, 0.0127, 0.0120, 0.0119, 1.4534),
-        source="band table hims41 (FDA HIMS, 380-780 nm)",
-    ),
-}
-
-_OBJECTIVES = {"cr": "S3R-CR (coefficient regression)", "br": "S3R-BR (band regression)"}
-_ARCH = {"s3r_resnet18": "resnet18", "s3r_resnet50": "resnet50"}
+__all__ = ["checkpoint_filter_fn", "default_cfgs"]
 
 
-def _cfg(name: str, bands: str, objective: str, **kwargs: Any) -> dict[str, Any]:
-    band_set = BAND_SETS[bands]
+def _cfg(release: Release, **kwargs: Any) -> dict[str, Any]:
     return {
-        "hf_hub_id": f"{HUB_ORG}/{name}",
-        "num_classes": 0, "input_size": (band_set.in_chans, 224, 224), "pool_size": (7, 7),
+        "hf_hub_id": release.hf_hub_id,
+        "num_classes": 0, "input_size": (release.bands.in_chans, 224, 224), "pool_size": (7, 7),
         "crop_pct": 1.0, "interpolation": "bilinear",
-        "mean": band_set.mean, "std": band_set.std,
+        "mean": release.bands.mean, "std": release.bands.std,
         "first_conv": "conv1", "classifier": "fc",
         "license": "apache-2.0",
-        "description": f"{_OBJECTIVES[objective]} encoder pre-trained on {bands} hyperspectral cubes",
+        "description": release.description,
         "paper_name": "S3R: Self-supervised Spectral Regression for Hyperspectral Histopathology Image Classification",
         **kwargs,
     }
 
 
-# name -> band set; the first tag of each model is its default.
-PRETRAINED_BANDS: dict[str, str] = {
-    "s3r_resnet18.cr_hims41": "hims41",
-    "s3r_resnet18.br_hims41": "hims41",
-    "s3r_resnet50.cr_hims41": "hims41",
-    "s3r_resnet50.br_hims41": "hims41",
-}
-
-default_cfgs = generate_default_cfgs({
-    name: _cfg(name, bands, objective=name.split(".")[1].split("_")[0])
-    for name, bands in PRETRAINED_BANDS.items()
-})
+# one pretrained cfg per release record; the first tag of each model is its default
+default_cfgs = generate_default_cfgs({name: _cfg(release) for name, release in RELEASES.items()})
 
 
 def checkpoint_filter_fn(state_dict: dict[str, torch.Tensor], model: ResNet, plan: BandAdaptation,
@@ -126,7 +95,7 @@ def _source_bands(cfg: PretrainedCfg, model_tag: str, ckpt_info=None, explicit_f
     file (local weights dir or hub), never for an explicit ``file=``: a user's file
     without wavelengths has unknown wavelengths, and without mean/std gets 0/1.
     """
-    table = BAND_SETS.get(PRETRAINED_BANDS.get(model_tag, ""))
+    table = RELEASES[model_tag].bands if model_tag in RELEASES else None
     if table is None and len(cfg.mean) == cfg.input_size[0] == len(cfg.std):
         table = BandInfo(None, tuple(cfg.mean), tuple(cfg.std), source="pretrained_cfg")
     if ckpt_info is None:
@@ -165,12 +134,14 @@ def _create_s3r_resnet(variant: str, pretrained: bool = False, **kwargs: Any) ->
                                   kwargs.pop("pretrained_cfg_overlay", None))
     ckpt_info, path = None, None
     if pretrained:
+        release = RELEASES.get(model_tag)
         path = resolve_weights(model_tag, file=cfg.file, hf_hub_id=cfg.hf_hub_id,
-                               hf_hub_filename=cfg.hf_hub_filename, cache_dir=kwargs.get("cache_dir"))
+                               hf_hub_filename=cfg.hf_hub_filename, cache_dir=kwargs.get("cache_dir"),
+                               expected=release.file_facts() if release is not None else None)
         ckpt_info = read_checkpoint_info(path)
-        if ckpt_info.architecture != _ARCH[variant]:
+        if ckpt_info.architecture != arch_of(variant):
             raise CheckpointError(f"{path}: metadata architecture '{ckpt_info.architecture}' does not fit "
-                                  f"{variant} (expects '{_ARCH[variant]}')")
+                                  f"{variant} (expects '{arch_of(variant)}')")
     src = _source_bands(cfg, model_tag, ckpt_info=ckpt_info, explicit_file=cfg.file is not None)
     in_chans = kwargs.get("in_chans")
     if in_chans is None:

@@ -17,62 +17,30 @@ import json
 import logging
 import os
 import platform
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Optional
 
 import numpy as np
 import torch
+from safetensors import safe_open
 
-from ..checkpoint import atomic_write, save_checkpoint
+from ..checkpoint import save_checkpoint
 from ..data.datasets import CubeDataset, SplitFileDataset, UnlabelledCubes
 from ..data.stats import BandStats, compute_band_stats
 from ..data.synthetic import PRESETS, SyntheticHSI
+from ..files import write_json
+from ..models import arch_of, build_encoder
 from ..plots import beta_profiles, loss_curve
-from .engine import TrainConfig, Trainer, seed_everything
-from .objectives import OBJECTIVES, RegressObjective, S3RObjective, build_encoder
+from ..train import Objective, TrainConfig, Trainer, seed_everything
+from .objectives import S3RObjective
+from .registry import make_objective
+from .spec import NOT_RECIPE, PretrainSpec
 from .targets import coefficient_targets
 
-__all__ = ["PretrainSpec", "run_pretrain", "build_dataset", "load_objective"]
+__all__ = ["run_pretrain", "build_dataset", "load_objective", "make_pretrain_objective"]
 
 _logger = logging.getLogger(__name__)
-
-
-@dataclass
-class PretrainSpec:
-    """Everything a pre-training run depends on (also the ``--config`` YAML keys)."""
-
-    data: str = "synthetic:plgc_like"
-    out: str = "runs/pretrain"
-    model: str = "s3r_resnet18"
-    objective: str = "cr"
-    epochs: int = 200
-    batch_size: int = 16
-    crop: int = 128
-    crops_per_cube: int = 16
-    synthetic_n: int = 256
-    amp: str = "none"
-    lr: float = 1e-4
-    weight_decay: float = 0.05
-    gamma: float = 0.99
-    patience: int = 10
-    min_delta: float = 1e-4
-    grad_clip: float = 1.0
-    mask_ratio: float = 0.65
-    mask_patch: int = 16
-    noise_std: float = 0.0
-    mask: bool = True  # regress only: the Table 1 ablation with / without masking
-    bands: Optional[int] = None  # simsiam / byol: 3 = three random bands per sample, None = all bands
-    init: str = "random"
-    nan: str = "error"
-    seed: int = 0
-    num_workers: int = 0
-    ckpt_every: int = 0
-    stats_samples: int = 64
-    channels_last: bool = False
-    compile: bool = False
-    tensorboard: bool = False
-    resume: bool = False
 
 
 def build_dataset(spec: PretrainSpec) -> tuple[CubeDataset | SyntheticHSI, Optional[np.ndarray], str]:
@@ -90,7 +58,8 @@ def build_dataset(spec: PretrainSpec) -> tuple[CubeDataset | SyntheticHSI, Optio
     else:
         ds = UnlabelledCubes(path, **kw)
     first = ds.cube(0)
-    return ds, first.wavelengths, f"{path} ({len(ds.items)} cubes, {spec.crop}px crops, nan={spec.nan})"
+    # named by the file or folder, never by the machine's path to it
+    return ds, first.wavelengths, f"{path.name} ({len(ds.items)} cubes, {spec.crop}px crops, nan={spec.nan})"
 
 
 def _stats(spec: PretrainSpec, ds, wavelengths) -> BandStats:
@@ -104,30 +73,10 @@ def _stats(spec: PretrainSpec, ds, wavelengths) -> BandStats:
     return stats
 
 
-def _objective(spec: PretrainSpec, stats: BandStats) -> torch.nn.Module:
-    from ..baselines import (BASELINES, BYOLObjective, ConvDeconvObjective, MHSIMObjective, SimSiamObjective,
-                             SSADObjective)
-
-    if spec.objective not in OBJECTIVES + BASELINES:
-        raise ValueError(f"--objective: expected one of {OBJECTIVES + BASELINES}, found {spec.objective!r}")
-    if spec.bands is not None and spec.objective not in ("simsiam", "byol"):
-        raise ValueError(f"--bands {spec.bands}: only simsiam and byol take a band subset, not {spec.objective}")
+def make_pretrain_objective(spec: PretrainSpec, stats: BandStats) -> Objective:
+    """The run's objective: its encoder (``spec.init``) inside ``spec.objective``."""
     encoder = build_encoder(spec.model, spec.bands or len(stats.mean), spec.init)
-    m, s = stats.mean, stats.std
-    common = dict(mask_ratio=spec.mask_ratio, mask_patch=spec.mask_patch, noise_std=spec.noise_std)
-    if spec.objective == "regress":
-        return RegressObjective(encoder, m, s, mask=spec.mask, **common)
-    if spec.objective in ("cr", "br"):
-        return S3RObjective(encoder, m, s, mode=spec.objective, **common)
-    if spec.objective == "simsiam":
-        return SimSiamObjective(encoder, m, s, bands=spec.bands)
-    if spec.objective == "byol":
-        return BYOLObjective(encoder, m, s, bands=spec.bands)
-    if spec.objective == "mhsim":
-        return MHSIMObjective(encoder, m, s, mask_ratio=spec.mask_ratio, mask_patch=spec.mask_patch)
-    if spec.objective == "convdeconv":
-        return ConvDeconvObjective(encoder, m, s)
-    return SSADObjective(encoder, m, s)
+    return make_objective(spec, encoder, stats.mean, stats.std)
 
 
 def _beta_plot(spec: PretrainSpec, objective: S3RObjective, ds, wavelengths, device) -> Path:
@@ -152,13 +101,9 @@ def run_pretrain(spec: PretrainSpec) -> dict:
     ds, wavelengths, data_desc = build_dataset(spec)
     stats = _stats(spec, ds, wavelengths)
     seed_everything(spec.seed)  # the seed fixes the initial weights too: build the models after it
-    objective = _objective(spec, stats)
-    recipe = {k: v for k, v in asdict(spec).items() if k not in ("out", "resume", "num_workers", "tensorboard")}
-    cfg = TrainConfig(epochs=spec.epochs, batch_size=spec.batch_size, lr=spec.lr, weight_decay=spec.weight_decay,
-                      gamma=spec.gamma, grad_clip=spec.grad_clip, amp=spec.amp, channels_last=spec.channels_last,
-                      compile=spec.compile, patience=spec.patience, min_delta=spec.min_delta, seed=spec.seed,
-                      num_workers=spec.num_workers, ckpt_every=spec.ckpt_every, tensorboard=spec.tensorboard,
-                      extra={k: v for k, v in recipe.items() if k not in asdict(TrainConfig())})
+    objective = make_pretrain_objective(spec, stats)
+    recipe = {k: v for k, v in asdict(spec).items() if k not in NOT_RECIPE}
+    cfg = TrainConfig.from_spec(spec, extra={k: v for k, v in recipe.items() if k not in asdict(TrainConfig())})
     trainer = Trainer(cfg, out)
     summary = trainer.fit(objective, ds, resume=spec.resume)
     if not trainer.is_main:
@@ -168,7 +113,7 @@ def run_pretrain(spec: PretrainSpec) -> dict:
                         f"{torch.get_num_threads()} threads")
     ckpt = out / "encoder.safetensors"
     subset = spec.bands is not None  # random bands per sample: no fixed wavelengths or per-band stats
-    save_checkpoint(ckpt, objective.encoder.state_dict(), architecture=spec.model.replace("s3r_", ""),
+    save_checkpoint(ckpt, objective.exported().state_dict(), architecture=arch_of(spec.model),
                     objective=spec.objective + (f"_{spec.bands}bands" if subset else ""), data=data_desc,
                     recipe=recipe, wavelengths_nm=None if wavelengths is None or subset else wavelengths.tolist(),
                     mean=None if subset else stats.mean, std=None if subset else stats.std,
@@ -182,19 +127,17 @@ def run_pretrain(spec: PretrainSpec) -> dict:
                                                    title=f"{spec.model} {spec.objective}: {data_desc}"))
     if isinstance(objective, S3RObjective):
         summary["beta_profile_png"] = str(_beta_plot(spec, objective, ds, wavelengths, trainer.device))
-    atomic_write(out / "summary.json", lambda tmp: Path(tmp).write_text(json.dumps(summary, indent=2) + "\n"))
+    write_json(out / "summary.json", summary)
     return summary
 
 
-def load_objective(run_dir) -> tuple[torch.nn.Module, PretrainSpec, BandStats]:
+def load_objective(run_dir) -> tuple[Objective, PretrainSpec, BandStats]:
     """The full pre-training objective of a finished run (encoder AND head), for analysis.
 
     Released checkpoints hold the encoder only; the beta^ head of S3R lives in the run's
     ``state.safetensors``. Rebuilds the objective from ``summary.json``'s recipe and
     ``stats.json``, then loads the saved weights.
     """
-    from safetensors import safe_open
-
     run = Path(run_dir)
     missing = [f for f in ("summary.json", "stats.json", "state.safetensors") if not (run / f).is_file()]
     if missing:
@@ -202,7 +145,7 @@ def load_objective(run_dir) -> tuple[torch.nn.Module, PretrainSpec, BandStats]:
     recipe = json.loads((run / "summary.json").read_text())["recipe"]
     spec = PretrainSpec(**{k: v for k, v in recipe.items() if k in PretrainSpec.__dataclass_fields__}, out=str(run))
     stats = BandStats.load(run / "stats.json")
-    objective = _objective(spec, stats)
+    objective = make_pretrain_objective(spec, stats)
     with safe_open(str(run / "state.safetensors"), framework="pt") as f:
         sd = {k[6:]: f.get_tensor(k) for k in f.keys() if k.startswith("model.")}
     objective.load_state_dict(sd)

@@ -1,0 +1,41 @@
+"""``PretrainSpec``: every option of ``s3r-zoo pretrain`` (and key of its ``--config`` YAML)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+from ..options import option
+from ..train.spec import RunSpec
+from .registry import OBJECTIVE_NAMES
+
+__all__ = ["PretrainSpec", "NOT_RECIPE"]
+
+# options that do not change what a run learns: left out of the recorded recipe
+NOT_RECIPE = ("out", "resume", "num_workers", "tensorboard")
+
+
+@dataclass
+class PretrainSpec(RunSpec):
+    """Everything a pre-training run depends on; the options shared with fine-tuning come from RunSpec."""
+
+    data: str = option("synthetic:plgc_like", "cube folder, split file (train split), a cube file, HIMS folder, "
+                       "or synthetic:pdac_like|plgc_like", metavar="DATA")
+    out: str = option("runs/pretrain", "output folder", metavar="DIR")
+    objective: str = option("cr", "S3R (cr, br), the Table 1 ablation (regress) or a Table 2 baseline",
+                            choices=OBJECTIVE_NAMES)
+    init: str = option("random", "random, imagenet, a tag (s3r_resnet18.cr_hims41) or a zoo checkpoint path",
+                       metavar="INIT")
+    crop: int = option(128, "crop size in pixels", min=1)
+    crops_per_cube: int = option(16, "random crops per cube per epoch", min=1)
+    synthetic_n: int = option(256, "cubes in a synthetic: data set", min=1)
+    gamma: float = option(0.99, "exponential lr decay per epoch", above=0, max=1)
+    patience: int = option(10, "epochs without improvement of the training loss before early stop", min=1)
+    min_delta: float = option(1e-4, "smallest loss decrease that counts as an improvement", min=0)
+    mask_ratio: float = option(0.65, "fraction of patches masked, per band", min=0, max=1)
+    mask_patch: int = option(16, "mask patch side in pixels", min=1)
+    noise_std: float = option(0.0, "strong Gaussian noise on the masked input (normalised units)", min=0)
+    mask: bool = option(True, "regress: the Table 1 ablation without masking")
+    bands: Optional[int] = option(None, "simsiam/byol: feed this many random bands per sample (3 = the paper's "
+                                  "'3 bands' rows; default: all bands)", min=1)
+    stats_samples: int = option(64, "crops used to measure the per-band mean/std", min=1)

@@ -1,0 +1,16 @@
+"""Training, shared by pre-training and fine-tuning: the objective contract, the one loop, its state.
+
+* :class:`Objective` (:mod:`.objective`): what every task implements (``forward`` returns
+  ``{"loss": ...}``, ``uses_labels``, ``after_step``, ``exported``);
+* :class:`Trainer` / :class:`TrainConfig` (:mod:`.engine`): the loop (AMP, DDP, resume);
+* :mod:`.state`: the resumable ``state.safetensors``;
+* :mod:`.masking`: per-band random patch masks, used by S3R and MHSIM.
+"""
+
+from .engine import AMP_MODES, NonFiniteLossError, TrainConfig, Trainer, seed_everything
+from .masking import apply_masks, band_patch_masks
+from .objective import Objective
+from .state import ResumeError
+
+__all__ = ["Objective", "Trainer", "TrainConfig", "ResumeError", "NonFiniteLossError", "seed_everything",
+           "AMP_MODES", "band_patch_masks", "apply_masks"]

@@ -1,0 +1,369 @@
+"""The one training loop. Every :class:`~.objective.Objective` trains with it.
+
+* AdamW, exponential (pre-training) or linear (fine-tuning) lr decay per epoch, gradient
+  clipping, early stop on the training loss (patience, min-delta), at most ``epochs``
+  epochs (docs/method.md: lr 1e-4, gamma 0.99, 200 epochs);
+* AMP: ``fp16`` (autocast + GradScaler, CUDA), ``bf16`` (CUDA or CPU autocast) or ``none``;
+  ``channels_last``; optional ``torch.compile``;
+* ``torchrun``: PyTorch DDP with a DistributedSampler (nccl on GPU, gloo on CPU); rank 0
+  logs and writes checkpoints;
+* never lose work: ``state.safetensors`` (:mod:`.state`) after every epoch and every
+  ``ckpt_every`` steps, holding model, optimiser, scheduler, scaler, RNG states and the
+  data position (epoch, step); ``resume=True`` continues to the same result as an
+  uninterrupted run (bit-exact on CPU).
+
+:meth:`Trainer.fit` reads as its steps: :meth:`~Trainer._start` (seed, optimiser, state),
+then per epoch :meth:`~Trainer._train_epoch` (one :meth:`~Trainer._step` per batch) and
+:meth:`~Trainer._end_epoch` (epoch loss, scheduler, log, hook, state, early stop).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import random
+import time
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any, Callable, Iterator, Optional
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset, RandomSampler, Sampler
+from torch.utils.data.distributed import DistributedSampler
+from tqdm.auto import tqdm
+
+from .objective import Objective
+from .state import ResumeError, load_state, save_state
+
+__all__ = ["TrainConfig", "Trainer", "ResumeError", "NonFiniteLossError", "seed_everything", "AMP_MODES"]
+
+_logger = logging.getLogger(__name__)
+STATE_FILE = "state.safetensors"
+METRICS_FILE = "metrics.jsonl"
+AMP_MODES = ("none", "bf16", "fp16")
+SCHEDULES = ("exponential", "linear")
+
+
+class NonFiniteLossError(RuntimeError):
+    """The loss stayed NaN/Inf for too many consecutive steps."""
+
+
+def seed_everything(seed: int) -> None:
+    """Seed torch, numpy and random: call it before building models, so that the seed fixes their init."""
+    torch.manual_seed(seed)
+    np.random.seed(seed % 2**32)
+    random.seed(seed)
+
+
+@dataclass
+class TrainConfig:
+    """The trainer's settings; everything except ``epochs`` (and logging) must match on resume.
+
+    Run specs declare the user-facing options (:mod:`s3r_zoo.options`); :meth:`from_spec`
+    takes the fields of the same name from a spec, so no option is copied by hand.
+    """
+
+    epochs: int = 200
+    batch_size: int = 16
+    lr: float = 1e-4
+    weight_decay: float = 0.05
+    gamma: float = 0.99
+    schedule: str = "exponential"  # or "linear" (decay to 0 over `epochs`, fine-tuning)
+    grad_clip: Optional[float] = 1.0
+    amp: str = "none"
+    channels_last: bool = False
+    compile: bool = False
+    patience: int = 10
+    min_delta: float = 1e-4
+    seed: int = 0
+    num_workers: int = 0
+    ckpt_every: int = 0
+    log_every: int = 10
+    max_bad_steps: int = 20
+    tensorboard: bool = False  # also write TensorBoard scalars to <out>/tensorboard (needs `tensorboard`)
+    extra: dict = field(default_factory=dict)  # objective / data description, part of the fingerprint
+
+    @classmethod
+    def from_spec(cls, spec: Any, **overrides: Any) -> "TrainConfig":
+        """The config from a run spec's fields of the same name, then ``overrides``."""
+        names = {f.name for f in fields(cls)}
+        values = {k: v for k, v in vars(spec).items() if k in names}
+        values.update(overrides)
+        return cls(**values)
+
+    def fingerprint(self) -> str:
+        d = asdict(self)
+        for k in ("epochs", "num_workers", "log_every", "ckpt_every", "tensorboard"):
+            d.pop(k)
+        return json.dumps(d, sort_keys=True, default=str)
+
+
+class _SkipSampler(Sampler):
+    """Yields a base sampler's indices after the first ``skip`` (mid-epoch resume)."""
+
+    def __init__(self, base: Sampler, skip: int):
+        self.base, self.skip = base, skip
+
+    def __iter__(self) -> Iterator[int]:
+        it = iter(self.base)
+        for _ in range(self.skip):
+            next(it, None)
+        return it
+
+    def __len__(self) -> int:
+        return max(0, len(self.base) - self.skip)
+
+
+def _dist_info() -> tuple[int, int, int]:
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    return world, int(os.environ.get("RANK", "0")), int(os.environ.get("LOCAL_RANK", "0"))
+
+
+@dataclass
+class _Fit:
+    """What one :meth:`Trainer.fit` call works on."""
+
+    objective: Objective
+    run: nn.Module  # the objective, wrapped in DDP / compiled where asked
+    opt: torch.optim.Optimizer
+    sched: Any
+    scaler: Optional[torch.amp.GradScaler]
+    pos: dict  # epoch, step, global_step, best, bad_epochs, history (saved in the state)
+    steps_per_epoch: int
+    t0: float = 0.0
+    bad_steps: int = 0
+
+
+class Trainer:
+    """Fit an :class:`~.objective.Objective` on a dataset of raw cubes ``(x, label)``."""
+
+    def __init__(self, config: TrainConfig, out_dir: str | Path, device: Optional[str] = None):
+        self.cfg = config
+        if config.amp not in AMP_MODES:
+            raise ValueError(f"amp: expected one of {AMP_MODES}, found {config.amp!r}")
+        if config.schedule not in SCHEDULES:
+            raise ValueError(f"schedule: expected one of {SCHEDULES}, found {config.schedule!r}")
+        self.world, self.rank, local = _dist_info()
+        if self.world > 1 and not torch.distributed.is_initialized():
+            torch.distributed.init_process_group(backend="nccl" if torch.cuda.is_available() else "gloo")
+        if device is None:
+            device = f"cuda:{local}" if torch.cuda.is_available() else "cpu"
+        self.device = torch.device(device)
+        if self.device.type == "cuda":
+            torch.cuda.set_device(self.device)
+        if config.amp == "fp16" and self.device.type != "cuda":
+            raise ValueError("amp='fp16' needs CUDA (GradScaler); use amp='bf16' or 'none' on CPU")
+        self.out = Path(out_dir)
+        self._tb = None
+        if self.is_main:
+            self.out.mkdir(parents=True, exist_ok=True)
+            if config.tensorboard:
+                try:
+                    from torch.utils.tensorboard import SummaryWriter  # optional dependency
+                except ImportError:
+                    raise ValueError("tensorboard=True (--tensorboard) needs the 'tensorboard' package: "
+                                     "pip install tensorboard") from None
+                self._tb = SummaryWriter(str(self.out / "tensorboard"))
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    def log(self, record: dict) -> None:
+        """Append a record (``kind``: step / epoch / val / ...) to ``metrics.jsonl`` (and TensorBoard)."""
+        if not self.is_main:
+            return
+        with open(self.out / METRICS_FILE, "a") as f:
+            f.write(json.dumps(record) + "\n")
+        if self._tb is not None:
+            step = record.get("step", record.get("epoch", 0))
+            for k, v in record.items():
+                if k not in ("kind", "step", "epoch") and isinstance(v, (int, float)):
+                    self._tb.add_scalar(f"{record['kind']}/{k}", v, step)
+            self._tb.flush()
+
+    # -- the loop ------------------------------------------------------------------------
+    def fit(self, objective: Objective, dataset: Dataset, resume: bool = False,
+            on_epoch_end: Optional[Callable[[int, float], None]] = None) -> dict:
+        """Train; returns a summary (epochs run, final/best loss, stop reason, wall time).
+
+        ``on_epoch_end(epoch, loss)`` runs after each epoch, before its state is saved (so
+        a resumed run never skips it): fine-tuning validates there.
+        """
+        if not isinstance(objective, Objective):
+            raise TypeError(f"objective: expected an s3r_zoo.train.Objective, found {type(objective).__name__}")
+        fit = self._start(objective, dataset, resume)
+        stop = "max_epochs"
+        while fit.pos["epoch"] < self.cfg.epochs:
+            epoch_loss, epoch_time = self._train_epoch(fit, dataset)
+            if self._end_epoch(fit, epoch_loss, epoch_time, on_epoch_end):
+                stop = "early_stop"
+                break
+        pos = fit.pos
+        return {"epochs": pos["epoch"], "final_loss": pos["history"][-1]["loss"] if pos["history"] else None,
+                "best_loss": pos["best"], "stop": stop, "wall_time_s": time.perf_counter() - fit.t0,
+                "history": pos["history"], "world_size": self.world, "device": str(self.device)}
+
+    def _start(self, objective: Objective, dataset: Dataset, resume: bool) -> _Fit:
+        """Seed, move the objective, build optimiser / scheduler / scaler, restore or refuse state."""
+        cfg = self.cfg
+        seed_everything(cfg.seed)
+        if self.device.type == "cpu":
+            torch.use_deterministic_algorithms(True, warn_only=True)
+        model = objective.to(self.device)
+        if cfg.channels_last:
+            model = model.to(memory_format=torch.channels_last)
+        opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=cfg.lr,
+                                weight_decay=cfg.weight_decay)
+        if cfg.schedule == "exponential":
+            sched = torch.optim.lr_scheduler.ExponentialLR(opt, gamma=cfg.gamma)
+        else:
+            sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda e: max(0.0, 1.0 - e / cfg.epochs))
+        scaler = torch.amp.GradScaler("cuda") if cfg.amp == "fp16" else None
+        pos = {"epoch": 0, "step": 0, "global_step": 0, "best": math.inf, "bad_epochs": 0, "history": []}
+        state_path = self.out / STATE_FILE
+        if resume and state_path.exists():
+            pos = load_state(state_path, cfg.fingerprint(), model, opt, sched, scaler, self.device)
+            if self.is_main:
+                _logger.warning("resuming from %s at epoch %d, step %d", state_path, pos["epoch"], pos["step"])
+        elif resume:
+            _logger.warning("--resume: no %s yet, starting fresh", state_path)
+        elif state_path.exists() and self.is_main:
+            raise ResumeError(f"{state_path} exists: pass resume=True (--resume) to continue it, or use a new folder")
+        if not resume and self.is_main:
+            (self.out / METRICS_FILE).unlink(missing_ok=True)
+
+        run: nn.Module = model
+        if self.world > 1:
+            run = nn.parallel.DistributedDataParallel(
+                model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+        if cfg.compile:
+            run = torch.compile(run)
+        steps_per_epoch = len(dataset) // (cfg.batch_size * self.world)
+        if steps_per_epoch < 1:
+            raise ValueError(f"dataset of {len(dataset)} items is smaller than one batch "
+                             f"({cfg.batch_size} x {self.world} processes)")
+        return _Fit(objective=model, run=run, opt=opt, sched=sched, scaler=scaler, pos=pos,
+                    steps_per_epoch=steps_per_epoch, t0=time.perf_counter())
+
+    def _train_epoch(self, fit: _Fit, dataset: Dataset) -> tuple[float, float]:
+        """One epoch (from the saved step on a resume); returns (mean loss, start time)."""
+        cfg, pos = self.cfg, fit.pos
+        epoch = pos["epoch"]
+        fit.objective.train()
+        loader = self._loader(dataset, epoch, pos["step"])
+        sums = pos.get("epoch_sums", [0.0, 0])
+        bar = tqdm(loader, total=fit.steps_per_epoch, initial=pos["step"], desc=f"epoch {epoch + 1}/{cfg.epochs}",
+                   unit="step", disable=not self.is_main, dynamic_ncols=True)
+        t_epoch = time.perf_counter()
+        for x, labels in bar:
+            value = self._step(fit, x, labels)
+            if value is None:  # non-finite loss: step skipped
+                continue
+            sums = [sums[0] + value, sums[1] + 1]
+            pos["step"] += 1
+            pos["global_step"] += 1
+            rate = pos["step"] * cfg.batch_size / max(time.perf_counter() - t_epoch, 1e-9)
+            lr = fit.sched.get_last_lr()[0]
+            bar.set_postfix(loss=f"{value:.4f}", cubes_s=f"{rate:.1f}", lr=f"{lr:.2e}")
+            if pos["global_step"] % cfg.log_every == 0:
+                self.log({"kind": "step", "epoch": epoch + 1, "step": pos["global_step"], "loss": value,
+                          "lr": lr, "time_s": time.perf_counter() - fit.t0})
+            if cfg.ckpt_every and pos["global_step"] % cfg.ckpt_every == 0:
+                self._save(fit, {**pos, "epoch_sums": sums})
+        bar.close()
+        total = torch.tensor([sums[0], sums[1]], dtype=torch.float64, device=self.device)
+        if self.world > 1:
+            torch.distributed.all_reduce(total)
+        return (float(total[0] / total[1]) if total[1] > 0 else math.nan), t_epoch  # nan: every step skipped
+
+    def _step(self, fit: _Fit, x: torch.Tensor, labels: torch.Tensor) -> Optional[float]:
+        """Forward, backward, optimiser step and after-step hook; the loss, or None if it was not finite."""
+        cfg, pos = self.cfg, fit.pos
+        x = x.to(self.device, non_blocking=True)
+        if cfg.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        if not torch.isfinite(x).all():
+            raise ValueError(f"epoch {pos['epoch'] + 1}, step {pos['step'] + 1}: the batch holds NaN/Inf values; "
+                             f"read the cubes with nan='zero'|'band_mean'|'inpaint'")
+        with self._autocast():
+            out = fit.run(x, labels.to(self.device)) if fit.objective.uses_labels else fit.run(x)
+        loss = out["loss"]
+        if not torch.isfinite(loss):
+            fit.bad_steps += 1
+            fit.opt.zero_grad(set_to_none=True)
+            if fit.bad_steps >= cfg.max_bad_steps:
+                raise NonFiniteLossError(
+                    f"loss was NaN/Inf for {fit.bad_steps} consecutive steps (epoch {pos['epoch'] + 1}); lower --lr, "
+                    f"use --amp bf16 instead of fp16, or check the data")
+            return None
+        fit.bad_steps = 0
+        fit.opt.zero_grad(set_to_none=True)
+        if fit.scaler is not None:
+            fit.scaler.scale(loss).backward()
+            fit.scaler.unscale_(fit.opt)
+        else:
+            loss.backward()
+        if cfg.grad_clip:
+            nn.utils.clip_grad_norm_(fit.objective.parameters(), cfg.grad_clip)
+        if fit.scaler is not None:
+            fit.scaler.step(fit.opt)
+            fit.scaler.update()
+        else:
+            fit.opt.step()
+        fit.objective.after_step()
+        return float(loss.detach())
+
+    def _end_epoch(self, fit: _Fit, epoch_loss: float, t_epoch: float,
+                   on_epoch_end: Optional[Callable[[int, float], None]]) -> bool:
+        """Scheduler, bookkeeping, log, hook, state; True when early stopping ends the run."""
+        cfg, pos = self.cfg, fit.pos
+        epoch = pos["epoch"]
+        fit.sched.step()
+        improved = epoch_loss < pos["best"] - cfg.min_delta
+        pos.update(epoch=epoch + 1, step=0, best=min(pos["best"], epoch_loss),
+                   bad_epochs=0 if improved else pos["bad_epochs"] + 1)
+        pos["history"].append({"epoch": epoch + 1, "loss": epoch_loss, "time_s": time.perf_counter() - fit.t0})
+        pos.pop("epoch_sums", None)
+        self.log({"kind": "epoch", "epoch": epoch + 1, "loss": epoch_loss, "lr": fit.sched.get_last_lr()[0],
+                  "epoch_time_s": time.perf_counter() - t_epoch, "time_s": time.perf_counter() - fit.t0})
+        if on_epoch_end is not None:  # before the state save: a resumed run never skips it
+            on_epoch_end(epoch + 1, epoch_loss)
+        self._save(fit, pos)
+        return pos["bad_epochs"] >= cfg.patience
+
+    # -- helpers -------------------------------------------------------------------------
+    def _save(self, fit: _Fit, pos: dict) -> None:
+        if self.is_main:
+            save_state(self.out / STATE_FILE, self.cfg.fingerprint(), fit.objective, fit.opt, fit.sched,
+                       fit.scaler, pos, self.device)
+
+    def _autocast(self):
+        if self.cfg.amp == "none":
+            return torch.autocast(device_type=self.device.type, enabled=False)
+        dtype = torch.float16 if self.cfg.amp == "fp16" else torch.bfloat16
+        return torch.autocast(device_type=self.device.type, dtype=dtype)
+
+    def _sampler(self, dataset: Dataset, epoch: int) -> Sampler:
+        if self.world > 1:
+            s = DistributedSampler(dataset, num_replicas=self.world, rank=self.rank, shuffle=True,
+                                   seed=self.cfg.seed, drop_last=True)
+            s.set_epoch(epoch)
+            return s
+        return RandomSampler(dataset, generator=torch.Generator().manual_seed(self.cfg.seed * 100_003 + epoch))
+
+    def _loader(self, dataset: Dataset, epoch: int, skip_batches: int) -> DataLoader:
+        if hasattr(dataset, "set_epoch"):
+            dataset.set_epoch(epoch)
+        sampler = _SkipSampler(self._sampler(dataset, epoch), skip_batches * self.cfg.batch_size)
+        w = self.cfg.num_workers
+        # its own generator: creating the iterator must not draw from the global RNG that the
+        # objective uses (masks, target bands), or a resumed run would drift from an uninterrupted one
+        g = torch.Generator().manual_seed(self.cfg.seed * 100_019 + epoch)
+        return DataLoader(dataset, batch_size=self.cfg.batch_size, sampler=sampler, num_workers=w,
+                          pin_memory=self.device.type == "cuda", drop_last=True, persistent_workers=False,
+                          prefetch_factor=4 if w > 0 else None, generator=g)

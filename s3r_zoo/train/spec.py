@@ -1,0 +1,42 @@
+"""The options every training run shares (pre-training and fine-tuning), declared once.
+
+:class:`RunSpec` is the base of ``PretrainSpec`` and ``FinetuneSpec``: each field is one
+option of ``s3r-zoo pretrain`` / ``s3r-zoo finetune`` and one key of their ``--config``
+YAML, with its type, default, help and allowed values (see :mod:`s3r_zoo.options`).
+:meth:`~s3r_zoo.train.TrainConfig.from_spec` hands the trainer's share to the loop.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+from ..data.io import NAN_POLICIES
+from ..models.names import MODEL_NAMES
+from ..options import option
+from .engine import AMP_MODES
+
+__all__ = ["RunSpec"]
+
+
+@dataclass
+class RunSpec:
+    """Options shared by ``pretrain`` and ``finetune``."""
+
+    model: str = option("s3r_resnet18", "zoo model to train", choices=MODEL_NAMES)
+    epochs: int = option(200, "most epochs to train", min=1)
+    batch_size: int = option(16, "crops per optimiser step (per process under torchrun)", min=1)
+    lr: float = option(1e-4, "AdamW learning rate", above=0)
+    weight_decay: float = option(0.05, "AdamW weight decay", min=0)
+    grad_clip: Optional[float] = option(1.0, "clip the gradient norm to this value (0 or none: no clipping)", min=0)
+    amp: str = option("none", "mixed precision: bf16 autocast (CPU or CUDA), fp16 autocast + GradScaler (CUDA)",
+                      choices=AMP_MODES)
+    channels_last: bool = option(False, "channels_last memory format (faster convolutions on CPU and GPU)")
+    compile: bool = option(False, "torch.compile the model")
+    nan: str = option("error", "NaN/Inf values in the cubes: refuse (error) or repair them while reading",
+                      choices=tuple(p for p in NAN_POLICIES if p != "keep"))
+    seed: int = option(0, "seed of initial weights, crops, masks and augmentation", min=0)
+    num_workers: int = option(0, "data loader worker processes", min=0)
+    ckpt_every: int = option(0, "also save the resumable state every N steps (0: after every epoch only)", min=0)
+    tensorboard: bool = option(False, "also log to <out>/tensorboard (pip install tensorboard)")
+    resume: bool = option(False, "continue the run in --out")

@@ -1,0 +1,3 @@
+"""The package version (read by setup.cfg without importing torch)."""
+
+__version__ = "0.1.0"
