@@ -151,10 +151,12 @@ def _add_pretrain(sub: argparse._SubParsersAction) -> None:
 
 def _spec(args: argparse.Namespace):
     """The command's spec from --config (YAML) with the options given on the command line on top."""
-    merged = load_yaml(args.config)
+    from_file = load_yaml(args.config)
+    if from_file:  # checked on its own first, so an error names the file when the file is wrong
+        build_spec(args.spec_cls, from_file, where=f"--config {args.config}")
     skip = {"func", "command", "verbose", "config", "spec_cls"}
-    merged.update({k: v for k, v in vars(args).items() if k not in skip and v is not None})
-    return build_spec(args.spec_cls, merged, where=f"--config {args.config}" if args.config else "options")
+    given = {k: v for k, v in vars(args).items() if k not in skip and v is not None}
+    return build_spec(args.spec_cls, {**from_file, **given}, where="options")
 
 
 def _run_pretrain(args: argparse.Namespace) -> int:

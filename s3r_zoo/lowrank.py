@@ -1,4 +1,4 @@
-"""The low-rank prior of S3R (METHOD.md Eq. 1-3): every band from all the others.
+"""The low-rank prior of S3R (docs/method.md, Eq. 1-3): every band from all the others.
 
 For pixels ``X`` (P x B) with Gram matrix ``G = X^T X`` and ``Q = (G + lam I)^{-1}``,
 the leave-one-band-out ridge coefficients of every band come from ONE inverse:

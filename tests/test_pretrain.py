@@ -143,8 +143,9 @@ def test_losses_fall_on_simulated_data(synth, tmp_path, mode):
     def probe_loss():
         torch.manual_seed(123)  # same masks every time
         obj.train()  # batch statistics, as the training loss sees them (running stats lag after few steps)
+        dev = obj.mean.device  # the trainer moves the objective to its device (CUDA where there is one)
         with torch.no_grad():
-            return float(obj(probe, bands)["loss"])
+            return float(obj(probe.to(dev), bands.to(dev))["loss"])
 
     before = probe_loss()
     cfg = TrainConfig(epochs=12, batch_size=4, lr=3e-4, patience=100)
@@ -176,7 +177,7 @@ def _make(mean, std):
 def test_kill_and_resume_equals_uninterrupted(synth, tmp_path):
     ds, (mean, std) = synth
     cfg = dict(epochs=3, batch_size=4, ckpt_every=1, patience=100)
-    full = Trainer(TrainConfig(**cfg), tmp_path / "a").fit(_make(mean, std), ds)
+    full = Trainer(TrainConfig(**cfg), tmp_path / "a", device="cpu").fit(_make(mean, std), ds)  # bit-exact: CPU
     obj = _make(mean, std)
     fwd, calls = obj.forward, {"n": 0}
 
@@ -188,8 +189,8 @@ def test_kill_and_resume_equals_uninterrupted(synth, tmp_path):
 
     obj.forward = dying
     with pytest.raises(Boom):
-        Trainer(TrainConfig(**cfg), tmp_path / "b").fit(obj, ds)
-    resumed = Trainer(TrainConfig(**cfg), tmp_path / "b").fit(_make(mean, std), ds, resume=True)
+        Trainer(TrainConfig(**cfg), tmp_path / "b", device="cpu").fit(obj, ds)
+    resumed = Trainer(TrainConfig(**cfg), tmp_path / "b", device="cpu").fit(_make(mean, std), ds, resume=True)
     assert [h["loss"] for h in resumed["history"]] == [h["loss"] for h in full["history"]]
     a, b = load_file(tmp_path / "a" / "state.safetensors"), load_file(tmp_path / "b" / "state.safetensors")
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
@@ -223,7 +224,7 @@ def test_bad_inputs(synth, tmp_path):
     with pytest.raises(ValueError, match=r"batch: expected \(N, 32, H, W\), found \(2, 40, 32, 32\)"):
         obj(torch.rand(2, 40, 32, 32))
     with pytest.raises(ValueError, match="amp='fp16' needs CUDA"):
-        Trainer(TrainConfig(amp="fp16"), tmp_path / "x")
+        Trainer(TrainConfig(amp="fp16"), tmp_path / "x", device="cpu")
     bad = [(torch.full((32, 32, 32), float("nan")), 0)] * 4
     with pytest.raises(ValueError, match="epoch 1, step 1: the batch holds NaN/Inf"):
         Trainer(TrainConfig(epochs=1, batch_size=4), tmp_path / "nan").fit(_make(mean, std), bad)
@@ -269,7 +270,7 @@ def test_cli_pretrain_with_yaml(tmp_path, capsys):
 
 
 def test_torchrun_two_processes_gloo(tmp_path):
-    env = dict(os.environ, OMP_NUM_THREADS="1")
+    env = dict(os.environ, OMP_NUM_THREADS="1", CUDA_VISIBLE_DEVICES="")  # gloo on CPU, also on a GPU machine
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517",
            "-m", "s3r_zoo", "pretrain", "--data", "synthetic:plgc_like", "--synthetic-n", "8", "--crop", "32",
            "--batch-size", "2", "--epochs", "2", "--mask-patch", "8", "--out", str(tmp_path)]

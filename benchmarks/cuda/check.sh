@@ -5,7 +5,9 @@
 # the real HIMS cube and short fine-tuning runs on a simulated set, each with its log.
 #
 # Usage: bash benchmarks/cuda/check.sh OUT_DIR [DATA_ROOT]
-#   DATA_ROOT holds hims_bladder/ (default: $S3R_ZOO_TEST_DATA, else ../shared/data).
+#   DATA_ROOT holds hims_bladder/cube_hwc_f16.npy (default: $S3R_ZOO_TEST_DATA, else ../shared/data).
+# OUT_DIR gets summary.txt (one line per step: rc and seconds), speed.json, RESULTS.md and
+# logs.tgz (every step's log, the runs' summary.json and aggregate.json).
 # Runs from a checkout without installing it (PYTHONPATH=.); the machine needs torch,
 # timm >= 1.0.31 and the other requirements of setup.cfg.
 set -uo pipefail
@@ -36,7 +38,14 @@ step synth zoo data synth --preset pdac_like --n 120 --size 96 --seed 0 --out "$
 for amp in fp16 bf16; do
   step "finetune_$amp" zoo finetune --data "$work/pdac" --model s3r_resnet18 --init "$work/pre_cr_$amp/encoder.safetensors" \
     --epochs 3 --batch-size 16 --crop 64 --amp $amp --seeds 2 --out "$work/ft_$amp"
-  cp "$work/ft_$amp/aggregate.json" "$out/finetune_$amp.json" 2>/dev/null
+  cp "$work/ft_$amp/aggregate.json" "$out/finetune_$amp.aggregate.json" 2>/dev/null
 done
 for d in "$work"/pre_*; do cp "$d/summary.json" "$out/$(basename "$d").summary.json" 2>/dev/null; done
+cp "$out/bench/speed.json" "$out/speed.json" 2>/dev/null
+keep="logs.tgz summary.txt speed.json RESULTS.md"
+tar czf "$work/logs.tgz" -C "$out" --exclude=./summary.txt --exclude=./speed.json --exclude=./RESULTS.md . \
+  && mv "$work/logs.tgz" "$out/logs.tgz"
+for f in "$out"/* "$out"/.[!.]*; do
+  [ -e "$f" ] && [[ " $keep " != *" $(basename "$f") "* ]] && rm -rf "$f"
+done
 cat "$out/summary.txt"

@@ -1,6 +1,6 @@
 """``s3r-zoo bench accuracy``: Table 2 and the Table 1 ablation on simulated data.
 
-Protocol (METHOD.md): each method pre-trains on the train split only, then fine-tunes with
+Protocol (docs/method.md): each method pre-trains on the train split only, then fine-tunes with
 the same recipe for every initialisation (best-on-validation weights, tested once),
 ``budget.seeds`` seeds, mean +- std of test accuracy; once with all training labels and
 once with a stratified label fraction, where pre-training should matter most. The same

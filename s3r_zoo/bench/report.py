@@ -124,7 +124,7 @@ def accuracy_section(p: dict) -> str:
              f"({b['finetune_epochs']} epochs, batch {b['batch_size']}, AdamW lr {b['lr_finetune']:g} with linear "
              f"decay, augmentation), best-on-validation weights tested once; test accuracy in %, mean (std) over "
              f"{b['seeds']} seed(s). Every method gets the same budget. The paper's column is ResNet-18 on the "
-             f"private data sets (METHOD.md): a reference point, not the same protocol (our data are simulated "
+             f"private data sets (docs/method.md): a reference point, not the same protocol (our data are simulated "
              f"and our budget is CPU-sized).\n"]
     skipped = {m: r["skipped"] for t in p["tables"].values() for m, r in t["rows"].items() if "skipped" in r}
     for preset, t in p["tables"].items():

@@ -18,8 +18,8 @@ Formats (decided from the path by :func:`detect_format`):
 * HIMS folder (FDA Hyperspectral Imaging Microscope): ``trans_mean_camera_N.mat`` with
   band N at ``380 + 10 (N - 1)`` nm, in numeric order (``_10`` after ``_2``). Band images
   keep the layout of their HDF5 dataset ``vv`` (844 x 676 for the published cores), the
-  orientation of ``../shared/data/hims_bladder/cube_hwc_f16.npy`` and of the NaN
-  coordinates in its README; MATLAB's ``imagesc`` displays them transposed.
+  orientation of the bladder core's ``cube_hwc_f16.npy`` used by the tests; MATLAB's
+  ``imagesc`` displays them transposed.
 
 NaN/Inf policy (``nan=``): ``'error'`` (default) names the file, bands and counts;
 ``'keep'`` returns them untouched; ``'zero'``, ``'band_mean'`` and ``'inpaint'`` (mean of

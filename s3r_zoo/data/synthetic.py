@@ -49,7 +49,7 @@ DEFAULT_DIFFICULTY = 0.5
 
 @dataclass(frozen=True)
 class Preset:
-    """A simulated data set modelled on one of the paper's (METHOD.md)."""
+    """A simulated data set modelled on one of the paper's (docs/method.md)."""
 
     name: str
     classes: tuple[str, ...]

@@ -1,4 +1,4 @@
-"""Augmentations for B-band tensors (fine-tuning; METHOD.md: scale, rotation, noise).
+"""Augmentations for B-band tensors (fine-tuning; docs/method.md: scale, rotation, noise).
 
 Every function takes ``x`` of shape ``(B, H, W)`` or ``(N, B, H, W)`` and an explicit
 :class:`torch.Generator`, so results are reproducible under a seed whatever the number

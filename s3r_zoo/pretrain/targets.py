@@ -1,4 +1,4 @@
-"""Ground-truth coefficients beta~ (METHOD.md Eq. 1-3), closed form, batched on the device.
+"""Ground-truth coefficients beta~ (docs/method.md, Eq. 1-3), closed form, batched on the device.
 
 Computed on the UNMASKED cube in its raw (physical) units with autocast off: the Gram
 matrix is accumulated in float32 around the band means (float64 for float64 cubes, see

@@ -151,6 +151,9 @@ class Trainer:
         if self.world > 1 and not torch.distributed.is_initialized():
             torch.distributed.init_process_group(backend="nccl" if torch.cuda.is_available() else "gloo")
         if device is None:
+            if torch.cuda.is_available() and local >= torch.cuda.device_count():
+                raise ValueError(f"LOCAL_RANK {local}: this machine has {torch.cuda.device_count()} CUDA device(s); "
+                                 f"start at most that many processes per node (torchrun --nproc_per_node)")
             device = f"cuda:{local}" if torch.cuda.is_available() else "cpu"
         self.device = torch.device(device)
         if self.device.type == "cuda":

@@ -1,4 +1,4 @@
-"""S3R masking (METHOD.md, Fig. 2 step 2): random patches, drawn INDEPENDENTLY per band.
+"""S3R masking (docs/method.md, Fig. 2 step 2): random patches, drawn INDEPENDENTLY per band.
 
 Pure functions, vectorised on the input's device (no Python loop over bands or samples).
 """
