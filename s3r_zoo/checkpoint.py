@@ -37,7 +37,7 @@ from .files import PathLike, atomic_write
 from .spectral import validate_wavelengths
 
 __all__ = ["FORMAT", "CheckpointError", "CheckpointInfo", "save_checkpoint", "load_checkpoint",
-           "read_checkpoint_info", "parse_value"]
+           "read_checkpoint_info", "parse_value", "check_finite"]
 
 FORMAT = "s3r_zoo.v1"
 REQUIRED_KEYS = ("format", "architecture", "in_chans", "objective", "data", "recipe")
@@ -176,6 +176,14 @@ def _check_stem(stem_shape: Optional[Sequence[int]], info: CheckpointInfo, where
             f"{where}: '{STEM_KEY}' shape {tuple(stem_shape)} does not match metadata in_chans={info.in_chans}")
 
 
+def check_finite(state_dict: Mapping[str, torch.Tensor], where: str) -> None:
+    """Raise :class:`CheckpointError` naming the tensors that hold NaN/Inf (a diverged or damaged file)."""
+    bad = [k for k, v in state_dict.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+    if bad:
+        raise CheckpointError(f"{where}: non-finite values (NaN/Inf) in {len(bad)} tensors ({', '.join(bad[:3])}"
+                              f"{', ...' if len(bad) > 3 else ''}); the weights diverged or the file is damaged")
+
+
 def read_checkpoint_info(path: PathLike) -> CheckpointInfo:
     """Read and validate only the header of a checkpoint (no tensor data)."""
     where = str(path)
@@ -193,14 +201,18 @@ def load_checkpoint(path: PathLike, device: Union[str, torch.device] = "cpu") ->
         ``(state_dict, info)``; tensors keep the dtype they were saved in.
 
     Raises:
-        CheckpointError: Not safetensors, missing/invalid metadata, or a stem that
-            disagrees with ``in_chans``.
+        CheckpointError: Not safetensors, missing/invalid metadata, a stem that disagrees
+            with ``in_chans``, or non-finite values.
     """
     where = str(path)
     with _open(path) as f:
         info = _build_info(f.metadata() or {}, where, path=where)
-        state_dict = {k: f.get_tensor(k).to(device) for k in f.keys()}
+        try:
+            state_dict = {k: f.get_tensor(k).to(device) for k in f.keys()}
+        except (SafetensorError, OSError, ValueError, RuntimeError) as e:
+            raise CheckpointError(f"{where}: tensor data unreadable ({type(e).__name__}: {e})") from None
     _check_stem(tuple(state_dict[STEM_KEY].shape) if STEM_KEY in state_dict else None, info, where)
+    check_finite(state_dict, where)
     return state_dict, info
 
 
@@ -250,6 +262,7 @@ def save_checkpoint(
                          recipe={} if recipe is None else recipe, wavelengths_nm=wavelengths_nm,
                          mean=mean, std=std, extra=extra_str).to_metadata()
     info = _build_info(raw, str(path), path=str(path))  # same validation as on load
+    check_finite(state_dict, str(path))  # a diverged model is never written as a checkpoint
     tensors = {}
     for k, v in state_dict.items():
         t = v.detach().cpu()

@@ -182,8 +182,6 @@ def _run_finetune(args: argparse.Namespace) -> int:
     from .finetune import run_finetune
 
     spec = _spec(args)
-    if not spec.data:
-        raise ValueError("--data: required (a folder with train.txt, val.txt and test.txt)")
     agg = run_finetune(spec)
     print(f"\n{'metric':<20}{'mean':>8}{'std':>8}   ({spec.seeds} seed(s), init={spec.init})")
     for k, v in agg["aggregate"].items():

@@ -14,7 +14,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, Callable, Union
 
-__all__ = ["PathLike", "atomic_write", "write_json", "file_digest", "first_line"]
+__all__ = ["PathLike", "atomic_write", "write_json", "file_digest", "first_line", "check_writable_dir"]
 
 PathLike = Union[str, os.PathLike]
 _UMASK = os.umask(0)
@@ -58,3 +58,15 @@ def first_line(e: BaseException) -> str:
     """The first line of an exception's message ('' if empty): hub errors run to many lines."""
     text = str(e).strip()
     return text.splitlines()[0] if text else ""
+
+
+def check_writable_dir(path: PathLike, name: str = "--out") -> None:
+    """Raise ValueError (one line) unless ``path`` is, or can become, a writable folder; writes nothing."""
+    p = Path(path)
+    if p.exists() and not p.is_dir():
+        raise ValueError(f"{name} {p}: expected a folder, found an existing file")
+    existing = p
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+        raise ValueError(f"{name} {p}: cannot write there ({existing} is not a writable folder)")

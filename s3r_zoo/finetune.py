@@ -33,7 +33,7 @@ from .data.transforms import HSIAugment
 from .files import write_json
 from .metrics import aggregate, classification_metrics
 from .models import arch_of, build_encoder
-from .options import option
+from .options import check_spec, option
 from .plots import confusion_matrix
 from .train import Objective, TrainConfig, Trainer
 from .train.spec import RunSpec
@@ -168,12 +168,21 @@ def _datasets(spec: FinetuneSpec, seed: int) -> tuple[CubeDataset, CubeDataset, 
     train = CubeDataset(items, classes=classes, crop=spec.crop, nan=spec.nan, seed=seed, read_options=opts)
     ev = dict(classes=classes, nan=spec.nan, read_options=opts,
               crop=spec.eval_crop, crop_mode="center" if spec.eval_crop else "none")
-    return train, SplitFileDataset(files["val"], **ev), SplitFileDataset(files["test"], **ev)
+    val, test = SplitFileDataset(files["val"], **ev), SplitFileDataset(files["test"], **ev)
+    for ds in (train, val, test):
+        ds.check_files()  # NaN/Inf policy against every file once, before any training
+    return train, val, test
 
 
 def _run_seed(spec: FinetuneSpec, seed: int, out: Path) -> dict:
     train, val, test = _datasets(spec, seed)
     first = train.cube(0)
+    cfg = TrainConfig.from_spec(spec, batch_size=min(spec.batch_size, len(train)), schedule="linear",
+                                patience=10**9, seed=seed,
+                                extra={"init": spec.init, "model": spec.model, "data": spec.data,
+                                       "probe": spec.linear_probe, "fraction": spec.label_fraction})
+    trainer = Trainer(cfg, out)
+    trainer.preflight(spec.resume)  # a refused run writes nothing, not even stats.json
     stats_path = out / "stats.json"
     if spec.resume and stats_path.exists():
         stats = BandStats.load(stats_path)
@@ -187,11 +196,6 @@ def _run_seed(spec: FinetuneSpec, seed: int, out: Path) -> dict:
                           wavelengths=first.wavelengths)
     augment = HSIAugment(scale=(0.6, 1.0), max_degrees=spec.max_degrees, noise_std=spec.noise_std)
     objective = ClassifierObjective(model, stats.mean, stats.std, augment, linear_probe=spec.linear_probe)
-    cfg = TrainConfig.from_spec(spec, batch_size=min(spec.batch_size, len(train)), schedule="linear",
-                                patience=10**9, seed=seed,
-                                extra={"init": spec.init, "model": spec.model, "data": spec.data,
-                                       "probe": spec.linear_probe, "fraction": spec.label_fraction})
-    trainer = Trainer(cfg, out)
     tracker = BestTracker(out)
     arch = arch_of(spec.model)
 
@@ -223,8 +227,9 @@ def _run_seed(spec: FinetuneSpec, seed: int, out: Path) -> dict:
 
 def run_finetune(spec: FinetuneSpec) -> dict:
     """Fine-tune ``spec.seeds`` times; return and write the aggregate (mean +- std)."""
-    if spec.seeds < 1:
-        raise ValueError(f"--seeds: expected >= 1, found {spec.seeds}")
+    spec = check_spec(spec)  # the checks of the command line, for library callers too
+    if not spec.data:
+        raise ValueError("--data: required (a folder with train.txt, val.txt and test.txt)")
     out = Path(spec.out)
     runs = [_run_seed(spec, spec.seed + k, out / f"seed_{spec.seed + k}") for k in range(spec.seeds)]
     agg = {"spec": asdict(spec), "runs": runs, "aggregate": aggregate(runs)}

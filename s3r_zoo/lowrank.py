@@ -66,7 +66,8 @@ def gram(pixels: torch.Tensor, center: bool = False) -> torch.Tensor:
 def ridge_lambda(g: torch.Tensor, ridge: float) -> torch.Tensor:
     """Ridge term scaled to the data: ``ridge * trace(G) / B`` (shape (..., 1, 1))."""
     b = g.shape[-1]
-    return (ridge * torch.diagonal(g, dim1=-2, dim2=-1).sum(-1) / b)[..., None, None]
+    # floored, so an all-zero (or constant, once centred) crop gives beta = 0 instead of a singular solve
+    return (ridge * torch.diagonal(g, dim1=-2, dim2=-1).sum(-1) / b).clamp_min(1e-30)[..., None, None]
 
 
 def loo_coefficients(g: torch.Tensor, ridge: float = 1e-6) -> torch.Tensor:

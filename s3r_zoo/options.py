@@ -24,7 +24,7 @@ import typing
 from pathlib import Path
 from typing import Any, Optional, Sequence, TypeVar, Union
 
-__all__ = ["OptionError", "option", "add_arguments", "build_spec", "load_yaml", "coerce"]
+__all__ = ["OptionError", "option", "add_arguments", "build_spec", "check_spec", "load_yaml", "coerce"]
 
 T = TypeVar("T")
 _META = "s3r_option"
@@ -169,6 +169,11 @@ def build_spec(cls: type[T], values: dict[str, Any], where: str = "options") -> 
             meta = f.metadata.get(_META, dict(choices=None, min=None, max=None, above=None))
             kwargs[f.name] = coerce(f.name, values[f.name], hints[f.name], meta, where)
     return cls(**kwargs)
+
+
+def check_spec(spec: T, where: str = "options") -> T:
+    """``spec`` checked field by field as :func:`build_spec` checks YAML and CLI values (library callers)."""
+    return build_spec(type(spec), {f.name: getattr(spec, f.name) for f in dataclasses.fields(spec)}, where=where)
 
 
 def load_yaml(path: Optional[str]) -> dict[str, Any]:

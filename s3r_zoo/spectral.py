@@ -33,6 +33,9 @@ __all__ = [
 ]
 
 
+MIN_NM = 100.0  # no imaging band is centred below 100 nm: smaller values are micrometres or indices
+
+
 def validate_wavelengths(wavelengths: Sequence[float], name: str = "wavelengths",
                          expected_len: Optional[int] = None) -> np.ndarray:
     """Check a list of band centres and return it as a float64 array.
@@ -43,7 +46,8 @@ def validate_wavelengths(wavelengths: Sequence[float], name: str = "wavelengths"
         expected_len: Required length (e.g. ``in_chans``), if any.
 
     Raises:
-        ValueError: Not 1-D, wrong length, non-finite or not strictly increasing.
+        ValueError: Not 1-D, wrong length, non-finite, below 100 nm (micrometres?) or not
+            strictly increasing.
     """
     try:
         arr = np.asarray(wavelengths, dtype=np.float64)
@@ -56,6 +60,10 @@ def validate_wavelengths(wavelengths: Sequence[float], name: str = "wavelengths"
     bad = np.flatnonzero(~np.isfinite(arr))
     if bad.size:
         raise ValueError(f"{name}: expected finite values, found {arr[bad[0]]} at position {bad[0]}")
+    if arr.min() < MIN_NM:
+        hint = (f"; these look like micrometres: multiply by 1000 (e.g. {arr.min():g} um = {arr.min() * 1000:g} nm)"
+                if arr.max() < 30 else "")
+        raise ValueError(f"{name}: expected band centres in nm (>= {MIN_NM:g}), found {arr.min():g}{hint}")
     steps = np.diff(arr)
     if np.any(steps <= 0):
         i = int(np.flatnonzero(steps <= 0)[0])

@@ -230,8 +230,10 @@ def test_bad_inputs(synth, tmp_path):
         Trainer(TrainConfig(epochs=1, batch_size=4), tmp_path / "nan").fit(_make(mean, std), bad)
     obj = _make(mean, std)
     obj.forward = lambda x, band=None: {"loss": torch.tensor(float("inf"), requires_grad=True)}
-    with pytest.raises(NonFiniteLossError, match="NaN/Inf for 3 consecutive steps"):
-        Trainer(TrainConfig(epochs=5, batch_size=4, max_bad_steps=3), tmp_path / "inf").fit(obj, ds)
+    with pytest.raises(NonFiniteLossError, match="NaN/Inf for 2 consecutive steps"):
+        Trainer(TrainConfig(epochs=5, batch_size=4, max_bad_steps=2), tmp_path / "inf").fit(obj, ds)
+    with pytest.raises(NonFiniteLossError, match="epoch 1: the loss was NaN/Inf at every step"):
+        Trainer(TrainConfig(epochs=5, batch_size=4, max_bad_steps=100), tmp_path / "inf2").fit(obj, ds)
 
 
 def test_crop_larger_than_cube(tmp_path):

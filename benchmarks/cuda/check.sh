@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The CUDA paths in one go, on a lent GPU machine: the environment, the speed benchmark
+# The CUDA paths in one go, on a machine with a CUDA GPU: the environment, the speed benchmark
 # (GPU rows: bf16 channels_last ResNet-50 images/s and MFU, one PLGC-sized S3R-CR epoch),
 # then short pre-training runs (S3R-CR, S3R-BR; fp16 with GradScaler and bf16 autocast) on
 # the real HIMS cube and short fine-tuning runs on a simulated set, each with its log.

@@ -20,10 +20,12 @@ from typing import Callable, Optional, Sequence, Union
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
+from tqdm.auto import tqdm
 
 from ..bands import normalize
 from ..spectral import interpolation_matrix, validate_wavelengths
-from .io import HIMS_PATTERN, SUFFIX_FORMATS, apply_nan_policy, detect_format, read_cube
+from .io import (HIMS_PATTERN, SUFFIX_FORMATS, CubeReadError, apply_nan_policy, band_name, detect_format,
+                 nonfinite_scan, nonfinite_summary, read_cube)
 from .stats import BandStats
 
 __all__ = ["CubeDataset", "HSIFolder", "SplitFileDataset", "UnlabelledCubes", "make_loader", "find_cubes",
@@ -99,6 +101,25 @@ def read_split_file(split_file: PathLike, root: Optional[PathLike] = None,
     return items, names
 
 
+_SCANS: dict[tuple, tuple[dict[int, int], np.ndarray]] = {}
+
+
+def _scan(cube) -> tuple[dict[int, int], np.ndarray]:
+    """:func:`~s3r_zoo.data.io.nonfinite_scan` of a cube, cached by file, size and modification time."""
+    p = Path(cube.path)
+    try:
+        st = p.stat()
+        key = (str(p.resolve()), st.st_size, st.st_mtime_ns, cube.shape)
+    except OSError:
+        key = None
+    if key is None or key not in _SCANS:
+        result = nonfinite_scan(cube.data)
+        if key is None:
+            return result
+        _SCANS[key] = result
+    return _SCANS[key]
+
+
 class CubeDataset(Dataset):
     """Crops of hyperspectral cubes with labels.
 
@@ -151,6 +172,7 @@ class CubeDataset(Dataset):
         self.epoch = 0
         self.read_options = dict(read_options or {})
         self._cache: Optional[dict] = {} if cache else None
+        self._fill: dict[int, np.ndarray] = {}  # per-file band means, for crops wholly inside a NaN region
         self._index = self._build_index()
 
     # -- indexing -----------------------------------------------------------------------------
@@ -188,6 +210,31 @@ class CubeDataset(Dataset):
         if self._cache is not None:
             self._cache[i] = cube
         return cube
+
+    def check_files(self, progress: bool = True) -> None:
+        """Hold every file to the NaN/Inf policy once, before training (scans are cached per file).
+
+        ``nan='error'`` refuses a file with any NaN/Inf, naming it, its bands and counts, and
+        the repairs ``--nan`` offers; ``band_mean`` / ``inpaint`` refuse a band that has no
+        finite value at all. Without this, a random crop would meet the problem mid-epoch.
+        """
+        if self.nan == "keep":
+            return
+        for i in tqdm(range(len(self.items)), desc="checking files for NaN/Inf", unit="cube",
+                      disable=not progress or len(self.items) < 20):
+            cube = self.cube(i)
+            bad, means = _scan(cube)
+            self._fill[i] = means
+            if not bad:
+                continue
+            if self.nan == "error":
+                raise CubeReadError(f"{cube.path}: {nonfinite_summary(bad, cube.wavelengths)}; choose a repair with "
+                                    f"--nan (nan=): 'zero', 'band_mean' or 'inpaint'")
+            empty = [b for b in bad if not np.isfinite(means[b])]
+            if empty and self.nan != "zero":
+                raise CubeReadError(f"{cube.path}: {band_name(empty[0], cube.wavelengths)} holds no finite value, so "
+                                    f"nan={self.nan!r} has nothing to repair it from; use nan='zero' to accept an "
+                                    f"all-zero band, or leave the band out")
 
     def _check_crop(self, i: int, h: int, w: int) -> None:
         if self.crop is not None and (self.crop[0] > h or self.crop[1] > w):
@@ -227,7 +274,8 @@ class CubeDataset(Dataset):
                 top = int(torch.randint(0, h - ch + 1, (), generator=g))
                 left = int(torch.randint(0, w - cw + 1, (), generator=g))
         patch = np.asarray(cube.data[top:top + ch, left:left + cw], dtype=np.float32)
-        patch = apply_nan_policy(patch, self.nan, f"{cube.path} (crop at row {top}, col {left})", cube.wavelengths)
+        patch = apply_nan_policy(patch, self.nan, f"{cube.path} (crop at row {top}, col {left})", cube.wavelengths,
+                                 band_fill=self._fill.get(i))
         patch = self._band_op(cube)(patch)
         x = torch.from_numpy(np.ascontiguousarray(patch.transpose(2, 0, 1)))
         if self.stats is not None:

@@ -39,7 +39,7 @@ import numpy as np
 from ..spectral import validate_wavelengths
 
 __all__ = ["Cube", "CubeReadError", "read_cube", "detect_format", "apply_nan_policy", "NAN_POLICIES",
-           "HIMS_PATTERN", "hims_wavelength"]
+           "HIMS_PATTERN", "hims_wavelength", "nonfinite_scan", "nonfinite_summary", "band_name"]
 
 NAN_POLICIES = ("error", "keep", "zero", "band_mean", "inpaint")
 HIMS_PATTERN = re.compile(r"^trans_mean_camera_(\d+)\.mat$")
@@ -232,9 +232,21 @@ def _read_envi(p: Path, **_):
                             f"{', '.join(hdr.stem + s for s in ENVI_DATA_SUFFIXES)})")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        img = envi.open(str(hdr), str(data_file))
+        try:
+            img = envi.open(str(hdr), str(data_file))
+        except Exception as e:  # spectral raises its own types for bad headers and short files
+            raise CubeReadError(f"{hdr}: not a readable ENVI header / data pair ({type(e).__name__}: {e})") from None
+        meta = img.metadata
+        interleave = str(meta.get("interleave", "bsq")).strip().lower()
+        if interleave not in ("bsq", "bil", "bip"):
+            raise CubeReadError(f"{hdr}: interleave: expected bsq, bil or bip, found {interleave!r}")
+        expected = int(img.offset) + img.nrows * img.ncols * img.nbands * np.dtype(img.dtype).itemsize
+        size = data_file.stat().st_size
+        if size != expected:
+            raise CubeReadError(f"{data_file}: expected {expected} bytes ({img.nrows} lines x {img.ncols} samples x "
+                                f"{img.nbands} bands of {np.dtype(img.dtype).name}, header offset {img.offset}) from "
+                                f"{hdr.name}, found {size}")
         arr = np.asarray(img.open_memmap(interleave="bip", writable=False))
-    meta = img.metadata
     wl = None
     if "wavelength" in meta:
         wl = np.asarray([float(w) for w in meta["wavelength"]], dtype=np.float64)
@@ -246,7 +258,11 @@ def _read_envi(p: Path, **_):
 
 def _read_hims(p: Path, **_):
     files = sorted(((int(m.group(1)), f) for f in p.iterdir() if (m := HIMS_PATTERN.match(f.name))),
-                   key=lambda t: t[0])
+                   key=lambda t: (t[0], t[1].name))
+    for (n, a), (n2, b) in zip(files, files[1:]):
+        if n == n2:
+            raise CubeReadError(f"{p}: two files for band {n} ({a.name} and {b.name}); expected one "
+                                f"trans_mean_camera_N.mat per band")
     bands, shape = [], None
     for n, f in files:
         try:
@@ -280,10 +296,27 @@ _READERS = {"npy": _read_npy, "npz": _read_npz, "mat": _read_mat, "hdf5": _read_
 
 def _nonfinite_report(data: np.ndarray, chunk_rows: int = 64) -> dict[int, int]:
     """{band: count} of NaN/Inf values, scanning in row chunks (memory maps stay cheap)."""
+    return nonfinite_scan(data, chunk_rows)[0]
+
+
+def nonfinite_scan(data: np.ndarray, chunk_rows: int = 64) -> tuple[dict[int, int], np.ndarray]:
+    """({band: count of NaN/Inf}, per-band mean of the finite values (NaN where none)), in row chunks."""
     counts = np.zeros(data.shape[-1], dtype=np.int64)
+    sums = np.zeros(data.shape[-1], dtype=np.float64)
     for r in range(0, data.shape[0], chunk_rows):
-        counts += (~np.isfinite(np.asarray(data[r:r + chunk_rows]))).sum(axis=(0, 1))
-    return {int(b): int(c) for b, c in enumerate(counts) if c}
+        block = np.asarray(data[r:r + chunk_rows], dtype=np.float64)
+        finite = np.isfinite(block)
+        counts += (~finite).sum(axis=(0, 1))
+        sums += np.where(finite, block, 0.0).sum(axis=(0, 1))
+    n_finite = data.shape[0] * data.shape[1] - counts
+    with np.errstate(invalid="ignore", divide="ignore"):
+        means = np.where(n_finite > 0, sums / np.maximum(n_finite, 1), np.nan)
+    return {int(b): int(c) for b, c in enumerate(counts) if c}, means
+
+
+def band_name(b: int, wavelengths: Optional[np.ndarray]) -> str:
+    """``band 41 (780 nm)``: 1-based, with its wavelength when known."""
+    return f"band {b + 1}" + (f" ({wavelengths[b]:g} nm)" if wavelengths is not None else "")
 
 
 def _inpaint(band: np.ndarray) -> np.ndarray:
@@ -307,8 +340,14 @@ def _inpaint(band: np.ndarray) -> np.ndarray:
     return out
 
 
-def apply_nan_policy(data: np.ndarray, nan: str, where: str, wavelengths: Optional[np.ndarray] = None) -> np.ndarray:
-    """Check or repair NaN/Inf values according to ``nan`` (see module docstring)."""
+def apply_nan_policy(data: np.ndarray, nan: str, where: str, wavelengths: Optional[np.ndarray] = None,
+                     band_fill: Optional[np.ndarray] = None) -> np.ndarray:
+    """Check or repair NaN/Inf values according to ``nan`` (see module docstring).
+
+    ``band_fill`` (one value per band) repairs a band of ``data`` with no finite value at all
+    (a crop inside a NaN region of its file); without it such a band is an error under
+    ``band_mean`` / ``inpaint``, since there is nothing to repair it from.
+    """
     if nan not in NAN_POLICIES:
         raise ValueError(f"nan: expected one of {NAN_POLICIES}, found {nan!r}")
     if nan == "keep":
@@ -317,23 +356,33 @@ def apply_nan_policy(data: np.ndarray, nan: str, where: str, wavelengths: Option
     if not bad:
         return data
     if nan == "error":
-        def name(b):
-            return f"band {b + 1}" + (f" ({wavelengths[b]:g} nm)" if wavelengths is not None else "")
-        listed = ", ".join(f"{name(b)}: {c}" for b, c in list(bad.items())[:5])
-        more = f" and {len(bad) - 5} more bands" if len(bad) > 5 else ""
-        raise CubeReadError(f"{where}: {sum(bad.values())} NaN/Inf values ({listed}{more}); pass "
-                            f"nan='zero', 'band_mean' or 'inpaint' to repair them, or nan='keep'")
+        raise CubeReadError(f"{where}: {nonfinite_summary(bad, wavelengths)}; choose a repair with --nan "
+                            f"(nan=): 'zero', 'band_mean' or 'inpaint'")
     out = np.array(data, dtype=np.float32)  # a writable in-memory copy
+    pixels = out.shape[0] * out.shape[1]
     for b in bad:
         band = out[..., b]
         finite = np.isfinite(band)
-        if nan == "zero":
+        if nan != "zero" and bad[b] == pixels:
+            if band_fill is None or not np.isfinite(band_fill[b]):
+                raise CubeReadError(f"{where}: {band_name(b, wavelengths)} holds no finite value, so nan={nan!r} "
+                                    f"has nothing to repair it from; use nan='zero' to accept an all-zero band, "
+                                    f"or leave the band out")
+            band[:] = band_fill[b]
+        elif nan == "zero":
             band[~finite] = 0.0
         elif nan == "band_mean":
-            band[~finite] = band[finite].mean() if finite.any() else 0.0
+            band[~finite] = band[finite].mean()
         else:
             out[..., b] = _inpaint(band)
     return out
+
+
+def nonfinite_summary(bad: dict[int, int], wavelengths: Optional[np.ndarray] = None) -> str:
+    """``2 NaN/Inf values (band 41 (780 nm): 2)``: at most five bands listed."""
+    listed = ", ".join(f"{band_name(b, wavelengths)}: {c}" for b, c in list(bad.items())[:5])
+    more = f" and {len(bad) - 5} more bands" if len(bad) > 5 else ""
+    return f"{sum(bad.values())} NaN/Inf values ({listed}{more})"
 
 
 def read_cube(path: PathLike, nan: str = "error", wavelengths: Optional[Sequence[float]] = None,

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 from functools import partial
+from pathlib import Path
 from typing import Any, Optional
 
 import torch
@@ -30,8 +31,8 @@ from timm.models._pretrained import PretrainedCfg
 from timm.models.resnet import BasicBlock, Bottleneck, ResNet
 
 from ..bands import BandAdaptation, BandInfo, plan_band_adaptation
-from ..checkpoint import CheckpointError, read_checkpoint_info
-from ..weights import resolve_weights
+from ..checkpoint import CheckpointError, check_finite, read_checkpoint_info
+from ..weights import resolve_weights, verify_file
 from .names import arch_of
 from .releases import RELEASES, Release
 
@@ -63,6 +64,7 @@ def checkpoint_filter_fn(state_dict: dict[str, torch.Tensor], model: ResNet, pla
     Runs before timm's own stem handling; afterwards shapes match, so timm loads as is.
     A classifier that does not fit the model is dropped (zoo checkpoints are encoders).
     """
+    check_finite(state_dict, where)  # every load path (explicit file, weights folder, hub) passes here
     out = dict(state_dict)
     out["conv1.weight"] = plan.adapt_conv(out["conv1.weight"])
     target = model.state_dict()
@@ -139,6 +141,9 @@ def _create_s3r_resnet(variant: str, pretrained: bool = False, **kwargs: Any) ->
                                hf_hub_filename=cfg.hf_hub_filename, cache_dir=kwargs.get("cache_dir"),
                                expected=release.file_facts() if release is not None else None)
         ckpt_info = read_checkpoint_info(path)
+        claimed = RELEASES.get(str(ckpt_info.extra.get("release", "")))
+        if cfg.file is not None and claimed is not None:  # a file that says it is a release must be that release
+            verify_file(Path(path), claimed.file_facts(), claimed.name)
         if ckpt_info.architecture != arch_of(variant):
             raise CheckpointError(f"{path}: metadata architecture '{ckpt_info.architecture}' does not fit "
                                   f"{variant} (expects '{arch_of(variant)}')")

@@ -31,6 +31,7 @@ from ..data.stats import BandStats, compute_band_stats
 from ..data.synthetic import PRESETS, SyntheticHSI
 from ..files import write_json
 from ..models import arch_of, build_encoder
+from ..options import check_spec
 from ..plots import beta_profiles, loss_curve
 from ..train import Objective, TrainConfig, Trainer, seed_everything
 from .objectives import S3RObjective
@@ -57,6 +58,7 @@ def build_dataset(spec: PretrainSpec) -> tuple[CubeDataset | SyntheticHSI, Optio
         ds: CubeDataset = SplitFileDataset(path, **kw)
     else:
         ds = UnlabelledCubes(path, **kw)
+    ds.check_files()  # NaN/Inf policy against every file once, before any training
     first = ds.cube(0)
     # named by the file or folder, never by the machine's path to it
     return ds, first.wavelengths, f"{path.name} ({len(ds.items)} cubes, {spec.crop}px crops, nan={spec.nan})"
@@ -65,7 +67,11 @@ def build_dataset(spec: PretrainSpec) -> tuple[CubeDataset | SyntheticHSI, Optio
 def _stats(spec: PretrainSpec, ds, wavelengths) -> BandStats:
     path = Path(spec.out) / "stats.json"
     if spec.resume and path.exists():
-        return BandStats.load(path)
+        stats = BandStats.load(path)
+        if len(stats.mean) != ds[0][0].shape[0]:
+            raise ValueError(f"{path}: band stats of {len(stats.mean)} bands, but --data has {ds[0][0].shape[0]}; "
+                             f"this --out folder belongs to other data")
+        return stats
     n = min(len(ds), spec.stats_samples)
     stats = compute_band_stats((ds[i] for i in range(n)), num_bands=ds[0][0].shape[0], wavelengths=wavelengths,
                                total=n, desc="band stats")
@@ -96,15 +102,16 @@ def _beta_plot(spec: PretrainSpec, objective: S3RObjective, ds, wavelengths, dev
 
 def run_pretrain(spec: PretrainSpec) -> dict:
     """Run (or resume) a pre-training and export the encoder; returns the summary."""
+    spec = check_spec(spec)  # the checks of the command line, for library callers too
     out = Path(spec.out)
-    out.mkdir(parents=True, exist_ok=True)
     ds, wavelengths, data_desc = build_dataset(spec)
-    stats = _stats(spec, ds, wavelengths)
-    seed_everything(spec.seed)  # the seed fixes the initial weights too: build the models after it
-    objective = make_pretrain_objective(spec, stats)
     recipe = {k: v for k, v in asdict(spec).items() if k not in NOT_RECIPE}
     cfg = TrainConfig.from_spec(spec, extra={k: v for k, v in recipe.items() if k not in asdict(TrainConfig())})
     trainer = Trainer(cfg, out)
+    trainer.preflight(spec.resume)  # a refused run writes nothing, not even stats.json
+    stats = _stats(spec, ds, wavelengths)
+    seed_everything(spec.seed)  # the seed fixes the initial weights too: build the models after it
+    objective = make_pretrain_objective(spec, stats)
     summary = trainer.fit(objective, ds, resume=spec.resume)
     if not trainer.is_main:
         return summary

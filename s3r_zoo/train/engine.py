@@ -7,10 +7,14 @@
   ``channels_last``; optional ``torch.compile``;
 * ``torchrun``: PyTorch DDP with a DistributedSampler (nccl on GPU, gloo on CPU); rank 0
   logs and writes checkpoints;
-* never lose work: ``state.safetensors`` (:mod:`.state`) after every epoch and every
-  ``ckpt_every`` steps, holding model, optimiser, scheduler, scaler, RNG states and the
-  data position (epoch, step); ``resume=True`` continues to the same result as an
-  uninterrupted run (bit-exact on CPU).
+* never lose work: ``state.safetensors`` (:mod:`.state`, checksummed, the previous one
+  kept) after every epoch and every ``ckpt_every`` steps, holding model, optimiser,
+  scheduler, scaler, RNG states and the data position (epoch, step); ``resume=True``
+  continues to the same result as an uninterrupted run (bit-exact on CPU);
+* never silently wrong: a run refused for its output folder or its saved configuration
+  writes nothing (:meth:`Trainer.preflight`); a non-finite loss skips its step (counted,
+  logged), too many in a row or a whole epoch of them stop the run; non-finite weights or
+  BatchNorm statistics stop it before anything is saved (:class:`NonFiniteError`).
 
 :meth:`Trainer.fit` reads as its steps: :meth:`~Trainer._start` (seed, optimiser, state),
 then per epoch :meth:`~Trainer._train_epoch` (one :meth:`~Trainer._step` per batch) and
@@ -36,10 +40,12 @@ from torch.utils.data import DataLoader, Dataset, RandomSampler, Sampler
 from torch.utils.data.distributed import DistributedSampler
 from tqdm.auto import tqdm
 
+from ..files import check_writable_dir
 from .objective import Objective
-from .state import ResumeError, load_state, save_state
+from .state import ResumeError, fingerprint_diff, load_state, read_fingerprint, save_state
 
-__all__ = ["TrainConfig", "Trainer", "ResumeError", "NonFiniteLossError", "seed_everything", "AMP_MODES"]
+__all__ = ["TrainConfig", "Trainer", "ResumeError", "NonFiniteLossError", "NonFiniteError", "seed_everything",
+           "AMP_MODES", "first_non_finite"]
 
 _logger = logging.getLogger(__name__)
 STATE_FILE = "state.safetensors"
@@ -48,8 +54,23 @@ AMP_MODES = ("none", "bf16", "fp16")
 SCHEDULES = ("exponential", "linear")
 
 
-class NonFiniteLossError(RuntimeError):
-    """The loss stayed NaN/Inf for too many consecutive steps."""
+class NonFiniteError(RuntimeError):
+    """Training diverged: a loss, weight or buffer is NaN/Inf."""
+
+
+class NonFiniteLossError(NonFiniteError):
+    """The loss stayed NaN/Inf for too many consecutive steps, or for a whole epoch."""
+
+
+def first_non_finite(tensors: dict[str, torch.Tensor], limit: int = 3) -> list[str]:
+    """Names of (up to ``limit``) floating tensors holding NaN/Inf."""
+    bad = []
+    for name, t in tensors.items():
+        if t.is_floating_point() and not bool(torch.isfinite(t).all()):
+            bad.append(name)
+            if len(bad) >= limit:
+                break
+    return bad
 
 
 def seed_everything(seed: int) -> None:
@@ -162,15 +183,29 @@ class Trainer:
             raise ValueError("amp='fp16' needs CUDA (GradScaler); use amp='bf16' or 'none' on CPU")
         self.out = Path(out_dir)
         self._tb = None
-        if self.is_main:
-            self.out.mkdir(parents=True, exist_ok=True)
-            if config.tensorboard:
-                try:
-                    from torch.utils.tensorboard import SummaryWriter  # optional dependency
-                except ImportError:
-                    raise ValueError("tensorboard=True (--tensorboard) needs the 'tensorboard' package: "
-                                     "pip install tensorboard") from None
-                self._tb = SummaryWriter(str(self.out / "tensorboard"))
+        if config.tensorboard:
+            try:
+                from torch.utils.tensorboard import SummaryWriter  # optional dependency
+            except ImportError:
+                raise ValueError("tensorboard=True (--tensorboard) needs the 'tensorboard' package: "
+                                 "pip install tensorboard") from None
+            self._summary_writer = SummaryWriter
+
+    def preflight(self, resume: bool) -> None:
+        """Refuse, before anything is written, an output folder this run cannot use.
+
+        The folder must be writable and not a file; a folder with a state needs ``resume``
+        and, with it, a state saved by the same configuration (the keys that differ are named).
+        """
+        check_writable_dir(self.out)
+        state_path = self.out / STATE_FILE
+        saved = read_fingerprint(state_path) if state_path.exists() else None
+        if state_path.exists() and not resume and self.is_main:
+            raise ResumeError(f"{state_path} exists: pass resume=True (--resume) to continue it, or use a new folder")
+        if resume and saved is not None and saved != self.cfg.fingerprint():
+            raise ResumeError(f"{state_path}: written by another configuration "
+                              f"({fingerprint_diff(saved, self.cfg.fingerprint())}); refusing to resume. Use a new "
+                              f"--out folder, or the same settings (only --epochs may change)")
 
     @property
     def is_main(self) -> bool:
@@ -209,11 +244,17 @@ class Trainer:
         pos = fit.pos
         return {"epochs": pos["epoch"], "final_loss": pos["history"][-1]["loss"] if pos["history"] else None,
                 "best_loss": pos["best"], "stop": stop, "wall_time_s": time.perf_counter() - fit.t0,
-                "history": pos["history"], "world_size": self.world, "device": str(self.device)}
+                "skipped_steps": pos.get("skipped_steps", 0), "history": pos["history"], "world_size": self.world,
+                "device": str(self.device)}
 
     def _start(self, objective: Objective, dataset: Dataset, resume: bool) -> _Fit:
         """Seed, move the objective, build optimiser / scheduler / scaler, restore or refuse state."""
         cfg = self.cfg
+        self.preflight(resume)
+        if self.is_main:
+            self.out.mkdir(parents=True, exist_ok=True)
+            if cfg.tensorboard and self._tb is None:
+                self._tb = self._summary_writer(str(self.out / "tensorboard"))
         seed_everything(cfg.seed)
         if self.device.type == "cpu":
             torch.use_deterministic_algorithms(True, warn_only=True)
@@ -235,10 +276,8 @@ class Trainer:
                 _logger.warning("resuming from %s at epoch %d, step %d", state_path, pos["epoch"], pos["step"])
         elif resume:
             _logger.warning("--resume: no %s yet, starting fresh", state_path)
-        elif state_path.exists() and self.is_main:
-            raise ResumeError(f"{state_path} exists: pass resume=True (--resume) to continue it, or use a new folder")
-        if not resume and self.is_main:
-            (self.out / METRICS_FILE).unlink(missing_ok=True)
+        if self.is_main:
+            self._trim_metrics(pos if resume and state_path.exists() else None)
 
         run: nn.Module = model
         if self.world > 1:
@@ -250,8 +289,9 @@ class Trainer:
         if steps_per_epoch < 1:
             raise ValueError(f"dataset of {len(dataset)} items is smaller than one batch "
                              f"({cfg.batch_size} x {self.world} processes)")
+        # wall time counts every process of the run, not only this one
         return _Fit(objective=model, run=run, opt=opt, sched=sched, scaler=scaler, pos=pos,
-                    steps_per_epoch=steps_per_epoch, t0=time.perf_counter())
+                    steps_per_epoch=steps_per_epoch, t0=time.perf_counter() - pos.get("elapsed_s", 0.0))
 
     def _train_epoch(self, fit: _Fit, dataset: Dataset) -> tuple[float, float]:
         """One epoch (from the saved step on a resume); returns (mean loss, start time)."""
@@ -265,9 +305,13 @@ class Trainer:
         t_epoch = time.perf_counter()
         for x, labels in bar:
             value = self._step(fit, x, labels)
-            if value is None:  # non-finite loss: step skipped
+            if value is None:  # non-finite loss: step skipped, counted and logged
+                pos["skipped_steps"] = pos.get("skipped_steps", 0) + 1
+                sums = sums[:2] + [sums[2] + 1 if len(sums) > 2 else 1]
+                self.log({"kind": "skip", "epoch": epoch + 1, "step": pos["global_step"] + 1,
+                          "reason": "non-finite loss", "time_s": time.perf_counter() - fit.t0})
                 continue
-            sums = [sums[0] + value, sums[1] + 1]
+            sums = [sums[0] + value, sums[1] + 1] + sums[2:]
             pos["step"] += 1
             pos["global_step"] += 1
             rate = pos["step"] * cfg.batch_size / max(time.perf_counter() - t_epoch, 1e-9)
@@ -282,7 +326,10 @@ class Trainer:
         total = torch.tensor([sums[0], sums[1]], dtype=torch.float64, device=self.device)
         if self.world > 1:
             torch.distributed.all_reduce(total)
-        return (float(total[0] / total[1]) if total[1] > 0 else math.nan), t_epoch  # nan: every step skipped
+        if total[1] == 0:
+            raise NonFiniteLossError(f"epoch {epoch + 1}: the loss was NaN/Inf at every step, so nothing was learnt; "
+                                     f"lower --lr, use --amp bf16 instead of fp16, or check the data")
+        return float(total[0] / total[1]), t_epoch
 
     def _step(self, fit: _Fit, x: torch.Tensor, labels: torch.Tensor) -> Optional[float]:
         """Forward, backward, optimiser step and after-step hook; the loss, or None if it was not finite."""
@@ -326,6 +373,7 @@ class Trainer:
         """Scheduler, bookkeeping, log, hook, state; True when early stopping ends the run."""
         cfg, pos = self.cfg, fit.pos
         epoch = pos["epoch"]
+        self._check_finite(fit)
         fit.sched.step()
         improved = epoch_loss < pos["best"] - cfg.min_delta
         pos.update(epoch=epoch + 1, step=0, best=min(pos["best"], epoch_loss),
@@ -340,8 +388,38 @@ class Trainer:
         return pos["bad_epochs"] >= cfg.patience
 
     # -- helpers -------------------------------------------------------------------------
+    def _check_finite(self, fit: _Fit) -> None:
+        """Stop, naming the step, when a weight or buffer (BatchNorm statistics too) is NaN/Inf."""
+        bad = first_non_finite(dict(fit.objective.state_dict()))
+        if bad:
+            raise NonFiniteError(
+                f"epoch {fit.pos['epoch'] + 1}, step {fit.pos['global_step']}: training diverged, non-finite values "
+                f"in {', '.join(bad)}; nothing was saved from this point. Lower --lr, use --amp bf16 instead of "
+                f"fp16, or check the data; --resume restarts from the last good state")
+
+    def _trim_metrics(self, pos: Optional[dict]) -> None:
+        """Fresh run: start metrics.jsonl anew. Resume: drop the records after the saved position."""
+        path = self.out / METRICS_FILE
+        if pos is None or not path.exists():
+            path.unlink(missing_ok=True)
+            return
+        keep = []
+        for line in path.read_text().splitlines():
+            try:
+                r = json.loads(line)
+            except json.JSONDecodeError:
+                continue  # a line cut by the kill
+            if r.get("kind") in ("step", "skip"):
+                if r.get("step", 0) <= pos["global_step"]:
+                    keep.append(line)
+            elif r.get("epoch", 0) <= pos["epoch"]:
+                keep.append(line)
+        path.write_text("".join(line + "\n" for line in keep))
+
     def _save(self, fit: _Fit, pos: dict) -> None:
         if self.is_main:
+            self._check_finite(fit)
+            pos = {**pos, "elapsed_s": time.perf_counter() - fit.t0}
             save_state(self.out / STATE_FILE, self.cfg.fingerprint(), fit.objective, fit.opt, fit.sched,
                        fit.scaler, pos, self.device)
 

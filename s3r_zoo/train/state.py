@@ -3,35 +3,90 @@
 ``state.safetensors`` holds the model (``model.*``), the optimiser's tensors
 (``optim.<param>.<name>``) and the torch / CUDA RNG states as tensors; the rest
 (configuration fingerprint, data position, optimiser param groups, scheduler, scaler,
-numpy and Python RNG states) is JSON in the header's metadata. It is written atomically,
-so a kill mid-write leaves the previous state.
+numpy and Python RNG states) is JSON in the header's metadata, with a sha256 checksum of
+everything else. Saving writes a temporary file, reads it back and checks it, and only
+then moves the previous state to ``state.prev.safetensors`` and the new one into place:
+a kill or a full disk mid-write leaves the previous state intact. Loading verifies the
+checksum and falls back to ``state.prev.safetensors`` (with a warning naming both files)
+when the latest state is corrupt.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import logging
+import os
 import random
+import tempfile
 from pathlib import Path
 from typing import Optional
 
 import numpy as np
 import torch
-from safetensors import safe_open
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 from torch import nn
 
-from ..files import atomic_write
+__all__ = ["ResumeError", "StateCorruptError", "save_state", "load_state", "previous_state_path", "read_fingerprint",
+           "fingerprint_diff"]
 
-__all__ = ["ResumeError", "save_state", "load_state"]
+_logger = logging.getLogger(__name__)
 
 
 class ResumeError(ValueError):
-    """A resume directory does not belong to this configuration."""
+    """A resume directory does not belong to this configuration, or holds no usable state."""
+
+
+class StateCorruptError(ValueError):
+    """A state file is unreadable or does not match its checksum."""
+
+
+def previous_state_path(path: Path) -> Path:
+    """Where the state before the latest one is kept (``state.prev.safetensors``)."""
+    return path.with_name(path.name.replace(".safetensors", ".prev.safetensors"))
+
+
+def _checksum(tensors: dict[str, torch.Tensor], meta: dict[str, str]) -> str:
+    h = hashlib.sha256()
+    for k in sorted(tensors):
+        t = tensors[k].contiguous()
+        h.update(f"{k}:{t.dtype}:{tuple(t.shape)};".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    h.update(json.dumps(meta, sort_keys=True).encode())
+    return h.hexdigest()
+
+
+def _read(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """Tensors and metadata of a state file, checksum verified; StateCorruptError otherwise."""
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = dict(f.metadata() or {})
+            tensors = {k: f.get_tensor(k) for k in f.keys()}
+    except (SafetensorError, OSError, ValueError, RuntimeError) as e:
+        raise StateCorruptError(f"{path}: not a readable state file ({type(e).__name__}: {e})") from None
+    saved = meta.pop("checksum", None)
+    if saved is None:
+        raise StateCorruptError(f"{path}: no checksum in its metadata (not written by this trainer)")
+    if _checksum(tensors, meta) != saved:
+        raise StateCorruptError(f"{path}: checksum mismatch (the file was changed or damaged after it was written)")
+    return tensors, meta
+
+
+def fingerprint_diff(saved: str, current: str) -> str:
+    try:
+        a, b = json.loads(saved), json.loads(current)
+    except (TypeError, json.JSONDecodeError):
+        return "the saved configuration is unreadable"
+    flat_a = {**{k: v for k, v in a.items() if k != "extra"}, **a.get("extra", {})}
+    flat_b = {**{k: v for k, v in b.items() if k != "extra"}, **b.get("extra", {})}
+    keys = sorted(k for k in set(flat_a) | set(flat_b) if flat_a.get(k) != flat_b.get(k))
+    return ", ".join(f"{k}: saved {flat_a.get(k)!r}, now {flat_b.get(k)!r}" for k in keys) or "no key differs"
 
 
 def save_state(path: Path, fingerprint: str, model: nn.Module, opt: torch.optim.Optimizer, sched, scaler,
                pos: dict, device: torch.device) -> None:
-    """Write everything needed to continue a run exactly where it stands."""
+    """Write everything needed to continue a run exactly where it stands (checked, previous state kept)."""
     tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     osd = opt.state_dict()
     for pid, st in osd["state"].items():
@@ -50,20 +105,43 @@ def save_state(path: Path, fingerprint: str, model: nn.Module, opt: torch.optim.
         "rng.numpy": json.dumps([np_state[0], np_state[1].tolist(), *np_state[2:]]),
         "rng.python": json.dumps(random.getstate(), default=list),
     }
-    atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=meta))
+    meta["checksum"] = _checksum(tensors, meta)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        save_file(tensors, tmp, metadata=meta)
+        _read(Path(tmp))  # verified before it replaces anything
+        if path.exists():
+            os.replace(path, previous_state_path(path))
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 def load_state(path: Path, fingerprint: str, model: nn.Module, opt: torch.optim.Optimizer, sched,
                scaler: Optional[torch.amp.GradScaler], device: torch.device) -> dict:
-    """Restore model, optimiser, scheduler, scaler and RNGs; return the saved data position."""
-    with safe_open(str(path), framework="pt") as f:
-        meta = f.metadata()
-        if meta.get("fingerprint") != fingerprint:
-            raise ResumeError(
-                f"{path}: written by another configuration; refusing to resume.\n  saved:   "
-                f"{meta.get('fingerprint')}\n  current: {fingerprint}\n"
-                f"Use a new --out folder, or the same settings (only --epochs may change).")
-        tensors = {k: f.get_tensor(k) for k in f.keys()}
+    """Restore model, optimiser, scheduler, scaler and RNGs; return the saved data position.
+
+    A corrupt latest state falls back to ``state.prev.safetensors`` with a warning; a
+    configuration that differs from the saved one is refused, naming the keys that differ.
+    """
+    prev = previous_state_path(path)
+    try:
+        tensors, meta = _read(path)
+    except StateCorruptError as e:
+        if not prev.is_file():
+            raise ResumeError(f"{e}; no previous state ({prev.name}) to fall back to. Start a new --out folder, "
+                              f"or delete {path.name} to start this one afresh") from None
+        _logger.warning("%s; resuming from the previous state %s instead", e, prev)
+        try:
+            tensors, meta = _read(prev)
+        except StateCorruptError as e2:
+            raise ResumeError(f"{e}; the previous state is unusable too: {e2}") from None
+    if meta.get("fingerprint") != fingerprint:
+        raise ResumeError(f"{path}: written by another configuration ({fingerprint_diff(meta.get('fingerprint'), fingerprint)}); "
+                          f"refusing to resume. Use a new --out folder, or the same settings (only --epochs may change)")
     model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
     state: dict = {}
     for k, v in tensors.items():
@@ -82,3 +160,14 @@ def load_state(path: Path, fingerprint: str, model: nn.Module, opt: torch.optim.
     pyst = json.loads(meta["rng.python"])
     random.setstate((pyst[0], tuple(pyst[1]), pyst[2]))
     return json.loads(meta["position"])
+
+
+def read_fingerprint(path: Path) -> Optional[str]:
+    """The configuration fingerprint saved in a state file (latest, else previous), without loading it."""
+    for p in (path, previous_state_path(path)):
+        try:
+            with safe_open(str(p), framework="pt") as f:
+                return (f.metadata() or {}).get("fingerprint")
+        except (SafetensorError, OSError, ValueError, RuntimeError):
+            continue
+    return None
