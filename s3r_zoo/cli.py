@@ -20,7 +20,7 @@ from .finetune import FinetuneSpec
 from .models.names import MODEL_NAMES
 from .options import add_arguments, build_spec, load_yaml
 from .pretrain.spec import PretrainSpec
-from .train.engine import AMP_MODES
+from .train.engine import AMP_MODES, NonFiniteError
 from .version import __version__
 
 __all__ = ["main", "build_parser"]
@@ -327,6 +327,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except (ValueError, FileNotFoundError) as e:  # user errors: one clear line, no traceback
         print(f"s3r-zoo {args.command}: error: {e}", file=sys.stderr)
         return 2
+    except NonFiniteError as e:  # a run that diverged: nothing was exported; one line, exit 1
+        print(f"s3r-zoo {args.command}: error: {e}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

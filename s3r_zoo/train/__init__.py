@@ -7,10 +7,10 @@
 * :mod:`.masking`: per-band random patch masks, used by S3R and MHSIM.
 """
 
-from .engine import AMP_MODES, NonFiniteLossError, TrainConfig, Trainer, seed_everything
+from .engine import AMP_MODES, NonFiniteError, NonFiniteLossError, TrainConfig, Trainer, seed_everything
 from .masking import apply_masks, band_patch_masks
 from .objective import Objective
 from .state import ResumeError
 
-__all__ = ["Objective", "Trainer", "TrainConfig", "ResumeError", "NonFiniteLossError", "seed_everything",
+__all__ = ["Objective", "Trainer", "TrainConfig", "ResumeError", "NonFiniteError", "NonFiniteLossError", "seed_everything",
            "AMP_MODES", "band_patch_masks", "apply_masks"]

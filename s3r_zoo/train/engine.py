@@ -42,7 +42,7 @@ from tqdm.auto import tqdm
 
 from ..files import check_writable_dir
 from .objective import Objective
-from .state import ResumeError, fingerprint_diff, load_state, read_fingerprint, save_state
+from .state import ResumeError, fingerprint_diff, has_state, load_state, read_fingerprint, save_state
 
 __all__ = ["TrainConfig", "Trainer", "ResumeError", "NonFiniteLossError", "NonFiniteError", "seed_everything",
            "AMP_MODES", "first_non_finite"]
@@ -199,8 +199,9 @@ class Trainer:
         """
         check_writable_dir(self.out)
         state_path = self.out / STATE_FILE
-        saved = read_fingerprint(state_path) if state_path.exists() else None
-        if state_path.exists() and not resume and self.is_main:
+        exists = has_state(state_path)
+        saved = read_fingerprint(state_path) if exists else None
+        if exists and not resume and self.is_main:
             raise ResumeError(f"{state_path} exists: pass resume=True (--resume) to continue it, or use a new folder")
         if resume and saved is not None and saved != self.cfg.fingerprint():
             raise ResumeError(f"{state_path}: written by another configuration "
@@ -270,14 +271,14 @@ class Trainer:
         scaler = torch.amp.GradScaler("cuda") if cfg.amp == "fp16" else None
         pos = {"epoch": 0, "step": 0, "global_step": 0, "best": math.inf, "bad_epochs": 0, "history": []}
         state_path = self.out / STATE_FILE
-        if resume and state_path.exists():
+        if resume and has_state(state_path):
             pos = load_state(state_path, cfg.fingerprint(), model, opt, sched, scaler, self.device)
             if self.is_main:
                 _logger.warning("resuming from %s at epoch %d, step %d", state_path, pos["epoch"], pos["step"])
         elif resume:
             _logger.warning("--resume: no %s yet, starting fresh", state_path)
         if self.is_main:
-            self._trim_metrics(pos if resume and state_path.exists() else None)
+            self._trim_metrics(pos if resume and has_state(state_path) else None)
 
         run: nn.Module = model
         if self.world > 1:

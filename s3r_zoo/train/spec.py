@@ -26,7 +26,7 @@ class RunSpec:
     model: str = option("s3r_resnet18", "zoo model to train", choices=MODEL_NAMES)
     epochs: int = option(200, "most epochs to train", min=1)
     batch_size: int = option(16, "crops per optimiser step (per process under torchrun)", min=1)
-    lr: float = option(1e-4, "AdamW learning rate", above=0)
+    lr: float = option(1e-4, "AdamW learning rate", above=0, max=1e6)
     weight_decay: float = option(0.05, "AdamW weight decay", min=0)
     grad_clip: Optional[float] = option(1.0, "clip the gradient norm to this value (0 or none: no clipping)", min=0)
     amp: str = option("none", "mixed precision: bf16 autocast (CPU or CUDA), fp16 autocast + GradScaler (CUDA)",

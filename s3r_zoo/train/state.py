@@ -18,6 +18,7 @@ import json
 import logging
 import os
 import random
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Optional
@@ -28,7 +29,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 from torch import nn
 
-__all__ = ["ResumeError", "StateCorruptError", "save_state", "load_state", "previous_state_path", "read_fingerprint",
+__all__ = ["ResumeError", "StateCorruptError", "save_state", "load_state", "previous_state_path", "read_fingerprint", "has_state",
            "fingerprint_diff"]
 
 _logger = logging.getLogger(__name__)
@@ -112,8 +113,15 @@ def save_state(path: Path, fingerprint: str, model: nn.Module, opt: torch.optim.
     try:
         save_file(tensors, tmp, metadata=meta)
         _read(Path(tmp))  # verified before it replaces anything
-        if path.exists():
-            os.replace(path, previous_state_path(path))
+        if path.exists():  # keep the current state as the previous one; `path` never disappears meanwhile
+            prev = previous_state_path(path)
+            link = prev.with_name(prev.name + ".tmp")
+            link.unlink(missing_ok=True)
+            try:
+                os.link(path, link)
+            except OSError:  # no hard links on this file system
+                shutil.copyfile(path, link)
+            os.replace(link, prev)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -129,6 +137,8 @@ def load_state(path: Path, fingerprint: str, model: nn.Module, opt: torch.optim.
     """
     prev = previous_state_path(path)
     try:
+        if not path.exists() and prev.exists():
+            raise StateCorruptError(f"{path}: missing")
         tensors, meta = _read(path)
     except StateCorruptError as e:
         if not prev.is_file():
@@ -160,6 +170,11 @@ def load_state(path: Path, fingerprint: str, model: nn.Module, opt: torch.optim.
     pyst = json.loads(meta["rng.python"])
     random.setstate((pyst[0], tuple(pyst[1]), pyst[2]))
     return json.loads(meta["position"])
+
+
+def has_state(path: Path) -> bool:
+    """Whether a run folder holds a state to resume (the latest or the previous one)."""
+    return path.exists() or previous_state_path(path).exists()
 
 
 def read_fingerprint(path: Path) -> Optional[str]:
