@@ -97,7 +97,7 @@ class ClassifierObjective(Objective):
         x = self.normalize(x)
         if self.augment is not None and self.training:
             g = torch.Generator().manual_seed(int(torch.randint(0, 2**62, ())))  # from the (saved) global RNG
-            x = self.augment(x, g)
+            x = torch.stack([self.augment(xi, g) for xi in x])  # per sample: its own crop, rotation, flips
         logits = self.encoder(x)
         return {"loss": F.cross_entropy(logits.float(), labels), "logits": logits.detach()}
 

@@ -35,7 +35,7 @@ def test_yaml_1e_minus_4_is_a_float_and_runs(tmp_path, capsys):
     ("pretrain", "batch_size: 0\n", "batch_size", "an integer >= 1"),
     ("pretrain", "ckpt_every: -1\n", "ckpt_every", "an integer >= 0"),
     ("pretrain", "gamma: fast\n", "gamma", "a number > 0 and <= 1"),
-    ("pretrain", "amp: fp8\n", "amp", "one of 'none', 'bf16', 'fp16'"),
+    ("pretrain", "amp: fp8\n", "amp", "one of 'auto', 'none', 'bf16', 'fp16'"),
     ("pretrain", "lr: -1\n", "lr", "a number > 0 and <= 1e+06"),
     ("finetune", "label_fraction: 1.5\n", "label_fraction", "a number > 0 and <= 1"),
     ("finetune", "wavelengths: [450, blue]\n", "wavelengths", "a list of numbers (or none)"),

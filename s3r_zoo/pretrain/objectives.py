@@ -22,18 +22,48 @@ from ..models.heads import transposed_decoder
 from ..train import Objective, apply_masks, band_patch_masks
 from .targets import DEFAULT_RIDGE, coefficient_targets
 
-__all__ = ["S3RObjective", "RegressObjective"]
+__all__ = ["S3RObjective", "RegressObjective", "band_regression_error"]
+
+
+def band_regression_error(cube: torch.Tensor, band: torch.Tensor, beta: torch.Tensor,
+                          data_std: torch.Tensor) -> torch.Tensor:
+    """Per-sample, scale-free error of rebuilding band b from the other bands: ``(N,)``.
+
+    ``mean_pixels |Y_b - sum_i beta_i Y_i| / max(std_pixels(Y_b), data_std_b / 10)``.
+
+    Args:
+        cube: Raw, unmasked ``(N, B, H, W)``.
+        band: Target band per sample ``(N,)``.
+        beta: Coefficients ``(N, B)`` (0 at b).
+        data_std: The data's std of each sample's target band ``(N,)`` (the floor of the scale).
+    """
+    recon = torch.einsum("nb,nbhw->nhw", beta, cube)
+    target = cube[torch.arange(cube.shape[0], device=cube.device), band]
+    scale = target.flatten(1).std(dim=1).clamp_min(0.1 * data_std)
+    return (recon - target).abs().flatten(1).mean(dim=1) / scale
 
 
 class _Pretext(Objective):
-    """S3R's shared parts: target-band draw and per-band masking."""
+    """S3R's shared parts: target-band draw and per-band masking.
+
+    ``target_bands`` (indices) are the bands that may be drawn as b; the others stay encoder
+    inputs and predictors but are never targets (noise bands, whose beta~ is meaningless).
+    None = every band.
+    """
 
     def __init__(self, encoder: nn.Module, mean: Sequence[float], std: Sequence[float], mask_ratio: float,
-                 mask_patch: int, noise_std: float):
+                 mask_patch: int, noise_std: float, target_bands: Optional[Sequence[int]] = None):
         if len(mean) < 3:
             raise ValueError(f"S3R needs at least 3 bands (one target, two or more predictors), found {len(mean)}")
         super().__init__(encoder, mean, std)
         self.mask_ratio, self.mask_patch, self.noise_std = mask_ratio, mask_patch, noise_std
+        self.target_bands: Optional[torch.Tensor] = None
+        if target_bands is not None:
+            tb = sorted({int(b) for b in target_bands})
+            if not tb or tb[0] < 0 or tb[-1] >= self.num_bands:
+                raise ValueError(f"target_bands: expected band indices in 0..{self.num_bands - 1}, found {tb}")
+            if len(tb) < self.num_bands:
+                self.target_bands = torch.tensor(tb, dtype=torch.long)
 
     def encoder_input(self, cube: torch.Tensor, band: torch.Tensor, mask: bool = True) -> torch.Tensor:
         """Normalised cube with independent per-band patch masks and band b zeroed."""
@@ -46,17 +76,28 @@ class _Pretext(Objective):
         return x.masked_fill(target, 0.0)
 
     def draw_bands(self, n: int, device) -> torch.Tensor:
-        return torch.randint(0, self.num_bands, (n,), device=device)
+        """One target band per sample, uniformly among the target bands."""
+        if self.target_bands is None:
+            return torch.randint(0, self.num_bands, (n,), device=device)
+        pick = torch.randint(0, len(self.target_bands), (n,), device=device)
+        return self.target_bands.to(device)[pick]
 
 
 class S3RObjective(_Pretext):
-    """S3R-CR (``cr``: L1 between beta^ and the closed-form beta~) or S3R-BR (``br``: beta^
-    re-weights the unmasked other bands to rebuild band b, L1 on pixels)."""
+    """S3R-CR or S3R-BR.
+
+    * ``cr``: ``sum_i |beta^_i - beta~_i|`` per sample (the paper's L1 on the coefficient
+      vector), averaged over the batch. beta~ is scale-free already (a ratio of bands).
+    * ``br``: beta^ re-weights the unmasked other bands to rebuild band b; the mean absolute
+      pixel error of each sample is divided by THAT sample's spread of band b (its pixel std,
+      floored at a tenth of the data's std of band b, so a flat crop of glass does not blow
+      up), then averaged over the batch: one bright or noisy sample cannot dominate a batch.
+    """
 
     def __init__(self, encoder: nn.Module, mean: Sequence[float], std: Sequence[float], mode: str = "cr",
                  mask_ratio: float = 0.65, mask_patch: int = 16, noise_std: float = 0.0,
-                 ridge: float = DEFAULT_RIDGE, hidden: int = 512):
-        super().__init__(encoder, mean, std, mask_ratio, mask_patch, noise_std)
+                 ridge: float = DEFAULT_RIDGE, hidden: int = 512, target_bands: Optional[Sequence[int]] = None):
+        super().__init__(encoder, mean, std, mask_ratio, mask_patch, noise_std, target_bands)
         if mode not in ("cr", "br"):
             raise ValueError(f"objective: expected 'cr' or 'br', found {mode!r}")
         self.mode, self.ridge = mode, ridge
@@ -80,10 +121,7 @@ class S3RObjective(_Pretext):
             loss = (beta_hat - beta_true).abs().sum(dim=1).mean()
         else:
             with torch.autocast(device_type=cube.device.type, enabled=False):
-                raw = cube.float()
-                recon = torch.einsum("nb,nbhw->nhw", beta_hat, raw)
-                target = raw[torch.arange(raw.shape[0], device=raw.device), band]
-                loss = (recon - target).abs().mean() / self.std.flatten()[band].mean()
+                loss = band_regression_error(cube.float(), band, beta_hat, self.std.flatten()[band]).mean()
         return {"loss": loss, "beta_hat": beta_hat.detach(), "band": band}
 
 
@@ -93,8 +131,9 @@ class RegressObjective(_Pretext):
     (normalised) pixel-wise, L1."""
 
     def __init__(self, encoder: nn.Module, mean: Sequence[float], std: Sequence[float], mask: bool = True,
-                 mask_ratio: float = 0.65, mask_patch: int = 16, noise_std: float = 0.0, width: int = 256):
-        super().__init__(encoder, mean, std, mask_ratio, mask_patch, noise_std)
+                 mask_ratio: float = 0.65, mask_patch: int = 16, noise_std: float = 0.0, width: int = 256,
+                 target_bands: Optional[Sequence[int]] = None):
+        super().__init__(encoder, mean, std, mask_ratio, mask_patch, noise_std, target_bands)
         self.mask = mask
         self.decoder = transposed_decoder(encoder.num_features, 1, width)
 

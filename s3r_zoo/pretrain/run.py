@@ -31,11 +31,12 @@ from ..data.stats import BandStats, compute_band_stats
 from ..data.synthetic import PRESETS, SyntheticHSI
 from ..files import write_json
 from ..models import arch_of, build_encoder
+from ..lowrank import gram, loo_r2
 from ..options import check_spec
 from ..plots import beta_profiles, loss_curve
 from ..train import Objective, TrainConfig, Trainer, seed_everything
 from .objectives import S3RObjective
-from .registry import make_objective
+from .registry import TARGETED, make_objective
 from .spec import NOT_RECIPE, PretrainSpec
 from .targets import coefficient_targets
 
@@ -79,10 +80,57 @@ def _stats(spec: PretrainSpec, ds, wavelengths) -> BandStats:
     return stats
 
 
-def make_pretrain_objective(spec: PretrainSpec, stats: BandStats) -> Objective:
+def make_pretrain_objective(spec: PretrainSpec, stats: BandStats,
+                            target_bands: Optional[list[int]] = None) -> Objective:
     """The run's objective: its encoder (``spec.init``) inside ``spec.objective``."""
     encoder = build_encoder(spec.model, spec.bands or len(stats.mean), spec.init)
-    return make_objective(spec, encoder, stats.mean, stats.std)
+    return make_objective(spec, encoder, stats.mean, stats.std, target_bands)
+
+
+def select_target_bands(spec: PretrainSpec, ds, wavelengths) -> tuple[Optional[list[int]], dict]:
+    """The bands S3R may draw as b, and why: ``(indices or None for all, record)``.
+
+    Rule (docs/method.md): a band whose leave-one-band-out R2 on the training crops (the
+    ``stats_samples`` crops of the band statistics) is below ``target_r2_min`` is sensor noise
+    as far as the low-rank prior can tell; its beta~ is meaningless and, drawn as b, its huge
+    coefficients would dominate the loss. It stays an encoder input and a predictor.
+    ``target_bands`` overrides the rule.
+    """
+    if spec.objective not in TARGETED:
+        return None, {}
+    b = ds[0][0].shape[0]
+    if spec.target_bands is not None:
+        bad = [t for t in spec.target_bands if not 0 <= t < b]
+        if bad or len(set(spec.target_bands)) < 1:
+            raise ValueError(f"--target-bands: expected band indices in 0..{b - 1}, found {bad}")
+        return sorted(set(spec.target_bands)), {"rule": "explicit --target-bands"}
+    n = min(len(ds), spec.stats_samples)
+    g = torch.zeros(b, b, dtype=torch.float64)
+    s = torch.zeros(b, dtype=torch.float64)
+    count = 0
+    for i in range(n):  # the centred Gram matrix over every pixel of the crops, accumulated crop by crop
+        pix = ds[i][0].reshape(b, -1).T.double()
+        g += gram(pix)
+        s += pix.sum(0)
+        count += pix.shape[0]
+    m = s / count
+    r2 = loo_r2(None, g=g - count * torch.outer(m, m)).tolist()
+    keep = [i for i in range(b) if r2[i] >= spec.target_r2_min]
+    if not keep:
+        raise ValueError(f"--target-r2-min {spec.target_r2_min}: no band reaches it (best R2 {max(r2):.3f}); "
+                         f"lower it or give --target-bands")
+
+    def name(i):
+        return f"{wavelengths[i]:g} nm" if wavelengths is not None else f"band {i}"
+
+    excluded = [i for i in range(b) if i not in keep]
+    if excluded:
+        _logger.warning("target bands: %s excluded (leave-one-band-out R2 < %g on %d training crops); they stay "
+                        "encoder inputs", ", ".join(f"{name(i)} (R2 {r2[i]:.3f})" for i in excluded),
+                        spec.target_r2_min, n)
+    return keep, {"rule": f"leave-one-band-out R2 >= {spec.target_r2_min:g} on {n} training crops",
+                  "r2": [round(v, 5) for v in r2], "excluded": excluded,
+                  "excluded_nm": [float(wavelengths[i]) for i in excluded] if wavelengths is not None else None}
 
 
 def _beta_plot(spec: PretrainSpec, objective: S3RObjective, ds, wavelengths, device) -> Path:
@@ -106,12 +154,16 @@ def run_pretrain(spec: PretrainSpec) -> dict:
     out = Path(spec.out)
     ds, wavelengths, data_desc = build_dataset(spec)
     recipe = {k: v for k, v in asdict(spec).items() if k not in NOT_RECIPE}
-    cfg = TrainConfig.from_spec(spec, extra={k: v for k, v in recipe.items() if k not in asdict(TrainConfig())})
+    targets, target_record = select_target_bands(spec, ds, wavelengths)
+    extra = {k: v for k, v in recipe.items() if k not in asdict(TrainConfig())}
+    if targets is not None:  # part of the fingerprint: a resume must draw from the same bands
+        extra["resolved_target_bands"] = targets
+    cfg = TrainConfig.from_spec(spec, extra=extra)
     trainer = Trainer(cfg, out)
     trainer.preflight(spec.resume)  # a refused run writes nothing, not even stats.json
     stats = _stats(spec, ds, wavelengths)
     seed_everything(spec.seed)  # the seed fixes the initial weights too: build the models after it
-    objective = make_pretrain_objective(spec, stats)
+    objective = make_pretrain_objective(spec, stats, targets)
     summary = trainer.fit(objective, ds, resume=spec.resume)
     if not trainer.is_main:
         return summary
@@ -127,8 +179,11 @@ def run_pretrain(spec: PretrainSpec) -> dict:
                     extra={"final_loss": summary["final_loss"], "best_loss": summary["best_loss"],
                            "epochs": summary["epochs"], "stop": summary["stop"],
                            "wall_time_s": round(summary["wall_time_s"], 1),
-                           "hardware": f"{trainer.device.type}: {device_name}", "torch": torch.__version__})
+                           "hardware": f"{trainer.device.type}: {device_name}", "torch": torch.__version__,
+                           **({"target_bands": targets, "target_band_rule": target_record} if targets else {})})
     summary.update(checkpoint=str(ckpt), data=data_desc, recipe=recipe)
+    if targets is not None:
+        summary.update(target_bands=targets, target_band_rule=target_record)
     if summary["history"]:
         summary["loss_curve_png"] = str(loss_curve(summary["history"], out / "loss_curve.png",
                                                    title=f"{spec.model} {spec.objective}: {data_desc}"))
@@ -149,10 +204,11 @@ def load_objective(run_dir) -> tuple[Objective, PretrainSpec, BandStats]:
     missing = [f for f in ("summary.json", "stats.json", "state.safetensors") if not (run / f).is_file()]
     if missing:
         raise FileNotFoundError(f"{run}: expected a finished `s3r-zoo pretrain` folder; missing {missing}")
-    recipe = json.loads((run / "summary.json").read_text())["recipe"]
+    summary = json.loads((run / "summary.json").read_text())
+    recipe = summary["recipe"]
     spec = PretrainSpec(**{k: v for k, v in recipe.items() if k in PretrainSpec.__dataclass_fields__}, out=str(run))
     stats = BandStats.load(run / "stats.json")
-    objective = make_pretrain_objective(spec, stats)
+    objective = make_pretrain_objective(spec, stats, summary.get("target_bands"))
     with safe_open(str(run / "state.safetensors"), framework="pt") as f:
         sd = {k[6:]: f.get_tensor(k) for k in f.keys() if k.startswith("model.")}
     objective.load_state_dict(sd)

@@ -45,12 +45,28 @@ from .objective import Objective
 from .state import ResumeError, fingerprint_diff, has_state, load_state, read_fingerprint, save_state
 
 __all__ = ["TrainConfig", "Trainer", "ResumeError", "NonFiniteLossError", "NonFiniteError", "seed_everything",
-           "AMP_MODES", "first_non_finite"]
+           "AMP_MODES", "first_non_finite", "resolve_amp", "cpu_has_fast_bf16"]
 
 _logger = logging.getLogger(__name__)
 STATE_FILE = "state.safetensors"
 METRICS_FILE = "metrics.jsonl"
-AMP_MODES = ("none", "bf16", "fp16")
+AMP_MODES = ("auto", "none", "bf16", "fp16")
+
+
+def cpu_has_fast_bf16() -> bool:
+    """Whether this CPU runs bf16 matrix work natively (AVX-512-BF16 or AMX)."""
+    checks = [getattr(torch.cpu, name, None) for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported")]
+    return any(bool(f()) for f in checks if f is not None)
+
+
+def resolve_amp(amp: str, device: torch.device) -> str:
+    """``auto`` -> ``bf16`` where the device computes bf16 natively (CUDA with bf16, a CPU with
+    AVX-512-BF16 or AMX), else ``none`` (fp32); other values unchanged."""
+    if amp != "auto":
+        return amp
+    if device.type == "cuda":
+        return "bf16" if torch.cuda.is_bf16_supported() else "none"
+    return "bf16" if device.type == "cpu" and cpu_has_fast_bf16() else "none"
 SCHEDULES = ("exponential", "linear")
 
 
@@ -179,7 +195,8 @@ class Trainer:
         self.device = torch.device(device)
         if self.device.type == "cuda":
             torch.cuda.set_device(self.device)
-        if config.amp == "fp16" and self.device.type != "cuda":
+        self.amp = resolve_amp(config.amp, self.device)  # what autocast really uses
+        if self.amp == "fp16" and self.device.type != "cuda":
             raise ValueError("amp='fp16' needs CUDA (GradScaler); use amp='bf16' or 'none' on CPU")
         self.out = Path(out_dir)
         self._tb = None
@@ -246,7 +263,7 @@ class Trainer:
         return {"epochs": pos["epoch"], "final_loss": pos["history"][-1]["loss"] if pos["history"] else None,
                 "best_loss": pos["best"], "stop": stop, "wall_time_s": time.perf_counter() - fit.t0,
                 "skipped_steps": pos.get("skipped_steps", 0), "history": pos["history"], "world_size": self.world,
-                "device": str(self.device)}
+                "device": str(self.device), "amp": self.amp, "channels_last": self.cfg.channels_last}
 
     def _start(self, objective: Objective, dataset: Dataset, resume: bool) -> _Fit:
         """Seed, move the objective, build optimiser / scheduler / scaler, restore or refuse state."""
@@ -268,7 +285,7 @@ class Trainer:
             sched = torch.optim.lr_scheduler.ExponentialLR(opt, gamma=cfg.gamma)
         else:
             sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda e: max(0.0, 1.0 - e / cfg.epochs))
-        scaler = torch.amp.GradScaler("cuda") if cfg.amp == "fp16" else None
+        scaler = torch.amp.GradScaler("cuda") if self.amp == "fp16" else None
         pos = {"epoch": 0, "step": 0, "global_step": 0, "best": math.inf, "bad_epochs": 0, "history": []}
         state_path = self.out / STATE_FILE
         if resume and has_state(state_path):
@@ -425,9 +442,9 @@ class Trainer:
                        fit.scaler, pos, self.device)
 
     def _autocast(self):
-        if self.cfg.amp == "none":
+        if self.amp == "none":
             return torch.autocast(device_type=self.device.type, enabled=False)
-        dtype = torch.float16 if self.cfg.amp == "fp16" else torch.bfloat16
+        dtype = torch.float16 if self.amp == "fp16" else torch.bfloat16
         return torch.autocast(device_type=self.device.type, dtype=dtype)
 
     def _sampler(self, dataset: Dataset, epoch: int) -> Sampler:

@@ -29,9 +29,9 @@ class RunSpec:
     lr: float = option(1e-4, "AdamW learning rate", above=0, max=1e6)
     weight_decay: float = option(0.05, "AdamW weight decay", min=0)
     grad_clip: Optional[float] = option(1.0, "clip the gradient norm to this value (0 or none: no clipping)", min=0)
-    amp: str = option("none", "mixed precision: bf16 autocast (CPU or CUDA), fp16 autocast + GradScaler (CUDA)",
-                      choices=AMP_MODES)
-    channels_last: bool = option(False, "channels_last memory format (faster convolutions on CPU and GPU)")
+    amp: str = option("auto", "mixed precision: auto = bf16 autocast where the CPU (AVX-512-BF16 / AMX) or GPU runs "
+                      "bf16 natively, else fp32; fp16 = autocast + GradScaler (CUDA)", choices=AMP_MODES)
+    channels_last: bool = option(True, "channels_last memory format (faster convolutions on CPU and GPU)")
     compile: bool = option(False, "torch.compile the model")
     nan: str = option("error", "NaN/Inf values in the cubes: refuse (error) or repair them while reading",
                       choices=tuple(p for p in NAN_POLICIES if p != "keep"))

@@ -1,0 +1,119 @@
+"""How S3R's training signal is built: target bands, per-sample losses and augmentation, ridge, AMP."""
+
+import json
+
+import numpy as np
+import pytest
+import timm
+import torch
+
+from s3r_zoo import read_checkpoint_info
+from s3r_zoo.data import UnlabelledCubes
+from s3r_zoo.data.transforms import HSIAugment
+from s3r_zoo.finetune import ClassifierObjective
+from s3r_zoo.pretrain import PretrainSpec, S3RObjective, coefficient_targets, run_pretrain
+from s3r_zoo.pretrain.objectives import band_regression_error
+from s3r_zoo.pretrain.run import select_target_bands
+from s3r_zoo.train import engine
+from s3r_zoo.train.engine import resolve_amp
+
+B = 8
+
+
+def _low_rank(n=2, h=16, w=16, seed=0):
+    g = np.random.default_rng(seed)
+    abund = g.random((n, 3, h * w))
+    spectra = g.random((3, B)) + 0.1
+    return torch.from_numpy(np.einsum("nrp,rb->nbp", abund, spectra).reshape(n, B, h, w)).float()
+
+
+def test_br_error_is_per_sample_and_scale_free():
+    """A sample 1000x brighter gets the same error for the same relative mistake: it cannot dominate."""
+    x = _low_rank(n=1)
+    band = torch.tensor([2, 2])
+    beta = coefficient_targets(x, band[:1]).float().repeat(2, 1) * 0.9  # the same 10 % wrong coefficients
+    cube = torch.cat([x, 1000 * x])
+    err = band_regression_error(cube, band, beta, torch.tensor([0.1, 0.1]))
+    torch.testing.assert_close(err[0], err[1], rtol=1e-4, atol=0)
+    # by hand: mean |Y_b - sum beta Y| / std(Y_b)
+    yb = x[0, 2]
+    recon = torch.einsum("b,bhw->hw", beta[0], x[0])
+    torch.testing.assert_close(err[0], (yb - recon).abs().mean() / yb.std(), rtol=1e-5, atol=0)
+    flat = torch.ones(1, B, 4, 4)  # no spread at all: the floor (a tenth of the data's std) applies
+    e = band_regression_error(flat, torch.tensor([0]), torch.zeros(1, B), torch.tensor([0.5]))
+    torch.testing.assert_close(e, torch.tensor([1.0 / 0.05]))
+
+
+def test_target_bands_are_the_only_ones_drawn():
+    obj = S3RObjective(timm.create_model("s3r_resnet18", in_chans=B), [0.5] * B, [0.2] * B, target_bands=[1, 4])
+    torch.manual_seed(0)
+    drawn = obj.draw_bands(2000, "cpu")
+    assert set(drawn.tolist()) == {1, 4} and abs((drawn == 1).float().mean().item() - 0.5) < 0.05
+    with pytest.raises(ValueError, match=r"target_bands: expected band indices in 0..7, found \[3, 9\]"):
+        S3RObjective(timm.create_model("s3r_resnet18", in_chans=B), [0.5] * B, [0.2] * B, target_bands=[3, 9])
+
+
+def test_the_r2_rule_excludes_a_noise_band(tmp_path):
+    cube = _low_rank(n=1, h=64, w=64)[0].permute(1, 2, 0).numpy()
+    cube[..., 5] = np.random.default_rng(1).normal(0.5, 0.3, cube.shape[:2])  # pure noise: no band explains it
+    np.save(tmp_path / "c.npy", cube.astype(np.float32))
+    spec = PretrainSpec(data=str(tmp_path / "c.npy"), crop=32, stats_samples=8, objective="cr")
+    ds = UnlabelledCubes(tmp_path / "c.npy", crop=32, crops_per_cube=8)
+    keep, record = select_target_bands(spec, ds, None)
+    assert 5 not in keep and record["excluded"] == [5] and record["r2"][5] < 0.1 and min(
+        r for i, r in enumerate(record["r2"]) if i != 5) > 0.99
+    explicit, rec = select_target_bands(PretrainSpec(crop=32, target_bands=[0, 2]), ds, None)
+    assert explicit == [0, 2] and rec["rule"] == "explicit --target-bands"
+    none, _ = select_target_bands(PretrainSpec(crop=32, objective="simsiam"), ds, None)
+    assert none is None  # objectives without a target band are not affected
+
+
+def test_780_nm_is_excluded_on_the_hims_cube(hims_dir):
+    spec = PretrainSpec(data=str(hims_dir / "cube_hwc_f16.npy"), crop=96, stats_samples=16, nan="inpaint")
+    ds = UnlabelledCubes(hims_dir / "cube_hwc_f16.npy", crop=96, crops_per_cube=16, nan="inpaint")
+    keep, record = select_target_bands(spec, ds, np.arange(380.0, 781.0, 10.0))
+    assert 780.0 in record["excluded_nm"] and 40 not in keep
+    assert all(450 <= nm or nm <= 400 or nm >= 700 for nm in record["excluded_nm"])  # the signal bands stay
+    assert len(keep) >= 30
+
+
+def test_ridge_and_target_bands_are_recorded(tmp_path):
+    s = run_pretrain(PretrainSpec(data="synthetic:pdac_like", synthetic_n=4, epochs=1, batch_size=4, crop=32,
+                                  crops_per_cube=1, mask_patch=8, ridge=1e-3, target_bands=[3, 7, 11],
+                                  out=str(tmp_path / "r")))
+    info = read_checkpoint_info(s["checkpoint"])
+    assert info.recipe["ridge"] == 1e-3 and json.loads(info.extra["target_bands"]) == [3, 7, 11]
+    assert s["target_bands"] == [3, 7, 11]
+
+
+def test_fine_tuning_augments_each_sample_on_its_own():
+    model = timm.create_model("s3r_resnet18", in_chans=4, num_classes=2)
+    seen = []
+    model.register_forward_pre_hook(lambda m, args: seen.append(args[0].detach().clone()))
+    obj = ClassifierObjective(model, [0.0] * 4, [1.0] * 4, HSIAugment(scale=(0.5, 1.0), max_degrees=15))
+    x = torch.rand(1, 4, 32, 32).repeat(2, 1, 1, 1)  # two identical samples
+    obj.train()
+    obj(x, torch.tensor([0, 1]))
+    assert not torch.allclose(seen[0][0], seen[0][1])
+
+
+@pytest.mark.parametrize("fast,expected", [(True, "bf16"), (False, "none")])
+def test_amp_auto(monkeypatch, fast, expected):
+    monkeypatch.setattr(engine, "cpu_has_fast_bf16", lambda: fast)
+    assert resolve_amp("auto", torch.device("cpu")) == expected
+    assert resolve_amp("fp16", torch.device("cpu")) == "fp16"  # an explicit choice is kept (and refused later)
+
+
+def test_amp_auto_follows_this_cpu():
+    flags = [getattr(torch.cpu, n, lambda: False)() for n in ("_is_avx512_bf16_supported", "_is_amx_tile_supported")]
+    assert resolve_amp("auto", torch.device("cpu")) == ("bf16" if any(flags) else "none")
+
+
+def test_targets_and_losses_stay_full_precision_under_bf16():
+    x = _low_rank(n=4)
+    obj = S3RObjective(timm.create_model("s3r_resnet18", in_chans=B), [0.5] * B, [0.2] * B, mask_patch=4)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert coefficient_targets(x, torch.tensor([0, 1, 2, 3])).dtype == torch.float64
+        for mode in ("cr", "br"):
+            obj.mode = mode
+            assert obj(x)["loss"].dtype == torch.float32
