@@ -117,3 +117,66 @@ def test_targets_and_losses_stay_full_precision_under_bf16():
         for mode in ("cr", "br"):
             obj.mode = mode
             assert obj(x)["loss"].dtype == torch.float32
+
+
+# --- held-out validation --------------------------------------------------------------------------
+
+def test_single_cube_is_split_by_rows_no_training_crop_touches_the_held_out_region(tmp_path):
+    from s3r_zoo.pretrain.validation import split_train_val
+
+    cube = np.random.default_rng(0).random((100, 40, 5)).astype(np.float32)
+    cube[..., 0] = np.arange(100, dtype=np.float32)[:, None]  # band 0 holds the row number
+    np.save(tmp_path / "c.npy", cube)
+    ds = UnlabelledCubes(tmp_path / "c.npy", crop=16, crops_per_cube=50)
+    train, val, what = split_train_val(ds, 0.2, 16, seed=0, val_crops=8)
+    assert what == "the bottom 20 of 100 rows (a region no training crop touches)" and len(val) == 8
+    train_rows = torch.cat([train[i][0][0, :, 0] for i in range(len(train))])
+    val_rows = torch.cat([val[i][0][0, :, 0] for i in range(len(val))])
+    assert train_rows.max() < 80 <= val_rows.min() and val_rows.max() <= 99
+
+
+def test_validation_metrics_by_hand():
+    from s3r_zoo.pretrain.validation import _locality, _unexplained
+
+    beta = torch.tensor([[0.0, 0.5, 0.0, 0.0, 0.5, 0.0, 0.0]])
+    assert _locality(beta, torch.tensor([0])).item() == pytest.approx(0.5)  # bands 0-2 hold half of |beta|
+    x = torch.zeros(1, 2, 2, 2)
+    x[0, 0] = torch.tensor([[1.0, 2.0], [3.0, 4.0]])  # band 0, mean 2.5, total sum of squares 5
+    x[0, 1] = torch.tensor([[1.0, 2.0], [3.0, 5.0]])  # band 1 predicts it with beta 1: residual only at (1, 1)
+    err = _unexplained(x, torch.tensor([0]), torch.tensor([[0.0, 1.0]]))
+    assert err.item() == pytest.approx(1.0 / 5.0)
+
+
+def test_validation_is_repeatable_and_leaves_the_training_rng_alone():
+    from contextlib import nullcontext
+
+    from s3r_zoo.pretrain.validation import PretextValidation
+
+    x = _low_rank(n=6, h=16, w=16)
+    obj = S3RObjective(timm.create_model("s3r_resnet18", in_chans=B), [0.5] * B, [0.2] * B, mask_patch=4)
+    v = PretextValidation(x, None, seed=1, batch_size=4, autocast=nullcontext, ridge=1e-4)
+    torch.manual_seed(5)
+    before = torch.get_rng_state()
+    a, b = v(obj), v(obj)
+    assert a == b and torch.equal(torch.get_rng_state(), before) and obj.training
+    assert a["crops"] == 6 and a["cr_l1"] == pytest.approx(a["loss"], rel=1e-5)  # CR's loss is its L1
+    assert 0 < a["locality_closed_form"] <= 1 and a["br_error_closed_form"] < a["br_error"]
+
+
+@pytest.mark.parametrize("losses,min_delta,stop_epoch,best_epoch", [
+    ([1.0, 0.99995, 0.99993, 0.99991, 0.5], 1e-4, 4, 1),  # tiny steps below min_delta never reset patience
+    ([1.0, 0.8, 0.9, 0.85, 0.7, 0.75], 1e-4, None, 5),  # an improvement resets it
+])
+def test_early_stopping_is_keras_style_on_the_validation_loss(tmp_path, losses, min_delta, stop_epoch, best_epoch):
+    from s3r_zoo.data.synthetic import SyntheticHSI
+    from s3r_zoo.train import TrainConfig, Trainer
+
+    ds = SyntheticHSI("pdac_like", n=4, size=16, seed=0)
+    obj = S3RObjective(timm.create_model("s3r_resnet18", in_chans=40), [0.5] * 40, [0.2] * 40, mask_patch=4)
+    scripted = iter(losses)
+    cfg = TrainConfig(epochs=len(losses), batch_size=4, patience=3, min_delta=min_delta)
+    s = Trainer(cfg, tmp_path, device="cpu").fit(obj, ds, validate=lambda o: {"loss": next(scripted)})
+    assert s["stop"] == ("early_stop" if stop_epoch else "max_epochs")
+    assert s["epochs"] == (stop_epoch or len(losses)) and s["best_epoch"] == best_epoch
+    assert s["best_loss"] == losses[best_epoch - 1]
+    assert (tmp_path / "best_val.safetensors").is_file()

@@ -245,16 +245,18 @@ def test_crop_larger_than_cube(tmp_path):
 def test_export_loads_through_create_model(tmp_path):
     s = run_pretrain(PretrainSpec(data="synthetic:pdac_like", out=str(tmp_path), epochs=2, batch_size=4, crop=32,
                                   synthetic_n=8, mask_patch=8))
-    state = load_file(tmp_path / "state.safetensors")
+    best = load_file(tmp_path / "best_val.safetensors")  # the weights of the best validation epoch are exported
+    assert s["validation"]["exported"] == f"best validation epoch {s['best_epoch']}"
     model = timm.create_model("s3r_resnet18", pretrained=True, pretrained_cfg_overlay=dict(file=s["checkpoint"]))
     for k, v in model.state_dict().items():
-        assert torch.equal(v, state[f"model.encoder.{k}"]), k
+        assert torch.equal(v, best[f"encoder.{k}"]), k
     info = s3r_zoo.read_checkpoint_info(s["checkpoint"])
     assert info.objective == "cr" and info.in_chans == 40 and info.wavelengths_nm[0] == 450.0
     assert float(info.extra["final_loss"]) == pytest.approx(s["final_loss"])
     for f in ("loss_curve.png", "beta_profile.png", "metrics.jsonl", "summary.json", "stats.json"):
         assert (tmp_path / f).stat().st_size > 0
-    assert json.loads((tmp_path / "metrics.jsonl").read_text().splitlines()[-1])["kind"] == "epoch"
+    kinds = [json.loads(line)["kind"] for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert kinds[-2:] == ["epoch", "val"] and kinds.count("val") == 2  # one held-out evaluation per epoch
 
 
 def test_cli_pretrain_with_yaml(tmp_path, capsys):

@@ -141,6 +141,8 @@ class CubeDataset(Dataset):
         seed: Base seed of crop positions and augmentation.
         read_options: Extra :func:`read_cube` options (``key``, ``band_axis``, ``wavelengths``).
         cache: Keep cubes in memory after the first read (small data sets / slow formats).
+        rows: ``(start, stop)``: crops come only from these rows of every cube (Python slice
+            semantics, negative values count from the bottom): a spatially held-out region.
     """
 
     def __init__(self, items: Sequence[tuple[PathLike, int]], classes: Optional[Sequence[str]] = None,
@@ -148,7 +150,8 @@ class CubeDataset(Dataset):
                  crops_per_cube: int = 1, bands: Optional[Sequence[int]] = None,
                  wavelengths: Optional[Sequence[float]] = None, stats: Optional[BandStats] = None,
                  nan: str = "error", transform: Optional[Callable] = None, seed: int = 0,
-                 read_options: Optional[dict] = None, cache: bool = False):
+                 read_options: Optional[dict] = None, cache: bool = False,
+                 rows: Optional[tuple[Optional[int], Optional[int]]] = None):
         if not items:
             raise ValueError("dataset: no cubes (empty item list)")
         if crop_mode not in CROP_MODES:
@@ -172,6 +175,7 @@ class CubeDataset(Dataset):
         self.epoch = 0
         self.read_options = dict(read_options or {})
         self._cache: Optional[dict] = {} if cache else None
+        self.rows = rows
         self._fill: dict[int, np.ndarray] = {}  # per-file band means, for crops wholly inside a NaN region
         self._index = self._build_index()
 
@@ -183,10 +187,21 @@ class CubeDataset(Dataset):
         index = []
         ch, cw = self.crop
         for i in range(len(self.items)):
-            h, w = self.cube(i).shape[:2]
-            self._check_crop(i, h, w)
-            index += [(i, (t, l)) for t in range(0, h - ch + 1, ch) for l in range(0, w - cw + 1, cw)]
+            r0, r1 = self._row_range(i)
+            w = self.cube(i).shape[1]
+            self._check_crop(i, r1 - r0, w)
+            index += [(i, (t, l)) for t in range(r0, r1 - ch + 1, ch) for l in range(0, w - cw + 1, cw)]
         return index
+
+    def _row_range(self, i: int) -> tuple[int, int]:
+        """The rows of cube ``i`` that crops may come from."""
+        h = self.cube(i).shape[0]
+        if self.rows is None:
+            return 0, h
+        r0, r1, _ = slice(*self.rows).indices(h)
+        if r1 <= r0:
+            raise ValueError(f"{self.items[i][0]}: rows {self.rows} select no row of a cube of {h} rows")
+        return r0, r1
 
     def set_epoch(self, epoch: int) -> None:
         """New random crops / augmentations for a new epoch (deterministic per epoch)."""
@@ -238,7 +253,8 @@ class CubeDataset(Dataset):
 
     def _check_crop(self, i: int, h: int, w: int) -> None:
         if self.crop is not None and (self.crop[0] > h or self.crop[1] > w):
-            raise ValueError(f"{self.items[i][0]}: crop {self.crop} is larger than the cube ({h} x {w})")
+            where = f" (rows {self.rows})" if self.rows is not None else ""
+            raise ValueError(f"{self.items[i][0]}: crop {self.crop} is larger than the cube{where} ({h} x {w})")
 
     def _band_op(self, cube) -> Callable[[np.ndarray], np.ndarray]:
         if self.bands is not None:
@@ -260,18 +276,19 @@ class CubeDataset(Dataset):
         i, origin = self._index[idx]
         g = torch.Generator().manual_seed(int(np.random.SeedSequence([self.seed, self.epoch, idx]).generate_state(1)[0]))
         cube = self.cube(i)
-        h, w = cube.shape[:2]
+        r0, r1 = self._row_range(i)
+        h, w = r1 - r0, cube.shape[1]
         if self.crop_mode == "none":
-            top, left, ch, cw = 0, 0, h, w
+            top, left, ch, cw = r0, 0, h, w
         else:
             self._check_crop(i, h, w)
             ch, cw = self.crop
             if origin is not None:
                 top, left = origin
             elif self.crop_mode == "center":
-                top, left = (h - ch) // 2, (w - cw) // 2
+                top, left = r0 + (h - ch) // 2, (w - cw) // 2
             else:
-                top = int(torch.randint(0, h - ch + 1, (), generator=g))
+                top = r0 + int(torch.randint(0, h - ch + 1, (), generator=g))
                 left = int(torch.randint(0, w - cw + 1, (), generator=g))
         patch = np.asarray(cube.data[top:top + ch, left:left + cw], dtype=np.float32)
         patch = apply_nan_policy(patch, self.nan, f"{cube.path} (crop at row {top}, col {left})", cube.wavelengths,

@@ -39,6 +39,7 @@ from .objectives import S3RObjective
 from .registry import TARGETED, make_objective
 from .spec import NOT_RECIPE, PretrainSpec
 from .targets import coefficient_targets
+from .validation import PretextValidation, mean_coefficients, split_train_val, validation_crops
 
 __all__ = ["run_pretrain", "build_dataset", "load_objective", "make_pretrain_objective"]
 
@@ -133,26 +134,36 @@ def select_target_bands(spec: PretrainSpec, ds, wavelengths) -> tuple[Optional[l
                   "excluded_nm": [float(wavelengths[i]) for i in excluded] if wavelengths is not None else None}
 
 
-def _beta_plot(spec: PretrainSpec, objective: S3RObjective, ds, wavelengths, device) -> Path:
+def _beta_plot(spec: PretrainSpec, objective: S3RObjective, crops: torch.Tensor, wavelengths, device,
+               held_out: bool) -> Path:
+    """beta^_b (masked input, as in training) against the closed-form beta~ for four target bands (Fig. 3)."""
     objective.eval()
-    x = torch.stack([ds[i][0] for i in range(min(8, len(ds)))]).to(device)
+    x = crops[:16].to(device)
     b = x.shape[1]
-    bands = sorted({int(b * f) for f in (0.2, 0.4, 0.6, 0.8)})
+    pool = objective.target_bands.tolist() if objective.target_bands is not None else list(range(b))
+    bands = sorted({pool[int(len(pool) * f)] for f in (0.2, 0.4, 0.6, 0.8)})
     hat, true = [], []
-    with torch.no_grad():
+    with torch.no_grad(), torch.random.fork_rng(devices=[]):
+        torch.manual_seed(spec.seed + 3)
         for band in bands:
             idx = torch.full((x.shape[0],), band, device=device)
-            hat.append(objective.predict(x, idx, mask=False).mean(0).cpu().numpy())
+            hat.append(objective.predict(x, idx, mask=True).mean(0).cpu().numpy())
             true.append(coefficient_targets(x, idx, objective.ridge).mean(0).cpu().numpy())
+    where = "held-out" if held_out else "training"
     return beta_profiles(bands, np.stack(hat), Path(spec.out) / "beta_profile.png", beta_true=np.stack(true),
-                         wavelengths=wavelengths, title=f"{spec.model} S3R-{spec.objective.upper()}: beta^_b")
+                         wavelengths=wavelengths,
+                         title=f"{spec.model} S3R-{spec.objective.upper()}: beta^_b on {len(x)} {where} crops, masked")
 
 
 def run_pretrain(spec: PretrainSpec) -> dict:
     """Run (or resume) a pre-training and export the encoder; returns the summary."""
     spec = check_spec(spec)  # the checks of the command line, for library callers too
     out = Path(spec.out)
-    ds, wavelengths, data_desc = build_dataset(spec)
+    full, wavelengths, data_desc = build_dataset(spec)
+    ds, val_ds, held_out = split_train_val(full, spec.val_fraction, spec.crop, spec.seed, spec.val_crops)
+    for d in (ds, val_ds):
+        if isinstance(d, CubeDataset):
+            d.check_files(progress=False)  # cached scans: only the repairs' band means are filled in
     recipe = {k: v for k, v in asdict(spec).items() if k not in NOT_RECIPE}
     targets, target_record = select_target_bands(spec, ds, wavelengths)
     extra = {k: v for k, v in recipe.items() if k not in asdict(TrainConfig())}
@@ -162,9 +173,20 @@ def run_pretrain(spec: PretrainSpec) -> dict:
     trainer = Trainer(cfg, out)
     trainer.preflight(spec.resume)  # a refused run writes nothing, not even stats.json
     stats = _stats(spec, ds, wavelengths)
+    validate, crops = None, None
+    if val_ds is not None:
+        crops = validation_crops(val_ds, spec.val_crops)
+        baseline = (mean_coefficients(ds, spec.stats_samples, spec.ridge) if spec.objective in ("cr", "br")
+                    else None)
+        validate = PretextValidation(crops, baseline, seed=spec.seed + 2, batch_size=spec.batch_size,
+                                     autocast=trainer.autocast, ridge=spec.ridge)
     seed_everything(spec.seed)  # the seed fixes the initial weights too: build the models after it
     objective = make_pretrain_objective(spec, stats, targets)
-    summary = trainer.fit(objective, ds, resume=spec.resume)
+    summary = trainer.fit(objective, ds, resume=spec.resume, validate=validate)
+    best = trainer.best_weights()
+    if best is not None:  # export the weights of the best validation epoch, not the last
+        objective.load_state_dict(best)
+    summary["validation"] = _validation_record(summary, held_out)
     if not trainer.is_main:
         return summary
     device_name = (torch.cuda.get_device_name(trainer.device) if trainer.device.type == "cuda"
@@ -180,6 +202,7 @@ def run_pretrain(spec: PretrainSpec) -> dict:
                            "epochs": summary["epochs"], "stop": summary["stop"],
                            "wall_time_s": round(summary["wall_time_s"], 1),
                            "hardware": f"{trainer.device.type}: {device_name}", "torch": torch.__version__,
+                           "validation": summary["validation"],
                            **({"target_bands": targets, "target_band_rule": target_record} if targets else {})})
     summary.update(checkpoint=str(ckpt), data=data_desc, recipe=recipe)
     if targets is not None:
@@ -188,9 +211,21 @@ def run_pretrain(spec: PretrainSpec) -> dict:
         summary["loss_curve_png"] = str(loss_curve(summary["history"], out / "loss_curve.png",
                                                    title=f"{spec.model} {spec.objective}: {data_desc}"))
     if isinstance(objective, S3RObjective):
-        summary["beta_profile_png"] = str(_beta_plot(spec, objective, ds, wavelengths, trainer.device))
+        if crops is None:
+            crops = torch.stack([ds[i][0] for i in range(min(16, len(ds)))])
+        summary["beta_profile_png"] = str(_beta_plot(spec, objective, crops, wavelengths, trainer.device,
+                                                     held_out=val_ds is not None))
     write_json(out / "summary.json", summary)
     return summary
+
+
+def _validation_record(summary: dict, held_out: str) -> dict:
+    """What was held out, which epoch's weights are exported, and that epoch's held-out metrics."""
+    if held_out == "none":
+        return {"held_out": "none", "exported": "last epoch"}
+    best = next((h for h in summary["history"] if h["epoch"] == summary.get("best_epoch")), None)
+    return {"held_out": held_out, "exported": f"best validation epoch {summary.get('best_epoch')}",
+            "best_epoch": summary.get("best_epoch"), "metrics": best.get("val") if best else None}
 
 
 def load_objective(run_dir) -> tuple[Objective, PretrainSpec, BandStats]:

@@ -39,6 +39,9 @@ class PretrainSpec(RunSpec):
     bands: Optional[int] = option(None, "simsiam/byol: feed this many random bands per sample (3 = the paper's "
                                   "'3 bands' rows; default: all bands)", min=1)
     stats_samples: int = option(64, "crops used to measure the per-band mean/std and the target bands' R2", min=1)
+    val_fraction: float = option(0.15, "held out for validation: the bottom rows of a single cube, else a fraction "
+                                 "of the cubes (0: no validation; early stop on the training loss)", min=0, max=0.5)
+    val_crops: int = option(32, "validation crops (fixed positions, target bands and masks)", min=1)
     ridge: float = option(1e-4, "relative ridge of the closed-form coefficients beta~ (x trace(G) / B)", min=0)
     target_r2_min: float = option(0.5, "cr/br/regress: bands whose leave-one-band-out R2 on the training crops is "
                                   "below this are never drawn as targets (they stay inputs)", min=0, max=1)

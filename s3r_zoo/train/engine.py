@@ -35,12 +35,13 @@ from typing import Any, Callable, Iterator, Optional
 
 import numpy as np
 import torch
+from safetensors.torch import load_file, save_file
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, RandomSampler, Sampler
 from torch.utils.data.distributed import DistributedSampler
 from tqdm.auto import tqdm
 
-from ..files import check_writable_dir
+from ..files import atomic_write, check_writable_dir
 from .objective import Objective
 from .state import ResumeError, fingerprint_diff, has_state, load_state, read_fingerprint, save_state
 
@@ -49,6 +50,7 @@ __all__ = ["TrainConfig", "Trainer", "ResumeError", "NonFiniteLossError", "NonFi
 
 _logger = logging.getLogger(__name__)
 STATE_FILE = "state.safetensors"
+BEST_FILE = "best_val.safetensors"  # the objective's weights at the best validation epoch
 METRICS_FILE = "metrics.jsonl"
 AMP_MODES = ("auto", "none", "bf16", "fp16")
 
@@ -244,12 +246,19 @@ class Trainer:
 
     # -- the loop ------------------------------------------------------------------------
     def fit(self, objective: Objective, dataset: Dataset, resume: bool = False,
-            on_epoch_end: Optional[Callable[[int, float], None]] = None) -> dict:
+            on_epoch_end: Optional[Callable[[int, float], None]] = None,
+            validate: Optional[Callable[[Objective], dict]] = None) -> dict:
         """Train; returns a summary (epochs run, final/best loss, stop reason, wall time).
 
         ``on_epoch_end(epoch, loss)`` runs after each epoch, before its state is saved (so
-        a resumed run never skips it): fine-tuning validates there.
+        a resumed run never skips it): fine-tuning validates there. ``validate(objective)``
+        returns held-out metrics with a ``"loss"``; when given, early stopping follows that
+        loss instead of the training loss and the weights of its best epoch are kept in
+        ``best.safetensors``. Early stopping is Keras-style: an epoch improves when its loss
+        is below the best so far by more than ``min_delta``; only then do the best and the
+        patience count reset.
         """
+        self._validate = validate
         if not isinstance(objective, Objective):
             raise TypeError(f"objective: expected an s3r_zoo.train.Objective, found {type(objective).__name__}")
         fit = self._start(objective, dataset, resume)
@@ -262,7 +271,8 @@ class Trainer:
         pos = fit.pos
         return {"epochs": pos["epoch"], "final_loss": pos["history"][-1]["loss"] if pos["history"] else None,
                 "best_loss": pos["best"], "stop": stop, "wall_time_s": time.perf_counter() - fit.t0,
-                "skipped_steps": pos.get("skipped_steps", 0), "history": pos["history"], "world_size": self.world,
+                "best_epoch": pos.get("best_epoch"), "skipped_steps": pos.get("skipped_steps", 0),
+                "history": pos["history"], "world_size": self.world,
                 "device": str(self.device), "amp": self.amp, "channels_last": self.cfg.channels_last}
 
     def _start(self, objective: Objective, dataset: Dataset, resume: bool) -> _Fit:
@@ -393,13 +403,25 @@ class Trainer:
         epoch = pos["epoch"]
         self._check_finite(fit)
         fit.sched.step()
-        improved = epoch_loss < pos["best"] - cfg.min_delta
-        pos.update(epoch=epoch + 1, step=0, best=min(pos["best"], epoch_loss),
-                   bad_epochs=0 if improved else pos["bad_epochs"] + 1)
-        pos["history"].append({"epoch": epoch + 1, "loss": epoch_loss, "time_s": time.perf_counter() - fit.t0})
+        val = self._validate(fit.objective) if self._validate is not None else None
+        monitored = val["loss"] if val is not None else epoch_loss
+        improved = monitored < pos["best"] - cfg.min_delta
+        if improved:
+            pos.update(best=monitored, best_epoch=epoch + 1, bad_epochs=0)
+            if val is not None and self.is_main:
+                self._save_best(fit, epoch + 1, monitored)
+        else:
+            pos["bad_epochs"] += 1
+        pos.update(epoch=epoch + 1, step=0)
+        record = {"epoch": epoch + 1, "loss": epoch_loss, "time_s": time.perf_counter() - fit.t0}
+        if val is not None:
+            record["val"] = val
+        pos["history"].append(record)
         pos.pop("epoch_sums", None)
         self.log({"kind": "epoch", "epoch": epoch + 1, "loss": epoch_loss, "lr": fit.sched.get_last_lr()[0],
                   "epoch_time_s": time.perf_counter() - t_epoch, "time_s": time.perf_counter() - fit.t0})
+        if val is not None:
+            self.log({"kind": "val", "epoch": epoch + 1, **val, "best": improved})
         if on_epoch_end is not None:  # before the state save: a resumed run never skips it
             on_epoch_end(epoch + 1, epoch_loss)
         self._save(fit, pos)
@@ -415,9 +437,24 @@ class Trainer:
                 f"in {', '.join(bad)}; nothing was saved from this point. Lower --lr, use --amp bf16 instead of "
                 f"fp16, or check the data; --resume restarts from the last good state")
 
+    def _save_best(self, fit: _Fit, epoch: int, value: float) -> None:
+        tensors = {k: v.detach().cpu().contiguous() for k, v in fit.objective.state_dict().items()}
+        bad = first_non_finite(tensors)
+        if bad:
+            raise NonFiniteError(f"epoch {epoch}: non-finite values in {', '.join(bad)}; not kept as the best weights")
+        atomic_write(self.out / BEST_FILE, lambda tmp: save_file(tensors, tmp, metadata={
+            "epoch": str(epoch), "val_loss": repr(float(value))}))
+
+    def best_weights(self) -> Optional[dict[str, torch.Tensor]]:
+        """The objective's state dict at the best validation epoch (None when there is none)."""
+        path = self.out / BEST_FILE
+        return load_file(str(path)) if path.is_file() else None
+
     def _trim_metrics(self, pos: Optional[dict]) -> None:
         """Fresh run: start metrics.jsonl anew. Resume: drop the records after the saved position."""
         path = self.out / METRICS_FILE
+        if pos is None:
+            (self.out / BEST_FILE).unlink(missing_ok=True)
         if pos is None or not path.exists():
             path.unlink(missing_ok=True)
             return
@@ -440,6 +477,10 @@ class Trainer:
             pos = {**pos, "elapsed_s": time.perf_counter() - fit.t0}
             save_state(self.out / STATE_FILE, self.cfg.fingerprint(), fit.objective, fit.opt, fit.sched,
                        fit.scaler, pos, self.device)
+
+    def autocast(self):
+        """The autocast context of this run's AMP mode (also for evaluation outside the loop)."""
+        return self._autocast()
 
     def _autocast(self):
         if self.amp == "none":

@@ -1,0 +1,168 @@
+"""Held-out validation of pre-training: what is held out, and what is measured on it every epoch.
+
+The training loss of a pretext task is noisy (a random band and random masks per sample)
+and in-sample. Every epoch the trainer therefore evaluates the objective on a fixed set of
+held-out crops, with fixed target bands and fixed masks (drawn from their own seeded RNG,
+so the training stream is untouched and a resumed run stays bit-exact), and early stopping
+and the exported weights follow that validation loss.
+
+What is held out (:func:`split_train_val`): for a single cube, a band of rows at its bottom
+(a spatially separate region that no training crop touches); for a data set, whole cubes;
+for the simulator, cubes of another seed.
+
+What is measured (:class:`PretextValidation`), beside the pretext loss, for S3R objectives
+(every number a mean over the validation crops unless said otherwise):
+
+* ``cr_l1``: ``sum_i |beta^_i - beta~_i|`` (S3R-CR's own loss), next to ``cr_l1_zeros``
+  (predicting all zeros) and ``cr_l1_band_mean`` (predicting, for band b, the mean beta~ of
+  band b over the training crops: what a head that ignores the image can do);
+* ``locality``: the share of ``|beta^|`` within +-2 bands of b (the paper's Fig. 3 shape),
+  next to ``locality_closed_form`` (the same share of ``|beta~|``);
+* ``br_error``: the median over crops of ``||Y_b - sum_i beta^_i Y_i||^2 / ||Y_b - mean(Y_b)||^2``
+  (the share of band b's variance left unexplained), next to ``br_error_closed_form``
+  (beta~, the least-squares floor) and ``br_error_band_mean``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Callable, Optional, Sequence
+
+import numpy as np
+import torch
+
+from ..data.datasets import CubeDataset
+from ..data.synthetic import SyntheticHSI
+from ..lowrank import gram, loo_coefficients
+from ..train import Objective
+from .objectives import S3RObjective
+from .targets import coefficient_targets
+
+__all__ = ["split_train_val", "PretextValidation", "mean_coefficients", "validation_crops"]
+
+
+def split_train_val(ds: Any, fraction: float, crop: int, seed: int, val_crops: int) -> tuple[Any, Optional[Any], str]:
+    """(training data, held-out data or None, what was held out)."""
+    if fraction <= 0:
+        return ds, None, "none"
+    if isinstance(ds, SyntheticHSI):
+        n_val = max(4, math.ceil(fraction * len(ds)))
+        val = SyntheticHSI(ds.preset, n=n_val, size=ds.size, seed=ds.seed + 7919, difficulty=ds.difficulty)
+        return ds, val, f"{n_val} simulated cubes of another seed"
+    if not isinstance(ds, CubeDataset):
+        raise ValueError(f"validation: cannot hold out part of a {type(ds).__name__}; use --val-fraction 0")
+    common = dict(classes=ds.classes, crop=ds.crop, nan=ds.nan, read_options=ds.read_options)
+    if len(ds.items) == 1:
+        h, w = ds.cube(0).shape[:2]
+        ds._check_crop(0, h, w)  # a crop larger than the cube: that error first
+        held = max(crop, round(fraction * h))
+        if h - held < crop:
+            raise ValueError(f"{ds.items[0][0]}: {h} rows cannot hold a training region and a held-out region of "
+                             f"at least one {crop}-px crop each; lower --crop or --val-fraction")
+        train = CubeDataset(ds.items, crops_per_cube=ds.crops_per_cube, seed=ds.seed, rows=(0, h - held), **common)
+        val = CubeDataset(ds.items, crops_per_cube=val_crops, seed=seed + 1, rows=(h - held, h), **common)
+        return train, val, f"the bottom {held} of {h} rows (a region no training crop touches)"
+    n = len(ds.items)
+    n_val = max(1, round(fraction * n))
+    if n - n_val < 1:
+        raise ValueError(f"--val-fraction {fraction}: {n} cubes leave none for training")
+    order = np.random.default_rng(seed).permutation(n)
+    val_items = [ds.items[i] for i in sorted(order[:n_val])]
+    train_items = [ds.items[i] for i in sorted(order[n_val:])]
+    train = CubeDataset(train_items, crops_per_cube=ds.crops_per_cube, seed=ds.seed, **common)
+    val = CubeDataset(val_items, crops_per_cube=math.ceil(val_crops / n_val), seed=seed + 1, **common)
+    return train, val, f"{n_val} of {n} cubes"
+
+
+def validation_crops(val: Any, n: int) -> torch.Tensor:
+    """The first ``n`` items of the held-out data as one ``(n, B, H, W)`` tensor (fixed positions)."""
+    n = min(n, len(val))
+    return torch.stack([val[i][0] for i in range(n)])
+
+
+def mean_coefficients(ds: Any, n: int, ridge: float) -> torch.Tensor:
+    """``(B, B)``: row b is the mean beta~ of band b over the first ``n`` training crops (float64)."""
+    total = None
+    for i in range(min(n, len(ds))):
+        x = ds[i][0]
+        g = gram(x.reshape(x.shape[0], -1).T[None].double())
+        beta = loo_coefficients(g, ridge)[0]
+        total = beta if total is None else total + beta
+    return total / min(n, len(ds))
+
+
+def _unexplained(cube: torch.Tensor, band: torch.Tensor, beta: torch.Tensor) -> torch.Tensor:
+    """Per sample: ``||Y_b - sum_i beta_i Y_i||^2 / ||Y_b - mean(Y_b)||^2`` (float64)."""
+    x = cube.double().flatten(2)
+    target = x[torch.arange(x.shape[0]), band]
+    pred = torch.einsum("nb,nbp->np", beta.double(), x)
+    tss = ((target - target.mean(1, keepdim=True)) ** 2).sum(1)
+    return ((target - pred) ** 2).sum(1) / tss.clamp_min(torch.finfo(torch.float64).tiny)
+
+
+def _locality(beta: torch.Tensor, band: torch.Tensor, width: int = 2) -> torch.Tensor:
+    idx = torch.arange(beta.shape[1], device=beta.device)[None]
+    near = (idx - band[:, None]).abs() <= width
+    a = beta.abs().double()
+    return (a * near).sum(1) / a.sum(1).clamp_min(1e-12)
+
+
+class PretextValidation:
+    """``validate(objective) -> {"loss": ..., metrics}`` on fixed held-out crops.
+
+    Args:
+        crops: Raw held-out crops ``(N, B, H, W)``.
+        band_mean_beta: ``(B, B)`` mean beta~ per band on the training crops (the baseline), or None.
+        seed: Seed of the validation's target bands and masks (the same every epoch).
+        batch_size: Crops per forward pass.
+        autocast: Zero-argument callable returning the training's autocast context.
+        ridge: The closed-form targets' ridge.
+    """
+
+    def __init__(self, crops: torch.Tensor, band_mean_beta: Optional[torch.Tensor], seed: int, batch_size: int,
+                 autocast: Callable[[], Any], ridge: float):
+        self.crops, self.band_mean_beta, self.seed = crops, band_mean_beta, seed
+        self.batch_size, self.autocast, self.ridge = batch_size, autocast, ridge
+
+    @torch.no_grad()
+    def __call__(self, objective: Objective) -> dict:
+        device = objective.mean.device
+        devices = [device.index or 0] if device.type == "cuda" else []
+        was = objective.training
+        objective.eval()
+        parts: dict[str, list] = {}
+        weighted_loss, count = 0.0, 0
+        with torch.random.fork_rng(devices=devices):  # its own stream: training's RNG is untouched
+            torch.manual_seed(self.seed)
+            if device.type == "cuda":
+                torch.cuda.manual_seed(self.seed)
+            for start in range(0, len(self.crops), self.batch_size):
+                x = self.crops[start:start + self.batch_size].to(device)
+                with self.autocast():
+                    out = objective(x)
+                weighted_loss += float(out["loss"]) * len(x)
+                count += len(x)
+                if isinstance(objective, S3RObjective):
+                    for k, v in self._coefficient_metrics(x, out["band"], out["beta_hat"]).items():
+                        parts.setdefault(k, []).append(v.cpu())
+        objective.train(was)
+        metrics = {"loss": weighted_loss / count, "crops": count}
+        for k, chunks in parts.items():
+            v = torch.cat(chunks)
+            metrics[k] = float(v.median() if k.startswith("br_error") else v.mean())
+        return metrics
+
+    def _coefficient_metrics(self, x: torch.Tensor, band: torch.Tensor, beta_hat: torch.Tensor) -> dict:
+        beta_true = coefficient_targets(x, band, self.ridge)
+        m = {"cr_l1": (beta_hat.double() - beta_true).abs().sum(1), "cr_l1_zeros": beta_true.abs().sum(1),
+             "locality": _locality(beta_hat, band), "locality_closed_form": _locality(beta_true, band),
+             "br_error": _unexplained(x, band, beta_hat), "br_error_closed_form": _unexplained(x, band, beta_true)}
+        if self.band_mean_beta is not None:
+            base = self.band_mean_beta.to(x.device)[band]
+            m["cr_l1_band_mean"] = (base - beta_true).abs().sum(1)
+            m["br_error_band_mean"] = _unexplained(x, band, base)
+        return m
+
+
+METRIC_ORDER: Sequence[str] = ("loss", "cr_l1", "cr_l1_band_mean", "cr_l1_zeros", "locality", "locality_closed_form",
+                               "br_error", "br_error_closed_form", "br_error_band_mean")
