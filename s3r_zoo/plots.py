@@ -33,11 +33,18 @@ def loss_curve(history: Sequence[dict], path: Union[str, Path], title: str = "tr
     epochs = [h["epoch"] for h in history]
     loss = [h["loss"] for h in history]
     times = [h["time_s"] for h in history]
+    val = [(h["epoch"], h["time_s"], h["val"]["loss"]) for h in history if isinstance(h.get("val"), dict)]
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.4))
-    axes[0].plot(epochs, loss, marker="o", ms=3)
+    axes[0].plot(epochs, loss, marker="o", ms=3, label="training")
     axes[0].set_xlabel("epoch")
-    axes[1].plot(times, loss, marker="o", ms=3)
+    axes[1].plot(times, loss, marker="o", ms=3, label="training")
     axes[1].set_xlabel("wall-clock (s)")
+    if val:
+        best = min(range(len(val)), key=lambda i: val[i][2])
+        for ax, col in ((axes[0], 0), (axes[1], 1)):
+            ax.plot([v[col] for v in val], [v[2] for v in val], marker="s", ms=3, label="held-out validation")
+            ax.axvline(val[best][col], color="grey", ls=":", lw=1)
+        axes[0].legend(fontsize=8)
     for ax in axes:
         ax.set_ylabel("loss")
         ax.grid(alpha=0.3)
