@@ -31,7 +31,7 @@ from ..data.stats import BandStats, compute_band_stats
 from ..data.synthetic import PRESETS, SyntheticHSI
 from ..files import write_json
 from ..models import arch_of, build_encoder
-from ..lowrank import gram, loo_r2
+from ..lowrank import loo_r2
 from ..options import check_spec
 from ..plots import beta_profiles, loss_curve
 from ..train import Objective, TrainConfig, Trainer, seed_everything
@@ -39,7 +39,7 @@ from .objectives import S3RObjective
 from .registry import TARGETED, make_objective
 from .spec import NOT_RECIPE, PretrainSpec
 from .targets import coefficient_targets
-from .validation import PretextValidation, mean_coefficients, split_train_val, validation_crops
+from .validation import PretextValidation, crop_grams, mean_coefficients, split_train_val, validation_crops
 
 __all__ = ["run_pretrain", "build_dataset", "load_objective", "make_pretrain_objective"]
 
@@ -60,7 +60,6 @@ def build_dataset(spec: PretrainSpec) -> tuple[CubeDataset | SyntheticHSI, Optio
         ds: CubeDataset = SplitFileDataset(path, **kw)
     else:
         ds = UnlabelledCubes(path, **kw)
-    ds.check_files()  # NaN/Inf policy against every file once, before any training
     first = ds.cube(0)
     # named by the file or folder, never by the machine's path to it
     return ds, first.wavelengths, f"{path.name} ({len(ds.items)} cubes, {spec.crop}px crops, nan={spec.nan})"
@@ -88,8 +87,12 @@ def make_pretrain_objective(spec: PretrainSpec, stats: BandStats,
     return make_objective(spec, encoder, stats.mean, stats.std, target_bands)
 
 
-def select_target_bands(spec: PretrainSpec, ds, wavelengths) -> tuple[Optional[list[int]], dict]:
+def select_target_bands(spec: PretrainSpec, ds, wavelengths,
+                        grams: Optional[tuple[torch.Tensor, torch.Tensor, int]] = None
+                        ) -> tuple[Optional[list[int]], dict]:
     """The bands S3R may draw as b, and why: ``(indices or None for all, record)``.
+
+    ``grams``: :func:`~.validation.crop_grams` of the training crops, when already computed.
 
     Rule (docs/method.md): a band whose leave-one-band-out R2 on the training crops (the
     ``stats_samples`` crops of the band statistics) is below ``target_r2_min`` is sensor noise
@@ -102,20 +105,14 @@ def select_target_bands(spec: PretrainSpec, ds, wavelengths) -> tuple[Optional[l
     b = ds[0][0].shape[0]
     if spec.target_bands is not None:
         bad = [t for t in spec.target_bands if not 0 <= t < b]
-        if bad or len(set(spec.target_bands)) < 1:
+        if bad:
             raise ValueError(f"--target-bands: expected band indices in 0..{b - 1}, found {bad}")
         return sorted(set(spec.target_bands)), {"rule": "explicit --target-bands"}
-    n = min(len(ds), spec.stats_samples)
-    g = torch.zeros(b, b, dtype=torch.float64)
-    s = torch.zeros(b, dtype=torch.float64)
-    count = 0
-    for i in range(n):  # the centred Gram matrix over every pixel of the crops, accumulated crop by crop
-        pix = ds[i][0].reshape(b, -1).T.double()
-        g += gram(pix)
-        s += pix.sum(0)
-        count += pix.shape[0]
-    m = s / count
-    r2 = loo_r2(None, g=g - count * torch.outer(m, m)).tolist()
+    grams_, sums, pixels = grams if grams is not None else crop_grams(ds, spec.stats_samples)
+    n = len(grams_)
+    count = n * pixels  # the centred Gram matrix over every pixel of the crops
+    m = sums.sum(0) / count
+    r2 = loo_r2(None, g=grams_.sum(0) - count * torch.outer(m, m)).tolist()
     keep = [i for i in range(b) if r2[i] >= spec.target_r2_min]
     if not keep:
         raise ValueError(f"--target-r2-min {spec.target_r2_min}: no band reaches it (best R2 {max(r2):.3f}); "
@@ -163,9 +160,10 @@ def run_pretrain(spec: PretrainSpec) -> dict:
     ds, val_ds, held_out = split_train_val(full, spec.val_fraction, spec.crop, spec.seed, spec.val_crops)
     for d in (ds, val_ds):
         if isinstance(d, CubeDataset):
-            d.check_files(progress=False)  # cached scans: only the repairs' band means are filled in
+            d.check_files()  # NaN/Inf policy against every file once, before any training
     recipe = {k: v for k, v in asdict(spec).items() if k not in NOT_RECIPE}
-    targets, target_record = select_target_bands(spec, ds, wavelengths)
+    grams = crop_grams(ds, spec.stats_samples) if spec.objective in ("cr", "br") else None
+    targets, target_record = select_target_bands(spec, ds, wavelengths, grams)
     extra = {k: v for k, v in recipe.items() if k not in asdict(TrainConfig())}
     if targets is not None:  # part of the fingerprint: a resume must draw from the same bands
         extra["resolved_target_bands"] = targets
@@ -176,8 +174,7 @@ def run_pretrain(spec: PretrainSpec) -> dict:
     validate, crops = None, None
     if val_ds is not None:
         crops = validation_crops(val_ds, spec.val_crops)
-        baseline = (mean_coefficients(ds, spec.stats_samples, spec.ridge) if spec.objective in ("cr", "br")
-                    else None)
+        baseline = mean_coefficients(grams[0], spec.ridge) if grams is not None else None
         validate = PretextValidation(crops, baseline, seed=spec.seed + 2, batch_size=spec.batch_size,
                                      autocast=trainer.autocast, ridge=spec.ridge)
     seed_everything(spec.seed)  # the seed fixes the initial weights too: build the models after it

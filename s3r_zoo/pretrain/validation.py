@@ -38,7 +38,7 @@ from ..train import Objective
 from .objectives import S3RObjective
 from .targets import coefficient_targets
 
-__all__ = ["split_train_val", "PretextValidation", "mean_coefficients", "validation_crops"]
+__all__ = ["split_train_val", "PretextValidation", "crop_grams", "mean_coefficients", "validation_crops"]
 
 
 def split_train_val(ds: Any, fraction: float, crop: int, seed: int, val_crops: int) -> tuple[Any, Optional[Any], str]:
@@ -80,15 +80,23 @@ def validation_crops(val: Any, n: int) -> torch.Tensor:
     return torch.stack([val[i][0] for i in range(n)])
 
 
-def mean_coefficients(ds: Any, n: int, ridge: float) -> torch.Tensor:
-    """``(B, B)``: row b is the mean beta~ of band b over the first ``n`` training crops (float64)."""
-    total = None
+def crop_grams(ds: Any, n: int) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """Per crop of the first ``n`` training crops: Gram matrices ``(n, B, B)`` and band sums
+    ``(n, B)`` (float64), and the pixels per crop; read once, for the target-band rule and the
+    validation baseline alike."""
+    grams, sums, pixels = [], [], 0
     for i in range(min(n, len(ds))):
         x = ds[i][0]
-        g = gram(x.reshape(x.shape[0], -1).T[None].double())
-        beta = loo_coefficients(g, ridge)[0]
-        total = beta if total is None else total + beta
-    return total / min(n, len(ds))
+        pix = x.reshape(x.shape[0], -1).T.double()
+        grams.append(gram(pix))
+        sums.append(pix.sum(0))
+        pixels = pix.shape[0]
+    return torch.stack(grams), torch.stack(sums), pixels
+
+
+def mean_coefficients(grams: torch.Tensor, ridge: float) -> torch.Tensor:
+    """``(B, B)``: row b is the mean beta~ of band b over the crops of ``grams`` (float64)."""
+    return loo_coefficients(grams, ridge).mean(0)
 
 
 def _unexplained(cube: torch.Tensor, band: torch.Tensor, beta: torch.Tensor) -> torch.Tensor:

@@ -43,7 +43,7 @@ from tqdm.auto import tqdm
 
 from ..files import atomic_write, check_writable_dir
 from .objective import Objective
-from .state import ResumeError, fingerprint_diff, has_state, load_state, read_fingerprint, save_state
+from .state import ResumeError, check_fingerprint, has_state, load_state, read_fingerprint, save_state
 
 __all__ = ["TrainConfig", "Trainer", "ResumeError", "NonFiniteLossError", "NonFiniteError", "seed_everything",
            "AMP_MODES", "first_non_finite", "resolve_amp", "cpu_has_fast_bf16"]
@@ -222,10 +222,8 @@ class Trainer:
         saved = read_fingerprint(state_path) if exists else None
         if exists and not resume and self.is_main:
             raise ResumeError(f"{state_path} exists: pass resume=True (--resume) to continue it, or use a new folder")
-        if resume and saved is not None and saved != self.cfg.fingerprint():
-            raise ResumeError(f"{state_path}: written by another configuration "
-                              f"({fingerprint_diff(saved, self.cfg.fingerprint())}); refusing to resume. Use a new "
-                              f"--out folder, or the same settings (only --epochs may change)")
+        if resume and saved is not None:
+            check_fingerprint(saved, self.cfg.fingerprint(), state_path)
 
     @property
     def is_main(self) -> bool:
@@ -254,7 +252,7 @@ class Trainer:
         a resumed run never skips it): fine-tuning validates there. ``validate(objective)``
         returns held-out metrics with a ``"loss"``; when given, early stopping follows that
         loss instead of the training loss and the weights of its best epoch are kept in
-        ``best.safetensors``. Early stopping is Keras-style: an epoch improves when its loss
+        ``best_val.safetensors``. Early stopping is Keras-style: an epoch improves when its loss
         is below the best so far by more than ``min_delta``; only then do the best and the
         patience count reset.
         """

@@ -30,7 +30,7 @@ from safetensors.torch import save_file
 from torch import nn
 
 __all__ = ["ResumeError", "StateCorruptError", "save_state", "load_state", "previous_state_path", "read_fingerprint", "has_state",
-           "fingerprint_diff"]
+           "fingerprint_diff", "check_fingerprint"]
 
 _logger = logging.getLogger(__name__)
 
@@ -83,6 +83,14 @@ def fingerprint_diff(saved: str, current: str) -> str:
     flat_b = {**{k: v for k, v in b.items() if k != "extra"}, **b.get("extra", {})}
     keys = sorted(k for k in set(flat_a) | set(flat_b) if flat_a.get(k) != flat_b.get(k))
     return ", ".join(f"{k}: saved {flat_a.get(k)!r}, now {flat_b.get(k)!r}" for k in keys) or "no key differs"
+
+
+def check_fingerprint(saved: Optional[str], current: str, path: Path) -> None:
+    """Refuse (ResumeError naming the keys that differ) a state saved by another configuration."""
+    if saved != current:
+        raise ResumeError(f"{path}: written by another configuration ({fingerprint_diff(saved, current)}); "
+                          f"refusing to resume. Use a new --out folder, or the same settings (only --epochs may "
+                          f"change)")
 
 
 def save_state(path: Path, fingerprint: str, model: nn.Module, opt: torch.optim.Optimizer, sched, scaler,
@@ -149,9 +157,7 @@ def load_state(path: Path, fingerprint: str, model: nn.Module, opt: torch.optim.
             tensors, meta = _read(prev)
         except StateCorruptError as e2:
             raise ResumeError(f"{e}; the previous state is unusable too: {e2}") from None
-    if meta.get("fingerprint") != fingerprint:
-        raise ResumeError(f"{path}: written by another configuration ({fingerprint_diff(meta.get('fingerprint'), fingerprint)}); "
-                          f"refusing to resume. Use a new --out folder, or the same settings (only --epochs may change)")
+    check_fingerprint(meta.get("fingerprint"), fingerprint, path)
     model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
     state: dict = {}
     for k, v in tensors.items():
