@@ -23,7 +23,6 @@ from pathlib import Path
 import numpy as np
 import timm
 import torch
-from tqdm.auto import tqdm
 
 from .bands import band_info
 from .checkpoint import save_checkpoint
@@ -32,6 +31,7 @@ from .files import write_json
 from .finetune import FinetuneSpec, run_finetune
 from .models import BAND_SETS, arch_of
 from .pretrain import PretrainSpec, run_pretrain
+from .progress import progress
 from .version import __version__
 from .weights import find_local_weights
 
@@ -129,7 +129,7 @@ def run_demo(model_name: str = "s3r_resnet50", bands: int = 40, range_nm: tuple[
     times = []
     with torch.inference_mode():
         feats = model(x)  # warm-up
-        for _ in tqdm(range(repeats), desc="forward", unit="pass"):
+        for _ in progress(range(repeats), desc="forward", unit="pass"):
             t = time.perf_counter()
             feats = model(x)
             times.append(time.perf_counter() - t)

@@ -1,6 +1,7 @@
 """S3R pre-training: targets, masks, objectives, the trainer loop, resume, export, bad input."""
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -234,6 +235,28 @@ def test_bad_inputs(synth, tmp_path):
         Trainer(TrainConfig(epochs=5, batch_size=4, max_bad_steps=2), tmp_path / "inf").fit(obj, ds)
     with pytest.raises(NonFiniteLossError, match="epoch 1: the loss was NaN/Inf at every step"):
         Trainer(TrainConfig(epochs=5, batch_size=4, max_bad_steps=100), tmp_path / "inf2").fit(obj, ds)
+
+
+def test_a_non_finite_gradient_skips_its_step(synth, tmp_path):
+    """A finite loss with a NaN gradient (as bf16 can give) must not reach the weights: the step is skipped."""
+    ds, (mean, std) = synth
+    obj = _make(mean, std)
+    forward, calls = obj.forward, []
+
+    def poisoned(x, band=None):
+        out = forward(x, band)
+        calls.append(1)
+        if len(calls) == 2:  # d sqrt(u)/du is inf at u = 0; times 0: NaN in every gradient, the loss stays finite
+            out["loss"] = out["loss"] + (out["loss"] * 0).sqrt()
+        return out
+
+    obj.forward = poisoned
+    summary = Trainer(TrainConfig(epochs=1, batch_size=2), tmp_path).fit(obj, ds)
+    assert summary["skipped_steps"] == 1 and math.isfinite(summary["final_loss"])
+    assert all(torch.isfinite(p).all() for p in obj.parameters())
+    skips = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()
+             if '"skip"' in line]
+    assert [(s["step"], s["reason"]) for s in skips] == [(2, "non-finite gradient")]
 
 
 def test_crop_larger_than_cube(tmp_path):

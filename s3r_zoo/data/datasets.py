@@ -20,9 +20,9 @@ from typing import Callable, Optional, Sequence, Union
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
-from tqdm.auto import tqdm
 
 from ..bands import normalize
+from ..progress import progress
 from ..spectral import interpolation_matrix, validate_wavelengths
 from .io import (HIMS_PATTERN, SUFFIX_FORMATS, CubeReadError, apply_nan_policy, band_name, detect_format,
                  nonfinite_scan, nonfinite_summary, read_cube)
@@ -226,7 +226,7 @@ class CubeDataset(Dataset):
             self._cache[i] = cube
         return cube
 
-    def check_files(self, progress: bool = True) -> None:
+    def check_files(self, show_progress: bool = True) -> None:
         """Hold every file to the NaN/Inf policy once, before training (scans are cached per file).
 
         ``nan='error'`` refuses a file with any NaN/Inf, naming it, its bands and counts, and
@@ -235,8 +235,8 @@ class CubeDataset(Dataset):
         """
         if self.nan == "keep":
             return
-        for i in tqdm(range(len(self.items)), desc="checking files for NaN/Inf", unit="cube",
-                      disable=not progress or len(self.items) < 20):
+        for i in progress(range(len(self.items)), desc="checking files for NaN/Inf", unit="cube",
+                      disable=not show_progress or len(self.items) < 20):
             cube = self.cube(i)
             bad, means = _scan(cube)
             self._fill[i] = means

@@ -13,10 +13,10 @@ from typing import Iterable, Optional, Sequence, Union
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from ..bands import BandInfo
 from ..files import write_json
+from ..progress import progress
 
 __all__ = ["BandStats", "RunningBandStats", "compute_band_stats"]
 
@@ -89,7 +89,7 @@ def compute_band_stats(samples: Iterable, num_bands: int, wavelengths: Optional[
                        total: Optional[int] = None, desc: str = "band stats") -> BandStats:
     """One pass over ``samples``: each a ``(B, H, W)`` tensor/array or an ``(x, label)`` pair."""
     acc = RunningBandStats(num_bands)
-    for item in tqdm(samples, total=total, desc=desc, unit="cube"):
+    for item in progress(samples, total=total, desc=desc, unit="cube"):
         x = item[0] if isinstance(item, (tuple, list)) else item
         acc.update(x, band_axis=-3 if np.ndim(x) >= 3 else 0)
     return acc.result(wavelengths)

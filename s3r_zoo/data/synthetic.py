@@ -36,9 +36,9 @@ import numpy as np
 import torch
 from scipy.ndimage import gaussian_filter
 from torch.utils.data import Dataset
-from tqdm.auto import tqdm
 
 from ..files import atomic_write, write_json
+from ..progress import progress
 from .io import Cube
 
 __all__ = ["Preset", "PRESETS", "absorbance_spectra", "simulate_cube", "SyntheticHSI", "write_dataset",
@@ -379,7 +379,7 @@ def write_dataset(out_dir: Union[str, Path], preset: str = "plgc_like", n: int =
     for c in p.classes:
         (out / "cubes" / c).mkdir(parents=True, exist_ok=True)
         np.savetxt(out / "cubes" / c / "wavelengths_nm.txt", np.asarray(p.wavelengths_nm), fmt="%.4f")
-    for i, lbl in enumerate(tqdm(labels, desc=f"simulating {preset}", unit="cube")):
+    for i, lbl in enumerate(progress(labels, desc=f"simulating {preset}", unit="cube")):
         rel = Path("cubes") / p.classes[lbl] / f"{i:05d}.npy"
         cube = simulate_cube(p, lbl, size, seed=seed * 1_000_003 + i, difficulty=difficulty)
         arr = cube.data.astype(dtype)

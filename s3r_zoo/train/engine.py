@@ -12,8 +12,8 @@
   scheduler, scaler, RNG states and the data position (epoch, step); ``resume=True``
   continues to the same result as an uninterrupted run (bit-exact on CPU);
 * never silently wrong: a run refused for its output folder or its saved configuration
-  writes nothing (:meth:`Trainer.preflight`); a non-finite loss skips its step (counted,
-  logged), too many in a row or a whole epoch of them stop the run; non-finite weights or
+  writes nothing (:meth:`Trainer.preflight`); a non-finite loss or gradient skips its step
+  (counted, logged), too many in a row or a whole epoch of them stop the run; non-finite weights or
   BatchNorm statistics stop it before anything is saved (:class:`NonFiniteError`).
 
 :meth:`Trainer.fit` reads as its steps: :meth:`~Trainer._start` (seed, optimiser, state),
@@ -39,9 +39,9 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, RandomSampler, Sampler
 from torch.utils.data.distributed import DistributedSampler
-from tqdm.auto import tqdm
 
 from ..files import atomic_write, check_writable_dir
+from ..progress import progress
 from .objective import Objective
 from .state import ResumeError, check_fingerprint, has_state, load_state, read_fingerprint, save_state
 
@@ -175,6 +175,7 @@ class _Fit:
     steps_per_epoch: int
     t0: float = 0.0
     bad_steps: int = 0
+    skip_reason: str = ""  # what made the last skipped step non-finite: "loss" or "gradient"
 
 
 class Trainer:
@@ -326,23 +327,23 @@ class Trainer:
         fit.objective.train()
         loader = self._loader(dataset, epoch, pos["step"])
         sums = pos.get("epoch_sums", [0.0, 0])
-        bar = tqdm(loader, total=fit.steps_per_epoch, initial=pos["step"], desc=f"epoch {epoch + 1}/{cfg.epochs}",
+        bar = progress(loader, total=fit.steps_per_epoch, initial=pos["step"], desc=f"epoch {epoch + 1}/{cfg.epochs}",
                    unit="step", disable=not self.is_main, dynamic_ncols=True)
         t_epoch = time.perf_counter()
         for x, labels in bar:
             value = self._step(fit, x, labels)
-            if value is None:  # non-finite loss: step skipped, counted and logged
+            if value is None:  # non-finite loss or gradient: step skipped, counted and logged
                 pos["skipped_steps"] = pos.get("skipped_steps", 0) + 1
                 sums = sums[:2] + [sums[2] + 1 if len(sums) > 2 else 1]
                 self.log({"kind": "skip", "epoch": epoch + 1, "step": pos["global_step"] + 1,
-                          "reason": "non-finite loss", "time_s": time.perf_counter() - fit.t0})
+                          "reason": f"non-finite {fit.skip_reason}", "time_s": time.perf_counter() - fit.t0})
                 continue
             sums = [sums[0] + value, sums[1] + 1] + sums[2:]
             pos["step"] += 1
             pos["global_step"] += 1
             rate = pos["step"] * cfg.batch_size / max(time.perf_counter() - t_epoch, 1e-9)
             lr = fit.sched.get_last_lr()[0]
-            bar.set_postfix(loss=f"{value:.4f}", cubes_s=f"{rate:.1f}", lr=f"{lr:.2e}")
+            bar.set_postfix(loss=f"{value:.4f}", cubes_s=f"{rate:.1f}", lr=f"{lr:.2e}", refresh=False)
             if pos["global_step"] % cfg.log_every == 0:
                 self.log({"kind": "step", "epoch": epoch + 1, "step": pos["global_step"], "loss": value,
                           "lr": lr, "time_s": time.perf_counter() - fit.t0})
@@ -370,29 +371,35 @@ class Trainer:
             out = fit.run(x, labels.to(self.device)) if fit.objective.uses_labels else fit.run(x)
         loss = out["loss"]
         if not torch.isfinite(loss):
-            fit.bad_steps += 1
-            fit.opt.zero_grad(set_to_none=True)
-            if fit.bad_steps >= cfg.max_bad_steps:
-                raise NonFiniteLossError(
-                    f"loss was NaN/Inf for {fit.bad_steps} consecutive steps (epoch {pos['epoch'] + 1}); lower --lr, "
-                    f"use --amp bf16 instead of fp16, or check the data")
-            return None
-        fit.bad_steps = 0
+            return self._bad_step(fit, "loss")
         fit.opt.zero_grad(set_to_none=True)
         if fit.scaler is not None:
             fit.scaler.scale(loss).backward()
             fit.scaler.unscale_(fit.opt)
         else:
             loss.backward()
-        if cfg.grad_clip:
-            nn.utils.clip_grad_norm_(fit.objective.parameters(), cfg.grad_clip)
-        if fit.scaler is not None:
+        norm = nn.utils.clip_grad_norm_(fit.objective.parameters(), cfg.grad_clip or math.inf)
+        if fit.scaler is not None:  # GradScaler skips non-finite gradients itself (and lowers its scale)
             fit.scaler.step(fit.opt)
             fit.scaler.update()
+        elif not torch.isfinite(norm):  # one such step would turn every weight NaN
+            return self._bad_step(fit, "gradient")
         else:
             fit.opt.step()
+        fit.bad_steps = 0
         fit.objective.after_step()
         return float(loss.detach())
+
+    def _bad_step(self, fit: _Fit, what: str) -> None:
+        """Skip a step whose loss or gradient is NaN/Inf; too many in a row stop the run."""
+        fit.bad_steps += 1
+        fit.skip_reason = what
+        fit.opt.zero_grad(set_to_none=True)
+        if fit.bad_steps >= self.cfg.max_bad_steps:
+            raise NonFiniteLossError(
+                f"{what} was NaN/Inf for {fit.bad_steps} consecutive steps (epoch {fit.pos['epoch'] + 1}); lower "
+                f"--lr, use --amp bf16 instead of fp16, or check the data")
+        return None
 
     def _end_epoch(self, fit: _Fit, epoch_loss: float, t_epoch: float,
                    on_epoch_end: Optional[Callable[[int, float], None]]) -> bool:
