@@ -280,9 +280,13 @@ def _add_bench(sub: argparse._SubParsersAction) -> None:
                    help="convergence/accuracy budget (default: cpu, or quick with --quick)")
     p.add_argument("--results", help="results folder (default: benchmarks/results of this checkout)")
     p.add_argument("--work", help="folder for data and runs (default: runs/bench_<budget>)")
-    p.add_argument("--amp", default="none", choices=AMP_MODES, help="AMP for the training runs")
+    p.add_argument("--amp", default="auto", choices=AMP_MODES,
+                   help="AMP for the training runs (auto: bf16 where the device computes it natively, as pretrain)")
     p.add_argument("--cr-run", help="coefficients: S3R-CR pretrain folder (default: runs/weights/...cr_hims41)")
     p.add_argument("--br-run", help="coefficients: S3R-BR pretrain folder (default: runs/weights/...br_hims41)")
+    p.add_argument("--methods", type=lambda v: [m.strip() for m in v.split(",") if m.strip()],
+                   help="accuracy: comma-separated rows to run (e.g. scratch,regress,s3r_br,s3r_cr = Table 1; "
+                        "default: every row)")
     p.add_argument("--cached-only", action="store_true",
                    help="accuracy: train nothing; report the finished (cached) runs, the rest as not run")
     p.set_defaults(func=_run_bench)
@@ -293,7 +297,8 @@ def _run_bench(args: argparse.Namespace) -> int:
     from .bench.report import SECTIONS, section
 
     out = run_bench(args.parts, quick=args.quick, budget=args.budget, results=args.results, work=args.work,
-                    amp=args.amp, cr_run=args.cr_run, br_run=args.br_run, cached_only=args.cached_only)
+                    amp=args.amp, cr_run=args.cr_run, br_run=args.br_run, cached_only=args.cached_only,
+                    methods=args.methods)
     for part in SECTIONS:  # the tables of what just ran, so the ratios are on screen, not only in files
         if part in out:
             print(section(out["results"], part))

@@ -71,6 +71,7 @@ def test_accuracy_protocol_runs_caches_and_reports(tmp_path, monkeypatch):
     text = write_report(res).read_text()
     assert "### Table 2 on `pdac_like`" in text and "**S3R-CR**" in text and "91.21 (2.23)" in text
     assert "Not run yet: `s3r-zoo bench speed`" in text
+    assert "Not part of this run (`--methods`): ImageNet-1k, BYOL, 3 bands, BYOL, all bands, SimSiam, all bands" in text
     assert again["complete"] and "Incomplete" not in text
 
     # --cached-only collects what finished and names what did not (nothing is trained: boom above)
@@ -97,8 +98,14 @@ def _speed_payload() -> dict:
                                                    "AdamW, batched float64": 0.05},
                              "residual_all_bands": {"closed form": 1.0, "AdamW": 2.0}},
             "train_step": {"model": "s3r_resnet18", "input": [8, 41, 64, 64],
-                           "median_s": {"timm plain": 0.1, "S3R-CR": 0.105, "S3R-BR": 0.12},
-                           "ratio": {"S3R-CR": 1.05, "S3R-BR": 1.2}},
+                           "median_s": {"contiguous": {"timm plain": 0.1, "S3R-CR": 0.105, "S3R-BR": 0.12},
+                                        "channels_last": {"timm plain": 0.08, "S3R-CR": 0.084, "S3R-BR": 0.086}},
+                           "ratio": {"contiguous": {"S3R-CR": 1.05, "S3R-BR": 1.2},
+                                     "channels_last": {"S3R-CR": 1.05, "S3R-BR": 1.075}}},
+            "precision": {"model": "s3r_resnet18", "input": [16, 41, 96, 96], "objective": "S3R-CR",
+                          "bf16_supported": True,
+                          "median_s": {"fp32": 0.4, "fp32 + channels_last": 0.32, "bf16 + channels_last": 0.2},
+                          "ratio": {"fp32 + channels_last": 0.8, "bf16 + channels_last": 0.5}},
             "data": {"loader_crops_per_s": {"0 workers": 90.0}, "crop": 128, "resnet18_train_crops_per_s": 25.0,
                      "loader_over_model": 3.6, "simulator_cubes_per_s": 15.0},
             "inference": {"input": [4, 40, 224, 224], "median_s": {"timm resnet50": 0.3, "s3r_resnet50": 0.3},
@@ -116,13 +123,22 @@ def test_report_renders_speed_and_convergence(tmp_path):
     assert "**300x** faster | >= 200x: met" in text and "| 50x faster | reference only |" in text
     assert "AdamW, DF-S3R recipe 0.5 | 5.0x lower | closed form <= AdamW: met" in text
     assert "AdamW, batched float64 0.05 | 0.5x lower | closed form <= AdamW: **not met**" in text
-    assert "| S3R-BR step" in text and "1.200 | <= 1.10: **not met**" in text
+    assert "fp32, both contiguous | 120.0 ms | timm plain step 100.0 ms | 1.200 | <= 1.10: **not met**" in text
+    assert "fp32, both channels last | 86.0 ms | timm plain step 80.0 ms | 1.075 | <= 1.10: met" in text
+    assert "(`--amp auto` here) | 200.0 ms | fp32 contiguous 400.0 ms | 0.500 | <= 0.6: met" in text
+    assert "| the same, fp32 + channels_last | 320.0 ms | fp32 contiguous 400.0 ms | 0.800 | reference only |" in text
     assert "skipped, no CUDA device" in text and text.rstrip().endswith("hand-written")
 
 
 def test_bench_cli_rejects_unknown_parts(capsys):
     assert main(["bench", "sped"]) == 2
     assert "unknown part(s) ['sped']" in capsys.readouterr().err
+
+
+def test_bench_cli_refuses_unknown_methods_writing_nothing(tmp_path, capsys):
+    assert main(["bench", "accuracy", "--methods", "scratch,s3r_xx", "--results", str(tmp_path / "r")]) == 2
+    assert "--methods: unknown ['s3r_xx']" in capsys.readouterr().err
+    assert not (tmp_path / "r").exists()
 
 
 def test_bench_report_only(tmp_path, capsys):
@@ -141,3 +157,40 @@ def test_bench_cli_prints_the_tables_it_ran(tmp_path, capsys, monkeypatch):
     assert main(["bench", "speed", "--results", str(tmp_path / "r")]) == 0
     out = capsys.readouterr().out
     assert "## Speed" in out and "**300x** faster | >= 200x: met" in out and "## Accuracy" not in out
+
+
+def test_hims_tiles_are_contiguous_nchw(tmp_path, monkeypatch):
+    # a channels_last-strided input would charge a layout conversion to one side of the step ratio
+    from s3r_zoo.bench.common import HIMS_ENV, hims_tiles
+
+    monkeypatch.setenv(HIMS_ENV, str(tmp_path))  # no cube there: the simulated fallback
+    x, source = hims_tiles(16, 2)
+    assert x.shape == (2, 40, 16, 16) and x.dtype == torch.float32
+    assert x.is_contiguous() and not x.is_contiguous(memory_format=torch.channels_last)
+    assert source.startswith("simulated")
+
+
+def test_coefficients_measure_held_out_masked_crops_beside_baselines(tmp_path):
+    from s3r_zoo.bench import coefficients
+    from s3r_zoo.pretrain import PretrainSpec, run_pretrain
+
+    runs = {}
+    for mode in ("cr", "br"):
+        runs[mode] = tmp_path / mode
+        run_pretrain(PretrainSpec(data="synthetic:pdac_like", synthetic_n=8, crop=24, epochs=1, batch_size=4,
+                                  objective=mode, val_crops=4, stats_samples=4, out=str(runs[mode])))
+    res = tmp_path / "results"
+    res.mkdir()
+    p = coefficients.run(res, tmp_path / "work", cr_run=str(runs["cr"]), br_run=str(runs["br"]))
+    assert p["masked"] and p["tiles"][0] == 4 and "simulated cubes of another seed" in p["held_out"]["cr"]
+    assert len(p["per_band"]) == 3
+    for row in p["per_band"].values():
+        for v in row.values():  # every number beside its baselines
+            assert {"cr_l1", "cr_l1_zeros", "cr_l1_band_mean", "locality", "locality_closed_form", "br_error",
+                    "br_error_closed_form", "br_error_band_mean"} <= set(v)
+            assert v["br_error_closed_form"] <= v["br_error_band_mean"] + 1e-9  # least squares is the floor
+    # the same fixed masks: measuring twice gives the same numbers
+    assert coefficients.run(res, tmp_path / "work", cr_run=str(runs["cr"]), br_run=str(runs["br"]))["per_band"] == \
+        p["per_band"]
+    text = write_report(res).read_text()
+    assert "held-out 24px crops" in text and "| S3R-BR |" in text and (res / "coefficients.png").is_file()

@@ -14,7 +14,7 @@ from typing import Optional, Sequence
 
 from . import accuracy, coefficients, convergence, speed
 from .common import default_results_dir
-from .protocol import BUDGETS
+from .protocol import BUDGETS, METHODS
 from .report import write_report
 
 PARTS = ("speed", "convergence", "accuracy", "coefficients")
@@ -23,9 +23,13 @@ __all__ = ["PARTS", "run_bench"]
 
 
 def run_bench(parts: Sequence[str], quick: bool = False, budget: Optional[str] = None,
-              results: Optional[str] = None, work: Optional[str] = None, amp: str = "none",
-              cr_run: Optional[str] = None, br_run: Optional[str] = None, cached_only: bool = False) -> dict:
-    """Run the named parts (``all`` = every part) and regenerate the report; returns {part: payload}."""
+              results: Optional[str] = None, work: Optional[str] = None, amp: str = "auto",
+              cr_run: Optional[str] = None, br_run: Optional[str] = None, cached_only: bool = False,
+              methods: Optional[Sequence[str]] = None) -> dict:
+    """Run the named parts (``all`` = every part) and regenerate the report; returns {part: payload}.
+
+    ``methods``: the accuracy rows to run (default: every Table 1 and Table 2 row).
+    """
     parts = list(PARTS) if "all" in parts else list(dict.fromkeys(parts))
     unknown = [p for p in parts if p not in PARTS + ("report",)]
     if unknown:
@@ -33,6 +37,9 @@ def run_bench(parts: Sequence[str], quick: bool = False, budget: Optional[str] =
     budget_name = budget or ("quick" if quick else "cpu")
     if budget_name not in BUDGETS:
         raise ValueError(f"--budget {budget_name!r}: expected one of {sorted(BUDGETS)}")
+    bad = [m for m in methods or () if m not in METHODS]
+    if bad:
+        raise ValueError(f"--methods: unknown {bad}; expected some of {list(METHODS)}")
     b = BUDGETS[budget_name]
     results_dir = Path(results) if results else (Path("runs/bench_quick/results") if quick else default_results_dir())
     work_dir = Path(work) if work else Path("runs") / f"bench_{budget_name}"
@@ -44,7 +51,7 @@ def run_bench(parts: Sequence[str], quick: bool = False, budget: Optional[str] =
         elif part == "convergence":
             out[part] = convergence.run(results_dir, b, work_dir, amp=amp)
         elif part == "accuracy":
-            out[part] = accuracy.run(results_dir, b, work_dir, amp=amp, cached_only=cached_only)
+            out[part] = accuracy.run(results_dir, b, work_dir, amp=amp, methods=methods, cached_only=cached_only)
         elif part == "coefficients":
             out[part] = coefficients.run(results_dir, work_dir, quick=quick, cr_run=cr_run, br_run=br_run)
     out["report"] = str(write_report(results_dir))

@@ -29,7 +29,7 @@ def _imagenet_available(model: str) -> str:
     return ""
 
 
-def run(results_dir: Path, budget: Budget, work: Path, amp: str = "none", methods=None,
+def run(results_dir: Path, budget: Budget, work: Path, amp: str = "auto", methods=None,
         cached_only: bool = False) -> dict:
     """Run (or collect) every table; ``accuracy.json`` is rewritten after each method, so an
     interrupted benchmark leaves its finished rows. ``cached_only`` trains nothing and reports

@@ -1,11 +1,14 @@
-"""``s3r-zoo bench coefficients``: the paper's Fig. 3 on the real HIMS cube.
+"""``s3r-zoo bench coefficients``: the paper's Fig. 3 on the real HIMS cube, on held-out crops.
 
 beta^_b predicted by an S3R-CR and an S3R-BR run (encoder + head, from the runs'
-``state.safetensors``) for a few target bands b, next to the closed-form beta~, on unmasked
-real HIMS tiles. The paper's claim: CR's beta^_b is Gaussian-like around b (neighbouring
-bands matter most), BR's is not. Reported per band and method: L1 distance of beta^ to
-beta~, the share of |beta^| within +-2 bands of b ("locality"), and the relative error of
-reconstructing band b from the other bands with beta^ (beta~ gives the floor).
+``state.safetensors``) for a few target bands b, on each run's HELD-OUT crops (the region
+no training crop touched), masked exactly as in training with fixed masks, next to the
+closed-form beta~. The paper's claim: CR's beta^_b is Gaussian-like around b (neighbouring
+bands matter most), BR's is not. Reported per band and method, each beside its baselines
+(:func:`s3r_zoo.pretrain.validation.coefficient_metrics`): the L1 distance of beta^ to
+beta~ (zeros; the per-band mean beta~ of the training crops), the share of |beta^| within
++-2 bands of b (beta~'s own share), and the unexplained variance of band b rebuilt from the
+other bands with beta^ (beta~, the least-squares floor; the per-band mean beta~).
 
 Runs default to the released recipes' output (``runs/weights/s3r_resnet18.{cr,br}_hims41``);
 when absent, short CR/BR runs on the HIMS cube are made in the work folder.
@@ -13,6 +16,7 @@ when absent, short CR/BR runs on the HIMS cube are made in the work folder.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Optional
 
@@ -21,9 +25,12 @@ import torch
 
 from ..plots import beta_profiles
 from ..pretrain import PretrainSpec, coefficient_targets, load_objective, run_pretrain
-from .common import REPO_BENCHMARKS, display_path, environment, hims_cube_path, hims_tiles, write_result
+from ..pretrain.run import held_out_crops
+from ..pretrain.validation import coefficient_metrics, summarize
+from .common import REPO_BENCHMARKS, display_path, environment, hims_cube_path, write_result
 
 TARGET_NM = (450.0, 550.0, 650.0)
+MASK_SEED = 2  # the fixed masks of the measurement (added to each run's seed, as its validation does)
 
 
 def _ensure_run(mode: str, given: Optional[str], work: Path, quick: bool) -> Path:
@@ -38,49 +45,64 @@ def _ensure_run(mode: str, given: Optional[str], work: Path, quick: bool) -> Pat
     out = work / f"coefficients_{mode}"
     run_pretrain(PretrainSpec(data=str(cube) if cube else "synthetic:pdac_like", out=str(out), objective=mode,
                               epochs=2 if quick else 10, batch_size=8, crop=64, crops_per_cube=32 if quick else 128,
-                              synthetic_n=32, nan="inpaint", patience=10, resume=(out / "state.safetensors").exists()))
+                              synthetic_n=32, nan="inpaint", patience=10, val_crops=8 if quick else 32,
+                              resume=(out / "state.safetensors").exists()))
     return out
 
 
-def _reconstruction_error(x: torch.Tensor, band: int, beta: torch.Tensor) -> float:
-    """sum ||x_b - sum_k beta_k x_k||^2 / sum ||x_b - mean(x_b)||^2 over tiles (beta: (N, B))."""
-    pix = x.double().flatten(2)  # (N, B, P)
-    pred = torch.einsum("nb,nbp->np", beta.double(), pix)
-    target = pix[:, band]
-    return float(((target - pred) ** 2).sum() / ((target - target.mean(1, keepdim=True)) ** 2).sum())
+def _data_here(spec: PretrainSpec) -> PretrainSpec:
+    """The run's spec with its data found on this machine (a run made elsewhere names another path)."""
+    if spec.data.startswith("synthetic:") or Path(spec.data).exists():
+        return spec
+    cube = hims_cube_path()
+    if cube is not None and Path(spec.data).name == cube.name:
+        return replace(spec, data=str(cube))
+    raise FileNotFoundError(f"{spec.out}: its data {Path(spec.data).name} is not here; set $S3R_ZOO_TEST_DATA")
+
+
+def _measure(objective, x: torch.Tensor, band: int, seed: int, baseline: torch.Tensor, batch: int):
+    """Metrics (one number each) and mean beta^ of ``objective`` for target ``band`` on crops ``x``."""
+    idx = torch.full((x.shape[0],), band)
+    with torch.no_grad(), torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        beta = torch.cat([objective.predict(x[i:i + batch], idx[i:i + batch], mask=True)
+                          for i in range(0, len(x), batch)])
+    return summarize(coefficient_metrics(x, idx, beta, objective.ridge, baseline)), beta.mean(0).numpy()
 
 
 def run(results_dir: Path, work: Path, quick: bool = False, cr_run: Optional[str] = None,
         br_run: Optional[str] = None) -> dict:
     runs = {m: _ensure_run(m, g, work, quick) for m, g in (("cr", cr_run), ("br", br_run))}
-    objs = {m: load_objective(r) for m, r in runs.items()}
-    crop = objs["cr"][1].crop
-    x, source = hims_tiles(crop, 8 if quick else 32, seed=1)
-    wl = objs["cr"][2].wavelengths_nm
-    wl = np.asarray(wl) if wl is not None else np.arange(x.shape[1], dtype=float)
-    bands = [int(np.argmin(np.abs(wl - nm))) for nm in TARGET_NM]
-    hat = {m: [] for m in objs}
+    loaded = {}
+    for m, r in runs.items():
+        obj, spec, stats = load_objective(r)
+        crops, baseline, held_out = held_out_crops(_data_here(spec))
+        loaded[m] = (obj, spec, crops, baseline, held_out)
+        if m == "cr":
+            wl_nm = stats.wavelengths_nm
+    obj_cr, spec_cr, crops_cr = loaded["cr"][:3]
+    wl = np.asarray(wl_nm, dtype=float) if wl_nm is not None else np.arange(crops_cr.shape[1], dtype=float)
+    pool = obj_cr.target_bands.tolist() if obj_cr.target_bands is not None else list(range(crops_cr.shape[1]))
+    bands = sorted({min(pool, key=lambda i: abs(wl[i] - nm)) for nm in TARGET_NM})
+    hat = {m: [] for m in loaded}
     true, rows = [], {}
-    with torch.no_grad():
-        for b in bands:
-            idx = torch.full((x.shape[0],), b)
-            t = coefficient_targets(x, idx, objs["cr"][0].ridge).float()
-            true.append(t.mean(0).numpy())
-            rows[f"{wl[b]:g}"] = {"closed form": {"reconstruction_error": _reconstruction_error(x, b, t)}}
-            for m, (obj, _, _) in objs.items():
-                p = obj.predict(x, idx, mask=False)
-                hat[m].append(p.mean(0).numpy())
-                a = p.abs().mean(0)
-                near = a[max(0, b - 2):b + 3].sum() / a.sum().clamp_min(1e-12)
-                rows[f"{wl[b]:g}"][f"S3R-{m.upper()}"] = {
-                    "l1_to_closed_form": float((p - t).abs().sum(1).mean()),
-                    "locality_pm2": float(near), "reconstruction_error": _reconstruction_error(x, b, p)}
+    for b in bands:
+        row = rows.setdefault(f"{wl[b]:g}", {})
+        for m, (obj, spec, crops, baseline, _) in loaded.items():
+            metrics, mean_beta = _measure(obj, crops, b, spec.seed + MASK_SEED, baseline, spec.batch_size)
+            row[f"S3R-{m.upper()}"] = metrics
+            hat[m].append(mean_beta)
+        idx = torch.full((crops_cr.shape[0],), b)
+        true.append(coefficient_targets(crops_cr, idx, obj_cr.ridge).mean(0).float().numpy())
+    n = crops_cr.shape[0]
     png = beta_profiles(bands, {f"S3R-{m.upper()}": np.stack(v) for m, v in hat.items()},
                         Path(results_dir) / "coefficients.png", beta_true=np.stack(true), wavelengths=wl,
-                        title=f"beta^_b on {x.shape[0]} real HIMS tiles ({crop}px): CR vs BR vs closed form")
-    payload = {"name": "coefficients", "data": source, "tiles": list(x.shape), "runs": {m: display_path(r) for m, r in runs.items()},
+                        title=f"beta^_b, mean of {n} held-out {spec_cr.crop}px crops, masked as in training")
+    payload = {"name": "coefficients", "data": Path(spec_cr.data).name if not spec_cr.data.startswith("synthetic:")
+               else spec_cr.data, "held_out": {m: v[4] for m, v in loaded.items()}, "tiles": list(crops_cr.shape),
+               "masked": True, "runs": {m: display_path(r) for m, r in runs.items()},
                "target_bands_nm": [float(wl[b]) for b in bands], "per_band": rows, "plot": png.name,
-               "beta_hat_mean": {m: np.stack(v).tolist() for m, v in hat.items()}, "beta_tilde_mean": np.stack(true).tolist(),
-               **environment(torch.device("cpu"))}
+               "beta_hat_mean": {m: np.stack(v).tolist() for m, v in hat.items()},
+               "beta_tilde_mean": np.stack(true).tolist(), **environment(torch.device("cpu"))}
     write_result(results_dir, "coefficients", payload)
     return payload

@@ -19,7 +19,7 @@ from .common import environment, write_result
 from .protocol import CONVERGENCE, LABELS, Budget, prepare_data, pretrain
 
 
-def run(results_dir: Path, budget: Budget, work: Path, amp: str = "none") -> dict:
+def run(results_dir: Path, budget: Budget, work: Path, amp: str = "auto") -> dict:
     preset, (n, size) = next(iter(budget.presets.items()))
     data = prepare_data(work / "data", preset, n, size, budget.difficulty)
     runs = {}

@@ -103,7 +103,7 @@ def _cached(path: Path, spec: dict) -> Optional[dict]:
     return None
 
 
-def pretrain(method: str, data: Path, size: int, budget: Budget, out_root: Path, amp: str = "none",
+def pretrain(method: str, data: Path, size: int, budget: Budget, out_root: Path, amp: str = "auto",
              cached_only: bool = False) -> Optional[dict]:
     """Pre-train ``method`` on ``data``'s train split; returns the run summary (cached).
 
@@ -127,7 +127,7 @@ def pretrain(method: str, data: Path, size: int, budget: Budget, out_root: Path,
     return summary
 
 
-def finetune(init: str, data: Path, size: int, budget: Budget, fraction: float, out: Path, amp: str = "none",
+def finetune(init: str, data: Path, size: int, budget: Budget, fraction: float, out: Path, amp: str = "auto",
              cached_only: bool = False) -> Optional[dict]:
     """Fine-tune ``budget.seeds`` times from ``init``; returns the aggregate (cached, or None: see pretrain)."""
     spec = FinetuneSpec(data=str(data), out=str(out), model=budget.model, init=init, epochs=budget.finetune_epochs,

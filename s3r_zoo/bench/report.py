@@ -59,11 +59,28 @@ def speed_section(p: dict) -> str:
         for name, v in r.items():
             lines.append(f"| mean residual sum of squares, {label} | {cf:.4g} | {name} {v:.4g} "
                          f"| {v / max(cf, 1e-300):.1f}x lower | closed form <= AdamW: {_met(cf <= v)} |")
-    plain = s["median_s"]["timm plain"] * 1e3
-    for k in ("S3R-CR", "S3R-BR"):
-        lines.append(f"| {k} step, {s['model']}, {tuple(s['input'])} | {s['median_s'][k] * 1e3:.1f} ms "
-                     f"| timm plain step {plain:.1f} ms | {s['ratio'][k]:.3f} | <= {tg['step_ratio']:.2f}: "
-                     f"{_met(s['ratio'][k] <= tg['step_ratio'])} |")
+    # older speed.json files hold one memory format (unlabelled); newer ones both, side by side
+    formats = s["median_s"] if "timm plain" not in s["median_s"] else {"": s["median_s"]}
+    ratios = s["ratio"] if "timm plain" not in s["median_s"] else {"": s["ratio"]}
+    for fmt, med in formats.items():
+        plain = med["timm plain"] * 1e3
+        where = f", fp32, both {fmt.replace('_', ' ')}" if fmt else ""
+        for k in ("S3R-CR", "S3R-BR"):
+            r = ratios[fmt][k]
+            lines.append(f"| {k} step, {s['model']}, {tuple(s['input'])}{where} | {med[k] * 1e3:.1f} ms "
+                         f"| timm plain step {plain:.1f} ms | {r:.3f} | <= {tg['step_ratio']:.2f}: "
+                         f"{_met(r <= tg['step_ratio'])} |")
+    pr = p.get("precision")
+    if pr:
+        m = pr["median_s"]
+        goal = tg.get("bf16_over_fp32", 0.6)
+        verdict = (_met(pr["ratio"]["bf16 + channels_last"] <= goal) if pr["bf16_supported"]
+                   else "n/a (no native bf16 on this device)")
+        lines.append(f"| {pr['objective']} step, {pr['model']}, {tuple(pr['input'])}, bf16 autocast + channels_last "
+                     f"(`--amp auto` here) | {m['bf16 + channels_last'] * 1e3:.1f} ms | fp32 contiguous "
+                     f"{m['fp32'] * 1e3:.1f} ms | {pr['ratio']['bf16 + channels_last']:.3f} | <= {goal:g}: {verdict} |")
+        lines.append(f"| the same, fp32 + channels_last | {m['fp32 + channels_last'] * 1e3:.1f} ms | fp32 contiguous "
+                     f"{m['fp32'] * 1e3:.1f} ms | {pr['ratio']['fp32 + channels_last']:.3f} | reference only |")
     best = max(d["loader_crops_per_s"].values())
     lines.append(f"| loader ({d['crop']}px crops of 40-band .npy cubes) | {best:.1f} crops/s "
                  f"| ResNet-18 train step consumes {d['resnet18_train_crops_per_s']:.1f} crops/s "
@@ -151,6 +168,11 @@ def accuracy_section(p: dict) -> str:
             cells = " | ".join(_cell(rows[m], f) for f in fr)
             lines.append(f"| {label} | {cells} | {PAPER_TABLE1_R18[label]:.2f} |")
         lines.append("")
+    absent = [m for m in dict.fromkeys(p["table2"] + list(p["table1"].values()))
+              if not any(m in t["rows"] for t in p["tables"].values())]
+    if absent:
+        lines.append("Not part of this run (`--methods`): " + ", ".join(LABELS[m] for m in absent)
+                     + ". `s3r-zoo bench accuracy` runs every row.\n")
     not_run = sorted({m for t in p["tables"].values() for m, r in t["rows"].items() if "not_run" in r})
     if not_run or not p.get("complete", True):
         lines.append("**Incomplete**: the run ended before these rows finished: "
@@ -163,18 +185,27 @@ def accuracy_section(p: dict) -> str:
 
 
 def coefficients_section(p: dict) -> str:
+    if not p.get("masked"):  # a result of the earlier protocol (unmasked training tiles): say so, do not mix
+        return ("## Coefficients, Fig. 3 (`s3r-zoo bench coefficients`)\n\nThe stored result predates the "
+                "held-out, masked protocol; re-run `s3r-zoo bench coefficients`.\n")
+    regions = set(p["held_out"].values())
+    held = next(iter(regions)) if len(regions) == 1 else "; ".join(f"{m.upper()}: {h}" for m, h in p["held_out"].items())
     lines = ["## Coefficients, Fig. 3 (`s3r-zoo bench coefficients`)\n",
-             f"{_where(p)}. {p['data']}, {p['tiles'][0]} tiles; runs: "
-             + ", ".join(f"{m.upper()} `{r}`" for m, r in p["runs"].items()) + ".\n",
-             "| target band | method | L1 to beta~ | share of abs(beta^) within +-2 bands | reconstruction error |",
-             "|---|---|---|---|---|"]
+             f"{_where(p)}. {p['data']}: {p['tiles'][0]} held-out {p['tiles'][2]}px crops ({held}), masked as in "
+             f"training (fixed masks); runs: " + ", ".join(f"{m.upper()} `{r}`" for m, r in p["runs"].items()) + ".\n",
+             "| target band | run | CR L1(beta^, beta~) | zeros | per-band mean | locality of beta^ | of beta~ "
+             "| unexplained variance of band b | closed-form floor | per-band mean |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for nm, row in p["per_band"].items():
         for m, v in row.items():
-            l1 = f"{v['l1_to_closed_form']:.3f}" if "l1_to_closed_form" in v else "-"
-            loc = f"{v['locality_pm2']:.2f}" if "locality_pm2" in v else "-"
-            lines.append(f"| {nm} nm | {m} | {l1} | {loc} | {v['reconstruction_error']:.4f} |")
-    lines.append("\nReconstruction error: sum of squared residuals of band b predicted from the other bands, "
-                 "divided by band b's variance (the closed form beta~ is the least-squares floor).\n")
+            lines.append(f"| {nm} nm | {m} | {v['cr_l1']:.3f} | {v['cr_l1_zeros']:.3f} "
+                         f"| {v.get('cr_l1_band_mean', float('nan')):.3f} | {v['locality']:.2f} "
+                         f"| {v['locality_closed_form']:.2f} | {v['br_error']:.4f} | {v['br_error_closed_form']:.4f} "
+                         f"| {v.get('br_error_band_mean', float('nan')):.4f} |")
+    lines.append("\nCR L1: mean over crops of sum_i |beta^_i - beta~_i|, beside predicting zeros and predicting each "
+                 "band's mean beta~ over the training crops (what a head that ignores the image can do). Locality: "
+                 "the share of |beta^| within +-2 bands of b (Fig. 3). Unexplained variance: median over crops of "
+                 "||Y_b - sum_i beta^_i Y_i||^2 / ||Y_b - mean(Y_b)||^2; beta~ gives the least-squares floor.\n")
     lines.append(f"![coefficients](results/{p['plot']})\n")
     return "\n".join(lines)
 

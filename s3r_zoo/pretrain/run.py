@@ -41,7 +41,7 @@ from .spec import NOT_RECIPE, PretrainSpec
 from .targets import coefficient_targets
 from .validation import PretextValidation, crop_grams, mean_coefficients, split_train_val, validation_crops
 
-__all__ = ["run_pretrain", "build_dataset", "load_objective", "make_pretrain_objective"]
+__all__ = ["run_pretrain", "build_dataset", "load_objective", "make_pretrain_objective", "held_out_crops"]
 
 _logger = logging.getLogger(__name__)
 
@@ -214,6 +214,17 @@ def run_pretrain(spec: PretrainSpec) -> dict:
                                                      held_out=val_ds is not None))
     write_json(out / "summary.json", summary)
     return summary
+
+
+def held_out_crops(spec: PretrainSpec) -> tuple[torch.Tensor, torch.Tensor, str]:
+    """A run's fixed held-out crops, its per-band-mean beta~ baseline and what was held out,
+    rebuilt from its spec as :func:`run_pretrain` built them (for analysis after the run)."""
+    full, _, _ = build_dataset(spec)
+    ds, val, held_out = split_train_val(full, spec.val_fraction, spec.crop, spec.seed, spec.val_crops)
+    if val is None:
+        raise ValueError(f"{spec.out}: this run held nothing out (--val-fraction 0); no held-out crops to measure on")
+    return (validation_crops(val, spec.val_crops), mean_coefficients(crop_grams(ds, spec.stats_samples)[0], spec.ridge),
+            held_out)
 
 
 def _validation_record(summary: dict, held_out: str) -> dict:
