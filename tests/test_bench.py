@@ -104,8 +104,10 @@ def _speed_payload() -> dict:
                                      "channels_last": {"S3R-CR": 1.05, "S3R-BR": 1.075}}},
             "precision": {"model": "s3r_resnet18", "input": [16, 41, 96, 96], "objective": "S3R-CR",
                           "bf16_supported": True,
-                          "median_s": {"fp32": 0.4, "fp32 + channels_last": 0.32, "bf16 + channels_last": 0.2},
-                          "ratio": {"fp32 + channels_last": 0.8, "bf16 + channels_last": 0.5}},
+                          "median_s": {"fp32": 0.4, "fp32 + channels_last": 0.32, "bf16 + channels_last": 0.2,
+                                       "plain fp32": 0.3, "plain bf16 + channels_last": 0.15},
+                          "ratio": {"fp32 + channels_last": 0.8, "bf16 + channels_last": 0.5,
+                                    "plain bf16 + channels_last": 0.5}},
             "data": {"loader_crops_per_s": {"0 workers": 90.0}, "crop": 128, "resnet18_train_crops_per_s": 25.0,
                      "loader_over_model": 3.6, "simulator_cubes_per_s": 15.0},
             "inference": {"input": [4, 40, 224, 224], "median_s": {"timm resnet50": 0.3, "s3r_resnet50": 0.3},
@@ -127,6 +129,7 @@ def test_report_renders_speed_and_convergence(tmp_path):
     assert "fp32, both channels last | 86.0 ms | timm plain step 80.0 ms | 1.075 | <= 1.10: met" in text
     assert "(`--amp auto` here) | 200.0 ms | fp32 contiguous 400.0 ms | 0.500 | <= 0.6: met" in text
     assert "| the same, fp32 + channels_last | 320.0 ms | fp32 contiguous 400.0 ms | 0.800 | reference only |" in text
+    assert "bf16 autocast + channels_last | 150.0 ms | fp32 contiguous 300.0 ms | 0.500 | reference only |" in text
     assert "skipped, no CUDA device" in text and text.rstrip().endswith("hand-written")
 
 

@@ -81,6 +81,11 @@ def speed_section(p: dict) -> str:
                      f"{m['fp32'] * 1e3:.1f} ms | {pr['ratio']['bf16 + channels_last']:.3f} | <= {goal:g}: {verdict} |")
         lines.append(f"| the same, fp32 + channels_last | {m['fp32 + channels_last'] * 1e3:.1f} ms | fp32 contiguous "
                      f"{m['fp32'] * 1e3:.1f} ms | {pr['ratio']['fp32 + channels_last']:.3f} | reference only |")
+        if "plain bf16 + channels_last" in m:
+            lines.append(f"| timm plain step (the network alone), same input, bf16 autocast + channels_last "
+                         f"| {m['plain bf16 + channels_last'] * 1e3:.1f} ms "
+                         f"| fp32 contiguous {m['plain fp32'] * 1e3:.1f} ms "
+                         f"| {pr['ratio']['plain bf16 + channels_last']:.3f} | reference only |")
     best = max(d["loader_crops_per_s"].values())
     lines.append(f"| loader ({d['crop']}px crops of 40-band .npy cubes) | {best:.1f} crops/s "
                  f"| ResNet-18 train step consumes {d['resnet18_train_crops_per_s']:.1f} crops/s "
@@ -189,7 +194,8 @@ def coefficients_section(p: dict) -> str:
         return ("## Coefficients, Fig. 3 (`s3r-zoo bench coefficients`)\n\nThe stored result predates the "
                 "held-out, masked protocol; re-run `s3r-zoo bench coefficients`.\n")
     regions = set(p["held_out"].values())
-    held = next(iter(regions)) if len(regions) == 1 else "; ".join(f"{m.upper()}: {h}" for m, h in p["held_out"].items())
+    held = (next(iter(regions)) if len(regions) == 1
+            else "; ".join(f"{m.upper()}: {h}" for m, h in p["held_out"].items()))
     lines = ["## Coefficients, Fig. 3 (`s3r-zoo bench coefficients`)\n",
              f"{_where(p)}. {p['data']}: {p['tiles'][0]} held-out {p['tiles'][2]}px crops ({held}), masked as in "
              f"training (fixed masks); runs: " + ", ".join(f"{m.upper()} `{r}`" for m, r in p["runs"].items()) + ".\n",
