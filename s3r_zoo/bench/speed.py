@@ -150,6 +150,12 @@ def _train_step(module: torch.nn.Module, loss_fn, x: torch.Tensor, amp: bool):
     return step
 
 
+def _band_stats(cube: torch.Tensor) -> tuple[list, list, torch.Tensor]:
+    """Per-band mean and std of ``cube`` (N, B, H, W), and the cube normalised by them (a plain model's input)."""
+    mean, std = cube.mean((0, 2, 3)), cube.std((0, 2, 3)).clamp_min(1e-6)
+    return mean.tolist(), std.tolist(), (cube - mean[:, None, None]) / std[:, None, None]
+
+
 def _in_format(module: torch.nn.Module, x: torch.Tensor, fmt: torch.memory_format):
     return module.to(memory_format=fmt), x.contiguous(memory_format=fmt)
 
@@ -159,9 +165,7 @@ def _steps(model_name: str, cube: torch.Tensor, dev: torch.device, repeats: int)
     (contiguous, then channels_last): a model fed the other layout pays a conversion the
     comparison must not charge to one side only."""
     b = cube.shape[1]
-    mean = cube.mean((0, 2, 3)).tolist()
-    std = cube.std((0, 2, 3)).clamp_min(1e-6).tolist()
-    x_norm = (cube - torch.tensor(mean, device=dev)[:, None, None]) / torch.tensor(std, device=dev)[:, None, None]
+    mean, std, x_norm = _band_stats(cube)
     out = {"median_s": {}, "ratio": {}}
     for label, fmt in (("contiguous", torch.contiguous_format), ("channels_last", torch.channels_last)):
         torch.manual_seed(0)
@@ -185,9 +189,7 @@ def _precision(model_name: str, shape: tuple, dev: torch.device, repeats: int) -
     cube, source = hims_tiles(size, n, seed=2)
     cube = cube.to(dev)
     b = cube.shape[1]
-    mean = cube.mean((0, 2, 3)).tolist()
-    std = cube.std((0, 2, 3)).clamp_min(1e-6).tolist()
-    x_norm = (cube - torch.tensor(mean, device=dev)[:, None, None]) / torch.tensor(std, device=dev)[:, None, None]
+    mean, std, x_norm = _band_stats(cube)
     fns = {}
     for label, fmt, amp in (("fp32", torch.contiguous_format, False),
                             ("fp32 + channels_last", torch.channels_last, False),
