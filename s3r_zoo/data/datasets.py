@@ -236,7 +236,7 @@ class CubeDataset(Dataset):
         if self.nan == "keep":
             return
         for i in progress(range(len(self.items)), desc="checking files for NaN/Inf", unit="cube",
-                      disable=not show_progress or len(self.items) < 20):
+                          disable=not show_progress or len(self.items) < 20):
             cube = self.cube(i)
             bad, means = _scan(cube)
             self._fill[i] = means

@@ -152,8 +152,8 @@ class PretextValidation:
                 weighted_loss += float(out["loss"]) * len(x)
                 count += len(x)
                 if isinstance(objective, S3RObjective):
-                    metrics = coefficient_metrics(x, out["band"], out["beta_hat"], self.ridge, self.band_mean_beta)
-                    for k, v in metrics.items():
+                    per_crop = coefficient_metrics(x, out["band"], out["beta_hat"], self.ridge, self.band_mean_beta)
+                    for k, v in per_crop.items():
                         parts.setdefault(k, []).append(v.cpu())
         objective.train(was)
         metrics = {"loss": weighted_loss / count, "crops": count}

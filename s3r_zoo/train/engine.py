@@ -328,7 +328,7 @@ class Trainer:
         loader = self._loader(dataset, epoch, pos["step"])
         sums = pos.get("epoch_sums", [0.0, 0])
         bar = progress(loader, total=fit.steps_per_epoch, initial=pos["step"], desc=f"epoch {epoch + 1}/{cfg.epochs}",
-                   unit="step", disable=not self.is_main, dynamic_ncols=True)
+                       unit="step", disable=not self.is_main, dynamic_ncols=True)
         t_epoch = time.perf_counter()
         for x, labels in bar:
             value = self._step(fit, x, labels)
