@@ -86,6 +86,38 @@ def test_ridge_and_target_bands_are_recorded(tmp_path):
     assert s["target_bands"] == [3, 7, 11]
 
 
+def test_head_prior_is_the_prediction_before_training_and_moves_with_it():
+    """start_from(prior): an untrained head predicts prior[b] exactly (0 at b); one step moves it off."""
+    obj = S3RObjective(timm.create_model("s3r_resnet18", in_chans=B), [0.5] * B, [0.2] * B, mode="br", mask_patch=4)
+    x = _low_rank(n=4)
+    band = torch.tensor([1, 2, 5, 6])
+    prior = torch.arange(B * B, dtype=torch.float64).reshape(B, B) / 100
+    obj.start_from(prior)
+    expected = prior.float()[band].masked_fill(torch.nn.functional.one_hot(band, B).bool(), 0.0)
+    torch.testing.assert_close(obj.predict(x, band), expected, rtol=0, atol=0)
+    opt = torch.optim.SGD(obj.parameters(), lr=0.1)
+    obj(x, band)["loss"].backward()
+    opt.step()
+    assert not torch.allclose(obj.predict(x, band), expected)  # the head learns a correction on top
+    with pytest.raises(ValueError, match=r"head prior: expected finite \(8, 8\) coefficients, found \(8, 7\)"):
+        obj.start_from(torch.zeros(B, B - 1))
+
+
+@pytest.mark.parametrize("objective,head_prior,starts_at_band_mean", [
+    ("br", "auto", True), ("cr", "auto", False), ("cr", "band-mean", True), ("br", "none", False)])
+def test_head_prior_option(tmp_path, objective, head_prior, starts_at_band_mean):
+    """auto = the band-mean prior for BR only; with lr ~ 0 the held-out numbers are the start's own."""
+    s = run_pretrain(PretrainSpec(data="synthetic:pdac_like", synthetic_n=4, epochs=1, batch_size=4, crop=32,
+                                  crops_per_cube=1, mask_patch=8, lr=1e-12, objective=objective,
+                                  head_prior=head_prior, out=str(tmp_path / "r")))
+    val = s["validation"]["metrics"]
+    assert s["recipe"]["head_prior"] == head_prior
+    at_prior = val["cr_l1"] == pytest.approx(val["cr_l1_band_mean"], rel=1e-4)
+    assert at_prior == starts_at_band_mean
+    if starts_at_band_mean:
+        assert val["br_error"] == pytest.approx(val["br_error_band_mean"], rel=1e-3)
+
+
 def test_fine_tuning_augments_each_sample_on_its_own():
     model = timm.create_model("s3r_resnet18", in_chans=4, num_classes=2)
     seen = []

@@ -92,6 +92,14 @@ class S3RObjective(_Pretext):
       pixel error of each sample is divided by THAT sample's spread of band b (its pixel std,
       floored at a tenth of the data's std of band b, so a flat crop of glass does not blow
       up), then averaged over the batch: one bright or noisy sample cannot dominate a batch.
+
+    The head's output is ``beta_prior[b] + mlp(features, onehot(b))``. ``beta_prior`` is zero
+    (the paper's plain head) until :meth:`start_from` sets it, to the mean beta~ of each band
+    over the training crops (``--head-prior band-mean``, the default): the head then learns
+    the crop's departure from what the data's bands do on average. Why: the BR loss sees
+    beta only through ``sum_i beta_i Y_i`` of almost collinear bands, so first-order descent
+    needs thousands of steps to find even that average (docs/method.md); CR starts at the
+    per-band-mean baseline instead of at zero.
     """
 
     def __init__(self, encoder: nn.Module, mean: Sequence[float], std: Sequence[float], mode: str = "cr",
@@ -104,12 +112,24 @@ class S3RObjective(_Pretext):
         feat = encoder.num_features
         self.head = nn.Sequential(nn.Linear(feat + self.num_bands, hidden), nn.ReLU(inplace=True),
                                   nn.Linear(hidden, self.num_bands))
+        self.register_buffer("beta_prior", torch.zeros(self.num_bands, self.num_bands))
+
+    @torch.no_grad()
+    def start_from(self, prior: torch.Tensor) -> None:
+        """Predict ``prior[b]`` (``(B, B)``, row b = band b's coefficients) before any training:
+        the prior becomes the head's offset and the head's last layer starts at zero."""
+        if prior.shape != self.beta_prior.shape or not torch.isfinite(prior).all():
+            raise ValueError(f"head prior: expected finite ({self.num_bands}, {self.num_bands}) coefficients, "
+                             f"found {tuple(prior.shape)}")
+        self.beta_prior.copy_(prior.float())
+        nn.init.zeros_(self.head[-1].weight)
+        nn.init.zeros_(self.head[-1].bias)
 
     def predict(self, cube: torch.Tensor, band: torch.Tensor, mask: bool = True) -> torch.Tensor:
         """beta^ ``(N, B)`` (float32) with 0 at each sample's target band."""
         feats = self.encoder(self.encoder_input(cube, band, mask))
         onehot = F.one_hot(band, self.num_bands).to(feats.dtype)
-        beta = self.head(torch.cat([feats, onehot], dim=1)).float()
+        beta = self.beta_prior[band] + self.head(torch.cat([feats, onehot], dim=1)).float()
         return beta.masked_fill(onehot.bool(), 0.0)
 
     def forward(self, cube: torch.Tensor, band: Optional[torch.Tensor] = None) -> dict:

@@ -37,7 +37,7 @@ from ..plots import beta_profiles, loss_curve
 from ..train import Objective, TrainConfig, Trainer, seed_everything
 from .objectives import S3RObjective
 from .registry import TARGETED, make_objective
-from .spec import NOT_RECIPE, PretrainSpec
+from .spec import NOT_RECIPE, PretrainSpec, uses_head_prior
 from .targets import coefficient_targets
 from .validation import PretextValidation, crop_grams, mean_coefficients, split_train_val, validation_crops
 
@@ -172,13 +172,15 @@ def run_pretrain(spec: PretrainSpec) -> dict:
     trainer.preflight(spec.resume)  # a refused run writes nothing, not even stats.json
     stats = _stats(spec, ds, wavelengths)
     validate, crops = None, None
+    band_mean = mean_coefficients(grams[0], spec.ridge) if grams is not None else None
     if val_ds is not None:
         crops = validation_crops(val_ds, spec.val_crops)
-        baseline = mean_coefficients(grams[0], spec.ridge) if grams is not None else None
-        validate = PretextValidation(crops, baseline, seed=spec.seed + 2, batch_size=spec.batch_size,
+        validate = PretextValidation(crops, band_mean, seed=spec.seed + 2, batch_size=spec.batch_size,
                                      autocast=trainer.autocast, ridge=spec.ridge)
     seed_everything(spec.seed)  # the seed fixes the initial weights too: build the models after it
     objective = make_pretrain_objective(spec, stats, targets)
+    if band_mean is not None and uses_head_prior(spec):
+        objective.start_from(band_mean)  # a resumed run then loads its trained state over it
     summary = trainer.fit(objective, ds, resume=spec.resume, validate=validate)
     best = trainer.best_weights()
     if best is not None:  # export the weights of the best validation epoch, not the last
@@ -196,7 +198,7 @@ def run_pretrain(spec: PretrainSpec) -> dict:
                     recipe=recipe, wavelengths_nm=None if wavelengths is None or subset else wavelengths.tolist(),
                     mean=None if subset else stats.mean, std=None if subset else stats.std,
                     extra={"final_loss": summary["final_loss"], "best_loss": summary["best_loss"],
-                           "epochs": summary["epochs"], "stop": summary["stop"],
+                           "epochs": summary["epochs"], "steps": summary["steps"], "stop": summary["stop"],
                            "wall_time_s": round(summary["wall_time_s"], 1),
                            "hardware": f"{trainer.device.type}: {device_name}", "torch": torch.__version__,
                            "validation": summary["validation"],
@@ -254,5 +256,7 @@ def load_objective(run_dir) -> tuple[Objective, PretrainSpec, BandStats]:
     objective = make_pretrain_objective(spec, stats, summary.get("target_bands"))
     with safe_open(str(run / "state.safetensors"), framework="pt") as f:
         sd = {k[6:]: f.get_tensor(k) for k in f.keys() if k.startswith("model.")}
+    if isinstance(objective, S3RObjective) and "beta_prior" not in sd:
+        sd["beta_prior"] = objective.beta_prior  # a run from before the head prior: a zero prior
     objective.load_state_dict(sd)
     return objective.eval(), spec, stats

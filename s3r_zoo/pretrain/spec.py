@@ -9,10 +9,11 @@ from ..options import option
 from ..train.spec import RunSpec
 from .registry import OBJECTIVE_NAMES
 
-__all__ = ["PretrainSpec", "NOT_RECIPE"]
+__all__ = ["PretrainSpec", "NOT_RECIPE", "HEAD_PRIORS", "uses_head_prior"]
 
 # options that do not change what a run learns: left out of the recorded recipe
 NOT_RECIPE = ("out", "resume", "num_workers", "tensorboard")
+HEAD_PRIORS = ("auto", "band-mean", "none")
 
 
 @dataclass
@@ -24,7 +25,7 @@ class PretrainSpec(RunSpec):
     out: str = option("runs/pretrain", "output folder", metavar="DIR")
     objective: str = option("cr", "S3R (cr, br), the Table 1 ablation (regress) or a Table 2 baseline",
                             choices=OBJECTIVE_NAMES)
-    init: str = option("random", "random, imagenet, a tag (s3r_resnet18.cr_hims41) or a zoo checkpoint path",
+    init: str = option("random", "random, imagenet, a tag (s3r_resnet18.cr_hims41_v2) or a zoo checkpoint path",
                        metavar="INIT")
     crop: int = option(128, "crop size in pixels", min=1)
     crops_per_cube: int = option(16, "random crops per cube per epoch", min=1)
@@ -43,7 +44,17 @@ class PretrainSpec(RunSpec):
                                  "of the cubes (0: no validation; early stop on the training loss)", min=0, max=0.5)
     val_crops: int = option(32, "validation crops (fixed positions, target bands and masks)", min=1)
     ridge: float = option(1e-4, "relative ridge of the closed-form coefficients beta~ (x trace(G) / B)", min=0)
+    head_prior: str = option("auto", "cr/br: the beta^ head learns a correction to the mean beta~ of band b on "
+                             "the training crops (band-mean) or starts from nothing (none, the paper's head); "
+                             "auto = band-mean for br, none for cr", choices=HEAD_PRIORS)
     target_r2_min: float = option(0.5, "cr/br/regress: bands whose leave-one-band-out R2 on the training crops is "
                                   "below this are never drawn as targets (they stay inputs)", min=0, max=1)
     target_bands: Optional[list[int]] = option(None, "cr/br/regress: explicit target bands (0-based indices), "
                                                "instead of the R2 rule", metavar="B")
+
+
+def uses_head_prior(spec: PretrainSpec) -> bool:
+    """Whether S3R's beta^ head starts from the band-mean prior (``--head-prior``; docs/method.md says why
+    auto means BR only: the prior cures BR's ill-conditioned start but held the CR head at the baseline)."""
+    return spec.objective in ("cr", "br") and (spec.head_prior == "band-mean" or
+                                               (spec.head_prior == "auto" and spec.objective == "br"))

@@ -268,7 +268,8 @@ class Trainer:
                 stop = "early_stop"
                 break
         pos = fit.pos
-        return {"epochs": pos["epoch"], "final_loss": pos["history"][-1]["loss"] if pos["history"] else None,
+        return {"epochs": pos["epoch"], "steps": pos["global_step"],
+                "final_loss": pos["history"][-1]["loss"] if pos["history"] else None,
                 "best_loss": pos["best"], "stop": stop, "wall_time_s": time.perf_counter() - fit.t0,
                 "best_epoch": pos.get("best_epoch"), "skipped_steps": pos.get("skipped_steps", 0),
                 "history": pos["history"], "world_size": self.world,
