@@ -81,6 +81,138 @@ def _add_data(sub: argparse._SubParsersAction) -> None:
     stats.add_argument("--out", required=True, help="JSON file to write")
     stats.add_argument("--nan", default="error", choices=[p for p in NAN_POLICIES if p != "keep"])
     stats.set_defaults(func=_run_data_stats)
+    _add_data_split(dsub)
+    _add_data_convert(dsub)
+    _add_data_qc(dsub)
+
+
+def _add_data_split(dsub) -> None:
+    split = dsub.add_parser("split", help="train/val/test split files (or k folds), stratified by class and "
+                                          "grouped by patient")
+    split.add_argument("source", help="folder with one sub-folder per class, or a CSV with the header "
+                                      "path,label[,patient]")
+    split.add_argument("--out", required=True, help="folder for the split files and split_summary.json")
+    split.add_argument("--ratios", type=float, nargs=3, default=(0.7, 0.15, 0.15), metavar=("TRAIN", "VAL", "TEST"),
+                       help="shares of the scans per split (default 0.7 0.15 0.15; 0 drops a split)")
+    split.add_argument("--folds", type=int, default=0,
+                       help="k >= 2: hold out the test share once (the val share is then unused), then k "
+                            "patient-grouped folds fold_<i>/train.txt|val.txt")
+    split.add_argument("--seed", type=int, default=0)
+    split.set_defaults(func=_run_data_split)
+
+
+def _run_data_split(args: argparse.Namespace) -> int:
+    from .data.split import format_summary, make_splits, read_labels, write_splits
+    from .files import check_writable_dir
+
+    check_writable_dir(args.out)
+    scans, has_patient = read_labels(args.source)
+    splits, classes = make_splits(scans, args.ratios, args.folds, args.seed)  # every refusal before any write
+    summary = write_splits(args.out, splits, classes, has_patient, args.seed, args.ratios, args.folds)
+    print(format_summary(summary))
+    print(f"-> {args.out}: {', '.join(f'{n}.txt' for n in splits)}, split_summary.json")
+    return 0
+
+
+def _add_data_convert(dsub) -> None:
+    conv = dsub.add_parser("convert", help="decode cubes of any format once into memory-mappable .npy files "
+                                           "(+ wavelength sidecars), for training at npy speed")
+    conv.add_argument("source", help="a cube file, a HIMS folder, or a folder of cubes (its layout is kept)")
+    conv.add_argument("--out", required=True, help="output folder")
+    conv.add_argument("--key", help="variable name inside .npz/.mat/.h5 files")
+    conv.add_argument("--band-axis", type=int, help="axis of the bands in the stored array")
+    conv.add_argument("--wavelengths-file", help="text file with one band centre (nm) per line")
+    conv.set_defaults(func=_run_data_convert)
+
+
+def _run_data_convert(args: argparse.Namespace) -> int:
+    from .data.cache import convert_cube
+    from .data.datasets import find_cubes
+    from .data.io import HIMS_PATTERN
+    from .files import check_writable_dir
+    from .progress import progress
+
+    src, out = Path(args.source), Path(args.out)
+    check_writable_dir(out)
+    if not src.exists():
+        raise FileNotFoundError(f"{src}: no such file or folder")
+    is_hims = src.is_dir() and any(HIMS_PATTERN.match(f.name) for f in src.iterdir())
+    files = [src] if src.is_file() or is_hims else find_cubes(src)
+    if not files:
+        raise ValueError(f"{src}: no cube files found")
+    opts = _read_options(args)
+    for f in progress(files, desc="convert", unit="cube", disable=len(files) < 2):
+        rel = Path(f.name) if f == src else f.relative_to(src)
+        convert_cube(f, out / rel.with_suffix(".npy"), **opts)
+    print(f"{len(files)} cube(s) -> {out} (.npy, float32, bands last; wavelengths in <name>.wavelengths_nm.txt)")
+    return 0
+
+
+def _add_data_qc(dsub) -> None:
+    qc = dsub.add_parser("qc", help="per cube: noise bands (leave-one-band-out R2), NaN/Inf, saturation and a "
+                                    "low-rank residual map of artefacts; JSON + PNG, and a ranking CSV for a folder")
+    qc.add_argument("path", help="a cube file, a HIMS folder, or a folder of cubes")
+    qc.add_argument("--out", required=True, help="folder for <name>_qc.json, <name>_qc.png (and qc_ranking.csv)")
+    qc.add_argument("--r2-min", type=float, default=0.1,
+                    help="bands whose leave-one-band-out R2 is below this are flagged as noise (default 0.1; "
+                         "below 0.5 they are listed as weak)")
+    qc.add_argument("--z", type=float, default=5.0,
+                    help="residual score above which a pixel counts as an artefact (default 5)")
+    qc.add_argument("--key", help="variable name inside .npz/.mat/.h5 files")
+    qc.add_argument("--band-axis", type=int, help="axis of the bands in the stored array")
+    qc.add_argument("--wavelengths-file", help="text file with one band centre (nm) per line")
+    qc.set_defaults(func=_run_data_qc)
+
+
+def _run_data_qc(args: argparse.Namespace) -> int:
+    import csv
+    import io
+
+    from .data.datasets import find_cubes
+    from .data.io import HIMS_PATTERN, read_cube
+    from .data.qc import cube_qc, save_qc_png
+    from .files import atomic_write, check_writable_dir, write_json
+    from .progress import progress
+
+    src, out = Path(args.path.rstrip("/")), Path(args.out)
+    if not 0 <= args.r2_min <= 1 or args.z <= 0:
+        raise ValueError(f"--r2-min: expected 0..1, found {args.r2_min}; --z: expected > 0, found {args.z}")
+    check_writable_dir(out)
+    if not src.exists():
+        raise FileNotFoundError(f"{src}: no such file or folder")
+    single = src.is_file() or any(HIMS_PATTERN.match(f.name) for f in src.iterdir())
+    files = [src] if single else find_cubes(src)
+    if not files:
+        raise ValueError(f"{src}: no cube files found")
+    rows = []
+    for f in progress(files, desc="qc", unit="cube", disable=len(files) < 2):
+        cube = read_cube(f, nan="keep", **_read_options(args))
+        record, score = cube_qc(cube, args.r2_min, args.z)
+        rel = f.name if single else f.relative_to(src).as_posix()
+        record["path"] = rel  # relative to what was given: no machine path in the outputs
+        stem = rel.replace("/", "__").rsplit(".", 1)[0] if not Path(rel).is_dir() else rel.replace("/", "__")
+        write_json(out / f"{stem}_qc.json", record)
+        save_qc_png(cube, record, score, out / f"{stem}_qc.png", title=f"{rel}: QC score {record['qc_score']:g}")
+        rows.append(record)
+        noise = ", ".join(f"{n['nm']:g} nm" if n["nm"] is not None else f"band {n['band']}"
+                          for n in record["noise_bands"]) or "none"
+        weak = record["weakest_kept_band"]
+        print(f"{rel}: QC score {record['qc_score']:g} ({100 * record['artefact_fraction']:.2f} % artefact pixels, "
+              f"{record['nonfinite_pixels']} NaN/Inf pixels); noise bands: {noise}; weakest of the rest: "
+              f"{weak['nm'] if weak['nm'] is not None else 'band ' + str(weak['band'])}"
+              f"{' nm' if weak['nm'] is not None else ''} (R2 {weak['r2']:.3f})")
+    if not single:
+        buf = io.StringIO()
+        w = csv.writer(buf, lineterminator="\n")
+        w.writerow(["path", "qc_score", "artefact_fraction", "nonfinite_pixels", "saturated_values", "noise_bands",
+                    "weakest_kept_band_r2"])
+        for r in sorted(rows, key=lambda r: -r["qc_score"]):
+            w.writerow([r["path"], r["qc_score"], f"{r['artefact_fraction']:.6f}", r["nonfinite_pixels"],
+                        sum(r["saturated_per_band"].values()), " ".join(str(n["band"]) for n in r["noise_bands"]),
+                        r["weakest_kept_band"]["r2"]])
+        atomic_write(out / "qc_ranking.csv", lambda tmp: Path(tmp).write_text(buf.getvalue()))
+        print(f"ranking (worst first) -> {out / 'qc_ranking.csv'}")
+    return 0
 
 
 def _read_options(args: argparse.Namespace) -> dict:
@@ -190,6 +322,66 @@ def _run_finetune(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_embed(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("embed", help="encoder features of a folder, split file or cube -> features.npy + index.csv",
+                       description="Whole-cube or tiled features from a tag, a checkpoint or an hf-hub: id, the "
+                                   "stem adapted to the data's bands by wavelength. Resumable: run the same command "
+                                   "again after an interruption.")
+    p.add_argument("source", help="folder of cubes, split file (<path> <label> lines) or one cube")
+    p.add_argument("--init", required=True, help="a tag (s3r_resnet50.cr_hims41_v2), a checkpoint file, or "
+                                                 "hf-hub:ORG/NAME")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--model", choices=MODEL_NAMES, help="architecture (default: the checkpoint's or tag's)")
+    p.add_argument("--tile", type=int, help="window side in pixels (default: one feature per whole cube)")
+    p.add_argument("--stride", type=int, help="step between windows (default: --tile)")
+    p.add_argument("--batch-size", type=int, default=16, help="windows per forward pass (default 16)")
+    p.add_argument("--amp", default="auto", choices=AMP_MODES, help="auto: bf16 where the CPU or GPU runs it natively")
+    p.add_argument("--nan", default="error", choices=[x for x in NAN_POLICIES if x != "keep"],
+                   help="NaN/Inf in the cubes: refuse (error) or repair them")
+    p.add_argument("--wavelengths", type=float, nargs="+", metavar="NM",
+                   help="band centres of the data in nm (if its files have none)")
+    p.set_defaults(func=_run_embed)
+
+
+def _run_embed(args: argparse.Namespace) -> int:
+    from .embed import EmbedSpec, run_embed
+
+    s = run_embed(EmbedSpec(source=args.source, out=args.out, init=args.init, model=args.model, tile=args.tile,
+                            stride=args.stride, batch_size=args.batch_size, amp=args.amp, nan=args.nan,
+                            wavelengths=args.wavelengths))
+    print(f"{s['cubes']} cube(s) -> {s['features'][0]} feature vectors of {s['features'][1]} ({s['model']}, "
+          f"normalised by {s['normalisation']}) -> {args.out}/features.npy, index.csv")
+    return 0
+
+
+def _add_predict(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("predict", help="class probabilities of new cubes from a fine-tuned checkpoint -> CSV "
+                                       "(+ heatmaps of tiled scenes)")
+    p.add_argument("source", help="folder of cubes, split file (<path> <label>: accuracy is reported) or one cube")
+    p.add_argument("--checkpoint", required=True, help="what finetune saved: <out>/seed_<k>/best.safetensors")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--tile", type=int, help="window side; default: whole cube if it fits the training crop, else "
+                                            "windows of the training crop; 0: always whole cubes (as finetune's test)")
+    p.add_argument("--stride", type=int, help="step between windows (default: half a window)")
+    p.add_argument("--batch-size", type=int, default=16, help="windows per forward pass (default 16)")
+    p.add_argument("--amp", default="none", choices=AMP_MODES,
+                   help="mixed precision (default none: fp32, as finetune evaluates)")
+    p.add_argument("--nan", default="error", choices=[x for x in NAN_POLICIES if x != "keep"],
+                   help="NaN/Inf in the cubes: refuse (error) or repair them")
+    p.set_defaults(func=_run_predict)
+
+
+def _run_predict(args: argparse.Namespace) -> int:
+    from .predict import PredictSpec, run_predict
+
+    s = run_predict(PredictSpec(source=args.source, checkpoint=args.checkpoint, out=args.out, tile=args.tile,
+                                stride=args.stride, batch_size=args.batch_size, amp=args.amp, nan=args.nan))
+    counts = ", ".join(f"{c}: {n}" for c, n in s["predicted_counts"].items())
+    acc = f"; accuracy {100 * s['accuracy']:.2f} %" if "accuracy" in s else ""
+    print(f"{s['cubes']} cube(s) ({s['tiled_cubes']} tiled): {counts}{acc} -> {args.out}/predictions.csv")
+    return 0
+
+
 def _add_export(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("export", help="write a Hugging Face model folder (plain-timm loadable) for a checkpoint")
     p.add_argument("checkpoint", help="zoo .safetensors checkpoint (e.g. runs/cr/encoder.safetensors)")
@@ -236,7 +428,7 @@ def _add_release(sub: argparse._SubParsersAction) -> None:
                                    "losses, hardware and wall time, and optionally write the hub folder for "
                                    "`s3r-zoo push`.")
     p.add_argument("run", help="pretrain output folder (with encoder.safetensors) or a checkpoint file")
-    p.add_argument("--tag", required=True, help="pretrained tag with a release record, e.g. cr_hims41")
+    p.add_argument("--tag", required=True, help="pretrained tag with a release record, e.g. cr_hims41_v2")
     p.add_argument("--weights-dir", help="destination folder (default: the repository's weights/)")
     p.add_argument("--records", help="releases file to update (default: the package's releases.json)")
     p.add_argument("--hub-dir", help="also write the hub repository folder here")
@@ -247,6 +439,8 @@ def _add_release(sub: argparse._SubParsersAction) -> None:
                        description="Print every release record as a markdown table: name, bands, objective, "
                                    "training, size, sha256.")
     r.add_argument("--records", help="releases file (default: the package's releases.json)")
+    r.add_argument("--verify", metavar="DIR", help="instead: check DIR/manifest.json against the records and the files "
+                                                   "(e.g. weights); exit 1 on any difference")
     r.set_defaults(func=_run_releases)
 
 
@@ -262,17 +456,25 @@ def _run_release(args: argparse.Namespace) -> int:
 
 
 def _run_releases(args: argparse.Namespace) -> int:
-    from .release import model_card_table
+    from .release import model_card_table, verify_manifest
 
-    print(model_card_table(**({"records": args.records} if args.records else {})))
+    kw = {"records": args.records} if args.records else {}
+    if args.verify:
+        problems = verify_manifest(args.verify, **kw)
+        for p in problems:
+            print(f"{args.verify}/{p}", file=sys.stderr)
+        print(f"{args.verify}: {'verifies' if not problems else f'{len(problems)} problem(s)'}")
+        return 1 if problems else 0
+    print(model_card_table(**kw))
     return 0
 
 
 def _add_bench(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("bench", help="benchmarks: speed, convergence, accuracy (Tables 1-2), coefficients (Fig. 3)",
+    p = sub.add_parser("bench", help="benchmarks: speed, convergence, accuracy (Tables 1-2), coefficients (Fig. 3), "
+                                     "released weights fine-tuned",
                        description="Run benchmark parts; each writes results/<part>.json and PNGs, then "
                                    "RESULTS.md is regenerated. Parts: speed, convergence, accuracy, coefficients, "
-                                   "all, or report (only regenerate RESULTS.md).")
+                                   "weights, all, or report (only regenerate RESULTS.md).")
     p.add_argument("parts", nargs="*", default=["all"], help="parts to run (default: all)")
     p.add_argument("--quick", action="store_true",
                    help="CPU smoke run of every part in minutes; writes to runs/bench_quick/results")
@@ -282,8 +484,8 @@ def _add_bench(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--work", help="folder for data and runs (default: runs/bench_<budget>)")
     p.add_argument("--amp", default="auto", choices=AMP_MODES,
                    help="AMP for the training runs (auto: bf16 where the device computes it natively, as pretrain)")
-    p.add_argument("--cr-run", help="coefficients: S3R-CR pretrain folder (default: runs/weights/...cr_hims41)")
-    p.add_argument("--br-run", help="coefficients: S3R-BR pretrain folder (default: runs/weights/...br_hims41)")
+    p.add_argument("--cr-run", help="coefficients: S3R-CR pretrain folder (default: runs/weights/...cr_hims41_v2)")
+    p.add_argument("--br-run", help="coefficients: S3R-BR pretrain folder (default: runs/weights/...br_hims41_v2)")
     p.add_argument("--methods", type=lambda v: [m.strip() for m in v.split(",") if m.strip()],
                    help="accuracy: comma-separated rows to run (e.g. scratch,regress,s3r_br,s3r_cr = Table 1; "
                         "default: every row)")
@@ -316,6 +518,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data(sub)
     _add_pretrain(sub)
     _add_finetune(sub)
+    _add_embed(sub)
+    _add_predict(sub)
     _add_export(sub)
     _add_release(sub)
     _add_push(sub)

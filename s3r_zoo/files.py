@@ -14,7 +14,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, Callable, Union
 
-__all__ = ["PathLike", "atomic_write", "write_json", "file_digest", "first_line", "check_writable_dir"]
+__all__ = ["PathLike", "atomic_write", "save_npy", "write_json", "file_digest", "first_line", "check_writable_dir"]
 
 PathLike = Union[str, os.PathLike]
 _UMASK = os.umask(0)
@@ -35,6 +35,17 @@ def atomic_write(path: PathLike, write_fn: Callable[[str], Any]) -> Path:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def save_npy(path: PathLike, array: Any) -> Path:
+    """``np.save`` atomically (through a file object: np.save would append ``.npy`` to the temporary name)."""
+    import numpy as np
+
+    def write(tmp: str) -> None:
+        with open(tmp, "wb") as f:
+            np.save(f, np.asarray(array))
+
+    return atomic_write(path, write)
 
 
 def write_json(path: PathLike, obj: Any, indent: int | None = 2) -> Path:

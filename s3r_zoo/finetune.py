@@ -38,7 +38,11 @@ from .plots import confusion_matrix
 from .train import Objective, TrainConfig, Trainer
 from .train.spec import RunSpec
 
-__all__ = ["FinetuneSpec", "ClassifierObjective", "BestTracker", "stratified_fraction", "run_finetune", "evaluate"]
+__all__ = ["FinetuneSpec", "ClassifierObjective", "BestTracker", "stratified_fraction", "run_finetune", "evaluate",
+           "default_crop", "MAX_DEFAULT_CROP"]
+
+
+MAX_DEFAULT_CROP = 256  # the default crop: whole cubes up to this side (larger scenes: random crops of it)
 
 
 @dataclass
@@ -48,12 +52,13 @@ class FinetuneSpec(RunSpec):
     data: str = option("", "folder with train.txt, val.txt, test.txt split files (<path> <label> lines)",
                        metavar="DIR")
     out: str = option("runs/finetune", "output folder", metavar="DIR")
-    init: str = option("scratch", "scratch, imagenet, a tag (s3r_resnet18.cr_hims41) or a zoo checkpoint path",
+    init: str = option("scratch", "scratch, imagenet, a tag (s3r_resnet18.cr_hims41_v2) or a zoo checkpoint path",
                        metavar="INIT")
     wavelengths: Optional[list[float]] = option(None, "band centres of the data in nm (if its files have none)",
                                                 metavar="NM")
     epochs: int = option(70, "most epochs to train", min=1)
-    crop: int = option(128, "training crop size in pixels", min=1)
+    crop: Optional[int] = option(None, "training crop size in pixels (default: the smallest side of the training "
+                                 f"cubes, at most {MAX_DEFAULT_CROP})", min=1)
     eval_crop: Optional[int] = option(None, "centre crop for validation/test (default: whole cube)", min=1)
     linear_probe: bool = option(False, "freeze the encoder, train the linear head")
     label_fraction: float = option(1.0, "stratified fraction of the training labels to use", above=0, max=1)
@@ -153,6 +158,13 @@ def evaluate(objective: ClassifierObjective, dataset: CubeDataset, device: torch
     return np.concatenate(out), np.asarray(labels)
 
 
+def default_crop(items: list, read_options: dict) -> int:
+    """The crop when ``--crop`` is not given: the smallest side among the training cubes, at most
+    ``MAX_DEFAULT_CROP`` (a set of 64 x 64 cubes trains on whole cubes, 512 x 612 scenes on 256-px crops)."""
+    ds = CubeDataset(items, crop_mode="none", read_options=read_options)
+    return min(MAX_DEFAULT_CROP, *(min(ds.cube(i).shape[:2]) for i in range(len(items))))
+
+
 def _datasets(spec: FinetuneSpec, seed: int) -> tuple[CubeDataset, CubeDataset, CubeDataset]:
     root = Path(spec.data)
     files = {s: root / f"{s}.txt" for s in ("train", "val", "test")}
@@ -165,7 +177,8 @@ def _datasets(spec: FinetuneSpec, seed: int) -> tuple[CubeDataset, CubeDataset, 
     if spec.label_fraction < 1:
         keep = stratified_fraction([lbl for _, lbl in items], spec.label_fraction, classes, seed)
         items = [items[i] for i in keep]
-    train = CubeDataset(items, classes=classes, crop=spec.crop, nan=spec.nan, seed=seed, read_options=opts)
+    crop = spec.crop if spec.crop is not None else default_crop(items, opts)
+    train = CubeDataset(items, classes=classes, crop=crop, nan=spec.nan, seed=seed, read_options=opts)
     ev = dict(classes=classes, nan=spec.nan, read_options=opts,
               crop=spec.eval_crop, crop_mode="center" if spec.eval_crop else "none")
     val, test = SplitFileDataset(files["val"], **ev), SplitFileDataset(files["test"], **ev)
@@ -203,7 +216,7 @@ def _run_seed(spec: FinetuneSpec, seed: int, out: Path) -> dict:
         save_checkpoint(path, model.state_dict(), architecture=arch, objective=f"finetune:{spec.init}",
                         data=spec.data, recipe=asdict(spec), wavelengths_nm=None if first.wavelengths is None
                         else first.wavelengths.tolist(), mean=stats.mean, std=stats.std,
-                        extra={"classes": train.classes})
+                        extra={"classes": train.classes, "crop": train.crop[0]})
 
     def on_epoch_end(epoch: int, loss: float) -> None:
         logits, labels = evaluate(objective, val, trainer.device)
@@ -217,7 +230,7 @@ def _run_seed(spec: FinetuneSpec, seed: int, out: Path) -> dict:
     model.load_state_dict(best_sd)
     logits, labels = evaluate(objective, test, trainer.device)
     metrics = classification_metrics(logits, labels, train.classes)
-    metrics.update(best_epoch=tracker.best["epoch"], best_val_accuracy=tracker.best["score"], seed=seed,
+    metrics.update(best_epoch=tracker.best["epoch"], best_val_accuracy=tracker.best["score"], seed=seed, crop=train.crop[0],
                    train_size=len(train), train_loss=summary["final_loss"], wall_time_s=summary["wall_time_s"])
     write_json(out / "metrics.json", metrics)
     confusion_matrix(metrics["confusion_matrix"], train.classes, out / "confusion_matrix.png",

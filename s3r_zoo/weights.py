@@ -1,6 +1,6 @@
 """Where pretrained weight files come from.
 
-For a registered tag such as ``s3r_resnet50.cr_hims41`` the file is looked for, in order:
+For a registered tag such as ``s3r_resnet50.cr_hims41_v2`` the file is looked for, in order:
 
 1. an explicit file: ``pretrained_cfg_overlay=dict(file=...)``;
 2. a local weights directory: ``$S3R_ZOO_WEIGHTS`` (if set), then the repository's
@@ -26,7 +26,7 @@ from .files import file_digest, first_line
 from .version import __version__
 
 __all__ = ["WeightsNotFoundError", "WeightsIntegrityError", "WEIGHTS_ENV", "REPO_WEIGHTS_DIR", "local_weight_dirs",
-           "find_local_weights", "resolve_weights", "verify_file"]
+           "find_local_weights", "resolve_weights", "verify_file", "hub_checkpoint"]
 
 WEIGHTS_ENV = "S3R_ZOO_WEIGHTS"
 REPO_WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
@@ -79,6 +79,16 @@ def _hub_download(repo_id: str, filename: str, cache_dir: Optional[Union[str, Pa
                            library_name="s3r_zoo", library_version=__version__)
 
 
+def hub_checkpoint(hub_id: str, filename: str = "model.safetensors") -> Path:
+    """The checkpoint of an ``hf-hub:ORG/NAME`` id (a folder written by ``s3r-zoo export``), downloaded or cached."""
+    repo = hub_id[len("hf-hub:"):] if hub_id.startswith("hf-hub:") else hub_id
+    try:
+        return Path(_hub_download(repo, filename, cache_dir=None))
+    except Exception as e:  # offline, unknown repository, no such file: one line that names the id
+        raise WeightsNotFoundError(f"{hub_id}: cannot get {filename} from the hub ({type(e).__name__}: "
+                                   f"{str(e).strip().splitlines()[0] if str(e).strip() else ''})") from None
+
+
 def resolve_weights(
         model_tag: str,
         file: Optional[Union[str, Path]] = None,
@@ -90,7 +100,7 @@ def resolve_weights(
     """Find the weight file for ``model_tag`` (``'<model>.<tag>'``).
 
     Args:
-        model_tag: Full pretrained name, e.g. ``s3r_resnet50.cr_hims41``.
+        model_tag: Full pretrained name, e.g. ``s3r_resnet50.cr_hims41_v2``.
         file: Explicit file; when given, it must exist and nothing else is tried.
         hf_hub_id: Hub repository of the tag, if it has one.
         hf_hub_filename: File inside the hub repository (default ``model.safetensors``).

@@ -1,5 +1,6 @@
 """Shared test set-up.
 
+The decoded-cube cache goes to a per-session temporary folder too.
 The hub must never be reached from the default test run (no network here, and
 huggingface_hub retries for ~20 s before failing): HF_HUB_OFFLINE is set before
 huggingface_hub is imported, and its cache goes to a per-session temporary folder.
@@ -14,6 +15,7 @@ import tempfile
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ["HF_HOME"] = tempfile.mkdtemp(prefix="s3r_zoo_hf_home_")
 os.environ.pop("S3R_ZOO_WEIGHTS", None)
+os.environ["S3R_ZOO_CACHE"] = tempfile.mkdtemp(prefix="s3r_zoo_cube_cache_")  # never the user's ~/.cache
 
 import pytest  # noqa: E402
 import timm  # noqa: E402
@@ -56,10 +58,18 @@ def set_records(monkeypatch, path=None, **files):
         monkeypatch.setitem(RELEASES, name, r)
 
 
+VALIDATION = {"held_out": "the bottom 12 of 64 rows", "exported": "best validation epoch 2", "best_epoch": 2,
+              "metrics": {"loss": 0.6, "crops": 8, "cr_l1": 0.45, "cr_l1_zeros": 1.2, "cr_l1_band_mean": 0.65,
+                          "locality": 0.38, "locality_closed_form": 0.35, "br_error": 0.04,
+                          "br_error_closed_form": 0.03, "br_error_band_mean": 0.033}}
+
+
 def make_checkpoint(path, arch="resnet18", in_chans=41, wavelengths="hims", mean="hims", std="hims", seed=0,
                     **kwargs):
-    """Write a zoo checkpoint of a randomly initialised encoder and return its state dict."""
+    """Write a zoo checkpoint of a randomly initialised encoder and return its state dict (with held-out
+    validation metrics in its metadata, as a pretrain run with --val-fraction > 0 writes them)."""
     torch.manual_seed(seed)
+    kwargs["extra"] = {"validation": VALIDATION, **(kwargs.get("extra") or {})}
     model = timm.create_model(arch, pretrained=False, in_chans=in_chans, num_classes=0)
     sd = model.state_dict()
     if wavelengths == "hims":

@@ -89,6 +89,42 @@ def test_envi_round_trip(tmp_path, interleave):
         np.testing.assert_allclose(c.wavelengths, WL)
 
 
+@pytest.mark.parametrize("units,values,expected_nm", [
+    ("Nanometers", WL, WL), ("nm", WL, WL), ("Micrometers", WL / 1000, WL), ("um", WL / 1000, WL),
+    ("Millimeters", WL / 1e6, WL), ("Angstroms", WL * 10, WL),
+    (None, WL / 1000, WL), ("Unknown", WL, WL), ("Index", np.arange(1.0, 5.0), None)])
+def test_envi_wavelength_units_and_fwhm(tmp_path, caplog, units, values, expected_nm):
+    from spectral.io import envi
+
+    meta = {"wavelength": list(values), "fwhm": [v / 50 for v in values]}
+    if units is not None:
+        meta["wavelength units"] = units
+    envi.save_image(str(tmp_path / "c.hdr"), CUBE, ext=".img", metadata=meta)
+    with caplog.at_level("WARNING"):
+        c = read_cube(tmp_path / "c.hdr")
+    if expected_nm is None:
+        assert c.wavelengths is None and c.fwhm is None and "band numbers, not wavelengths" in caplog.text
+        return
+    np.testing.assert_allclose(c.wavelengths, expected_nm)
+    np.testing.assert_allclose(c.fwhm, expected_nm / 50)  # the widths in the same units, converted alike
+    assert ("from their magnitude" in caplog.text) == (units in (None, "Unknown"))
+
+
+def test_envi_non_length_units_and_bad_fwhm_are_refused(tmp_path):
+    from spectral.io import envi
+
+    envi.save_image(str(tmp_path / "w.hdr"), CUBE, ext=".img",
+                    metadata={"wavelength": [22222.0, 20000.0, 18181.8, 16666.7], "wavelength units": "Wavenumber"})
+    with pytest.raises(CubeReadError, match="w.hdr: wavelength units: expected a length .* found 'Wavenumber'"):
+        read_cube(tmp_path / "w.hdr")
+    envi.save_image(str(tmp_path / "f.hdr"), CUBE, ext=".img",
+                    metadata={"wavelength": list(WL), "fwhm": [10.0, 10.0]})
+    with pytest.raises(CubeReadError, match=r"f.hdr: fwhm: expected 4 positive widths \(one per band\), found 2"):
+        read_cube(tmp_path / "f.hdr")
+    np.save(tmp_path / "n.npy", CUBE)
+    assert read_cube(tmp_path / "n.npy").fwhm is None  # formats without widths
+
+
 def _hims_band(path, arr):
     with h5py.File(path, "w", userblock_size=512) as h:
         h["vv"] = arr

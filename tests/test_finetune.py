@@ -127,3 +127,21 @@ def test_cli_finetune(pdac, tmp_path, capsys):
     assert "accuracy" in out and "(2 seed(s), init=scratch)" in out
     agg = json.loads((tmp_path / "aggregate.json").read_text())
     assert len(agg["runs"]) == 2 and agg["runs"][0]["train_size"] == 25  # half of each class of the 51 training cubes, rounded
+
+
+@pytest.mark.parametrize("h,w,expected", [(48, 48, 48), (40, 56, 40), (512, 612, 256)])
+def test_default_crop_fits_the_cubes(tmp_path, h, w, expected):
+    """No --crop: whole cubes up to MAX_DEFAULT_CROP (the smallest side), never an error about the default."""
+    from s3r_zoo.finetune import MAX_DEFAULT_CROP, default_crop
+
+    items = []
+    for i, (hh, ww) in enumerate([(h, w), (h + 8, w + 8)]):
+        np.save(tmp_path / f"{i}.npy", np.zeros((hh, ww, 4), np.float16))
+        items.append((tmp_path / f"{i}.npy", 0))
+    assert default_crop(items, {}) == expected and MAX_DEFAULT_CROP == 256
+
+
+def test_finetune_with_default_options_on_small_cubes(tmp_path, capsys):
+    write_dataset(tmp_path / "d", "pdac_like", n=24, size=40, seed=1, difficulty=0.0)
+    assert main(["finetune", "--data", str(tmp_path / "d"), "--out", str(tmp_path / "o"), "--epochs", "1"]) == 0
+    assert json.loads((tmp_path / "o" / "seed_0" / "metrics.json").read_text())["crop"] == 40

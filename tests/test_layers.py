@@ -22,8 +22,8 @@ LAYERS = [
     {"train"},  # the Objective contract, the one training loop, its state
     {"baselines"},  # Table 2 objectives
     {"pretrain"},  # S3R objectives, the objective table, the pre-training runner
-    {"finetune", "hub"},  # fine-tuning; hub export / push
-    {"release", "demo"},
+    {"finetune", "hub", "embed"},  # fine-tuning; hub export / push; features of a folder of cubes
+    {"release", "demo", "predict"},  # predict: a fine-tuned checkpoint applied to new cubes
     {"bench"},
     {"cli"},
     {"__main__", "__init__"},  # the command line entry point; the package's public surface

@@ -93,6 +93,17 @@ def speed_section(p: dict) -> str:
                  f"{_met(d['loader_over_model'] >= tg['loader_over_model'])} |")
     lines.append(f"| simulator, 256 x 256 x 40 | {d['simulator_cubes_per_s']:.1f} cubes/s | | | >= "
                  f"{tg['simulator_cubes_per_s']:g}: {_met(d['simulator_cubes_per_s'] >= tg['simulator_cubes_per_s'])} |")
+    fm = p.get("formats")
+    if fm:  # absent from results written before the decode-once cache
+        target = tg.get("format_over_npy", 0.5)
+        for name, r in fm["crops_per_s"].items():
+            if name == "npy":
+                continue
+            ratio = fm["ratio_to_npy"][name]
+            lines.append(f"| loader, {name} file ({fm['crop']}px crops of {' x '.join(map(str, fm['cube']))}), "
+                         f"decode-once cache | {r['cache']:.0f} crops/s (no cache: {r['no cache']:.0f}) "
+                         f"| npy {fm['crops_per_s']['npy']['cache']:.0f} crops/s | {ratio:.2f} "
+                         f"| >= {target:g}: {_met(ratio >= target)} |")
     lines.append(f"| s3r_resnet50 inference, {tuple(i['input'])} | {i['median_s']['s3r_resnet50'] * 1e3:.1f} ms "
                  f"| timm resnet50 {i['median_s']['timm resnet50'] * 1e3:.1f} ms | {i['ratio']:.3f} "
                  f"| >= {tg['inference_ratio']:g}: {_met(i['ratio'] >= tg['inference_ratio'])} |")
@@ -216,8 +227,23 @@ def coefficients_section(p: dict) -> str:
     return "\n".join(lines)
 
 
+def weights_section(p: dict) -> str:
+    fracs = [k for k in next(iter(p["rows"].values())) if k.startswith("fraction_")] if p["rows"] else []
+    lines = ["## Released weights, fine-tuned (`s3r-zoo bench weights`)\n",
+             f"{_where(p)}. Simulated `{p['preset']}`: {p['data']}; fine-tuning with the accuracy protocol "
+             f"({p['budget']['finetune_epochs']} epochs, {p['budget']['seeds']} seeds, the same splits and seeds for "
+             f"every row), from scratch or from a released tag (its 41-band stem resampled to the 40 simulated "
+             f"bands by wavelength). Test accuracy, mean +- std over seeds (%).\n",
+             "| model | init | " + " | ".join(f"{100 * float(f.split('_')[1]):g} % labels" for f in fracs) + " |",
+             "|---|---|" + "---|" * len(fracs)]
+    for row in p["rows"].values():
+        cells = " | ".join(f"{row[f]['mean']:.1f} +- {row[f]['std']:.1f}" for f in fracs)
+        lines.append(f"| {row['model']} | {row['init']} | {cells} |")
+    return "\n".join(lines) + "\n"
+
+
 SECTIONS = {"speed": speed_section, "convergence": convergence_section, "accuracy": accuracy_section,
-            "coefficients": coefficients_section}
+            "coefficients": coefficients_section, "weights": weights_section}
 
 
 def section(results: Path, name: str) -> str:

@@ -12,7 +12,9 @@
    an S3R-CR step (16 x 40 x 96 x 96 real tiles) in bf16 autocast + channels_last over the
    same step in fp32. Target <= 0.6 on a CPU with AVX-512-BF16 / AMX.
 3. Loader throughput (simulated .npy cubes on disk) / crops per second a ResNet-18 training
-   step consumes. Target >= 2. Also the simulator's cubes/s (target >= 10 at 256 x 256 x 40).
+   step consumes. Target >= 2. Also the simulator's cubes/s (target >= 10 at 256 x 256 x 40),
+   and random 128-px crops/s of one 512 x 612 x 40 cube stored in each readable format, through
+   the decode-once cache (and without it, for comparison). Target: every format within 2x of npy.
 4. s3r_resnet50 / timm resnet50 inference throughput. Target >= 0.98.
 5. CUDA only: ResNet-50 training images/s and model FLOP utilisation at 32 x 512 x 512,
    bf16 autocast and channels_last, and the time of one PLGC-sized S3R-CR epoch (661 cubes).
@@ -21,16 +23,20 @@
 
 from __future__ import annotations
 
+import os
 import tempfile
 import time
 from pathlib import Path
+
+import numpy as np
 
 import timm
 import torch
 import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
-from ..data import SplitFileDataset, make_loader
+from ..data import SplitFileDataset, UnlabelledCubes, make_loader
+from ..data.cache import CACHE_ENV
 from ..data.synthetic import simulate_cube, write_dataset
 from ..lowrank import gram, loo_coefficients, loo_rss
 from ..pretrain import S3RObjective
@@ -39,6 +45,7 @@ from ..train.engine import cpu_has_fast_bf16
 from .common import environment, hims_tiles, interleaved_medians, median, write_result
 
 TARGETS = {"targets_speedup": 200.0, "step_ratio": 1.10, "bf16_over_fp32": 0.6, "loader_over_model": 2.0,
+           "format_over_npy": 0.5,
            "inference_ratio": 0.98, "simulator_cubes_per_s": 10.0, "plgc_epoch_s_h100": 5.0}
 # dense bf16 tensor-core peak (FLOP/s) for MFU; other GPUs report images/s only
 PEAK_BF16 = {"H100": 989e12, "H200": 989e12, "A100": 312e12}
@@ -244,6 +251,56 @@ def _data(n: int, size: int, crop: int, batch: int) -> dict:
             "resnet18_train_crops_per_s": consume, "loader_over_model": max(loader_rates.values()) / consume}
 
 
+def _write_formats(folder: Path, cube: np.ndarray) -> dict[str, Path]:
+    """One cube ``(H, W, B)`` float32 in each readable format; MATLAB v7.3 is HDF5 after a 512-byte header."""
+    import h5py
+    import tifffile
+    from scipy.io import savemat
+    from spectral.io import envi
+
+    paths = {"npy": folder / "c.npy", "ENVI": folder / "c.hdr", "TIFF": folder / "c.tif",
+             "MATLAB v5": folder / "c5.mat", "MATLAB v7.3": folder / "c73.mat", "HDF5": folder / "c.h5",
+             "npz": folder / "c.npz"}
+    np.save(paths["npy"], cube)
+    envi.save_image(str(paths["ENVI"]), cube, ext=".img", interleave="bsq")
+    tifffile.imwrite(paths["TIFF"], cube.transpose(2, 0, 1), photometric="minisblack")
+    savemat(paths["MATLAB v5"], {"cube": cube})
+    with h5py.File(paths["MATLAB v7.3"], "w", userblock_size=512) as f:
+        f["cube"] = cube.T  # MATLAB's column-major order, as MATLAB writes it
+    with h5py.File(paths["HDF5"], "w") as f:
+        f["cube"] = cube
+    np.savez(paths["npz"], cube=cube)
+    return paths
+
+
+def _formats(shape: tuple[int, int, int], crop: int, crops: int) -> dict:
+    """Random-crop rate of ``UnlabelledCubes`` per file format, with the decode-once cache (steady state,
+    after its first pass) and without it (``S3R_ZOO_CACHE=off``: every crop decodes the file)."""
+    cube = np.random.default_rng(0).random(shape, dtype=np.float32)
+    rates: dict[str, dict] = {}
+    saved = os.environ.get(CACHE_ENV)
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            paths = _write_formats(Path(tmp), cube)
+            for mode, env in (("cache", str(Path(tmp) / "cache")), ("no cache", "off")):
+                os.environ[CACHE_ENV] = env
+                for name, path in paths.items():
+                    ds = UnlabelledCubes(path, crop=crop, crops_per_cube=crops if mode == "cache" else 4)
+                    ds[0]  # the cache's one decode (and the page cache) outside the timing
+                    t = time.perf_counter()
+                    for i in range(len(ds)):
+                        ds[i]
+                    rates.setdefault(name, {})[mode] = len(ds) / (time.perf_counter() - t)
+    finally:
+        if saved is None:
+            os.environ.pop(CACHE_ENV, None)
+        else:
+            os.environ[CACHE_ENV] = saved
+    npy = rates["npy"]["cache"]
+    return {"cube": list(shape), "crop": crop, "crops_per_s": rates,
+            "ratio_to_npy": {k: v["cache"] / npy for k, v in rates.items()}}
+
+
 def _inference(dev: torch.device, batch: int, size: int, repeats: int) -> dict:
     torch.manual_seed(0)
     models = {"timm resnet50": timm.create_model("resnet50", in_chans=40, num_classes=0),
@@ -319,6 +376,8 @@ def run(results_dir: Path, quick: bool = False) -> dict:
                "precision": _precision("s3r_resnet18", (4, 40, 32, 32) if quick else (16, 40, 96, 96), dev,
                                        3 if quick else 5),
                "data": _data(n=12 if quick else 40, size=96 if quick else 256, crop=64 if quick else 128, batch=16),
+               "formats": _formats((96, 112, 40) if quick else (512, 612, 40), 32 if quick else 128,
+                                   16 if quick else 200),
                "inference": _inference(dev, 2 if quick else 4, 96 if quick else 224, 5 if quick else 15),
                "cuda": _cuda(dev, quick) if dev.type == "cuda" else {"skipped": "no CUDA device"},
                **environment(dev)}

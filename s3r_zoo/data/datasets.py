@@ -1,9 +1,10 @@
 """torch Datasets over hyperspectral cubes, and a DataLoader that keeps a GPU fed.
 
 All datasets share :class:`CubeDataset`: a list of ``(path, label)`` items (label -1
-when unlabelled) read with :func:`~s3r_zoo.data.io.read_cube`, cut into crops (random,
-centre, or a regular grid of tiles), optionally reduced to selected bands or resampled
-to target wavelengths, normalised, and augmented. Items are ``(x, label)`` with ``x`` a
+when unlabelled) read with :func:`~s3r_zoo.data.cache.open_cube` (formats that are not
+memory-mapped are decoded once into a cache), cut into crops (random, centre, or a regular
+grid of tiles), optionally reduced to selected bands or resampled to target wavelengths,
+normalised, and augmented. Items are ``(x, label)`` with ``x`` a
 float32 ``(B, h, w)`` tensor.
 
 Randomness (crop positions, augmentation) comes from a generator seeded by
@@ -25,7 +26,8 @@ from ..bands import normalize
 from ..progress import progress
 from ..spectral import interpolation_matrix, validate_wavelengths
 from .io import (HIMS_PATTERN, SUFFIX_FORMATS, CubeReadError, apply_nan_policy, band_name, detect_format,
-                 nonfinite_scan, nonfinite_summary, read_cube)
+                 nonfinite_scan, nonfinite_summary)
+from .cache import open_cube
 from .stats import BandStats
 
 __all__ = ["CubeDataset", "HSIFolder", "SplitFileDataset", "UnlabelledCubes", "make_loader", "find_cubes",
@@ -221,7 +223,7 @@ class CubeDataset(Dataset):
             return self._cache[i]
         # NaN/Inf are handled per crop in __getitem__: repairing a whole memory-mapped cube on every
         # item read would cost a full read of the file per crop
-        cube = read_cube(self.items[i][0], nan="keep", **self.read_options)
+        cube = open_cube(self.items[i][0], **self.read_options)  # formats decoded whole: once, then mapped
         if self._cache is not None:
             self._cache[i] = cube
         return cube

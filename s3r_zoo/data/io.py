@@ -7,14 +7,17 @@ in nm, or None when the file does not know them.
 Formats (decided from the path by :func:`detect_format`):
 
 * ``.npy`` (memory-mapped; wavelengths from a ``<stem>.wavelengths_nm.txt`` or
-  ``wavelengths_nm.txt`` file beside it, one per line), ``.npz``;
+  ``wavelengths_nm.txt`` file beside it, one per line, band widths likewise from
+  ``<stem>.fwhm_nm.txt``), ``.npz``;
 * MATLAB ``.mat`` v5 (scipy) and v7.3 (HDF5, h5py): the variable is chosen by
   ``key=`` or is the single 3-D array. v7.3 arrays are returned in MATLAB's axis order
   (h5py shows them reversed), so both versions of one variable read the same;
 * TIFF / multi-page TIFF (tifffile): band axis from ``band_axis=``, else from the file's
   axes labels (pages/samples/channels), else the smallest axis;
-* ENVI ``.hdr`` + binary (BSQ/BIL/BIP, via the ``spectral`` package); wavelengths from
-  the header (micrometres converted to nm);
+* ENVI ``.hdr`` + binary (BSQ/BIL/BIP, via the ``spectral`` package); wavelengths and, when
+  given, ``fwhm`` from the header, converted to nm by its ``wavelength units`` (nm, um, mm,
+  ..., Angstroms; ``Index`` gives no wavelengths; absent or ``Unknown`` units are decided by
+  magnitude, with a warning; a non-length unit such as wavenumbers is refused);
 * HIMS folder (FDA Hyperspectral Imaging Microscope): ``trans_mean_camera_N.mat`` with
   band N at ``380 + 10 (N - 1)`` nm, in numeric order (``_10`` after ``_2``). Band images
   keep the layout of their HDF5 dataset ``vv`` (844 x 676 for the published cores), the
@@ -28,6 +31,7 @@ finite 3x3 neighbours, repeated until filled) replace them.
 
 from __future__ import annotations
 
+import logging
 import re
 import warnings
 from dataclasses import dataclass
@@ -37,6 +41,8 @@ from typing import Any, Optional, Sequence, Union
 import numpy as np
 
 from ..spectral import validate_wavelengths
+
+_logger = logging.getLogger(__name__)
 
 __all__ = ["Cube", "CubeReadError", "read_cube", "detect_format", "apply_nan_policy", "NAN_POLICIES",
            "HIMS_PATTERN", "hims_wavelength", "nonfinite_scan", "nonfinite_summary", "band_name"]
@@ -64,12 +70,14 @@ class Cube:
         wavelengths: Band centres in nm, shape ``(B,)``, or None.
         path: Where it was read from.
         format: Reader that produced it.
+        fwhm: Full width at half maximum of each band in nm (ENVI headers that give it), or None.
     """
 
     data: np.ndarray
     wavelengths: Optional[np.ndarray]
     path: str = ""
     format: str = ""
+    fwhm: Optional[np.ndarray] = None
 
     @property
     def shape(self) -> tuple[int, int, int]:
@@ -138,20 +146,20 @@ def _wavelengths_from(arrays: dict[str, Any], skip: str) -> Optional[np.ndarray]
     return None
 
 
-def _sidecar_wavelengths(p: Path) -> Optional[np.ndarray]:
-    """``<stem>.wavelengths_nm.txt`` or ``wavelengths_nm.txt`` beside a file: one centre per line."""
-    for side in (p.with_name(f"{p.stem}.wavelengths_nm.txt"), p.with_name("wavelengths_nm.txt")):
+def _sidecar_wavelengths(p: Path, what: str = "wavelengths_nm") -> Optional[np.ndarray]:
+    """``<stem>.<what>.txt`` or ``<what>.txt`` beside a file: one value (nm) per line."""
+    for side in (p.with_name(f"{p.stem}.{what}.txt"), p.with_name(f"{what}.txt")):
         if side.is_file():
             try:
                 return np.loadtxt(side, dtype=np.float64, ndmin=1)
             except ValueError as e:
-                raise CubeReadError(f"{side}: expected one wavelength (nm) per line ({e})") from None
+                raise CubeReadError(f"{side}: expected one value (nm) per line ({e})") from None
     return None
 
 
 def _read_npy(p: Path, band_axis=None, mmap: bool = True, **_):
     arr = np.load(p, mmap_mode="r" if mmap else None, allow_pickle=False)
-    return _bands_last(arr, band_axis, str(p)), _sidecar_wavelengths(p)
+    return _bands_last(arr, band_axis, str(p)), _sidecar_wavelengths(p), _sidecar_wavelengths(p, "fwhm_nm")
 
 
 def _read_npz(p: Path, key=None, band_axis=None, **_):
@@ -247,13 +255,47 @@ def _read_envi(p: Path, **_):
                                 f"{img.nbands} bands of {np.dtype(img.dtype).name}, header offset {img.offset}) from "
                                 f"{hdr.name}, found {size}")
         arr = np.asarray(img.open_memmap(interleave="bip", writable=False))
-    wl = None
-    if "wavelength" in meta:
-        wl = np.asarray([float(w) for w in meta["wavelength"]], dtype=np.float64)
-        units = str(meta.get("wavelength units", "nm")).lower()
-        if units in ("micrometers", "micrometer", "um", "µm", "microns"):
-            wl = wl * 1000.0
-    return arr, wl
+    if "wavelength" not in meta:
+        return arr, None
+    wl = np.asarray([float(w) for w in meta["wavelength"]], dtype=np.float64)
+    factor = _envi_nm_factor(hdr, meta.get("wavelength units"), wl)
+    if factor is None:
+        return arr, None
+    fwhm = None
+    if "fwhm" in meta:
+        fwhm = np.asarray([float(w) for w in meta["fwhm"]], dtype=np.float64) * factor
+        if fwhm.shape != wl.shape or not np.all(np.isfinite(fwhm)) or np.any(fwhm <= 0):
+            raise CubeReadError(f"{hdr}: fwhm: expected {len(wl)} positive widths (one per band), found "
+                                f"{len(fwhm)} values {fwhm[:3].tolist()}...")
+    return arr, wl * factor, fwhm
+
+
+# ENVI's "wavelength units" values (case-insensitive) and their factor to nm
+_ENVI_UNITS = {"nanometers": 1.0, "nanometer": 1.0, "nm": 1.0, "micrometers": 1e3, "micrometer": 1e3, "um": 1e3,
+               "µm": 1e3, "microns": 1e3, "micron": 1e3, "millimeters": 1e6, "mm": 1e6, "centimeters": 1e7, "cm": 1e7,
+               "meters": 1e9, "m": 1e9, "angstroms": 0.1, "angstrom": 0.1}
+
+
+def _envi_nm_factor(hdr: Path, units: Optional[str], wl: np.ndarray) -> Optional[float]:
+    """Factor from the header's ``wavelength units`` to nm; None for ``index`` (band numbers, not wavelengths).
+
+    Absent or ``unknown`` units are read from the values' magnitude: all below 30 means
+    micrometres (visible/NIR light is 0.38-2.5 um), otherwise nanometres; a warning says so.
+    """
+    u = (units or "unknown").strip().lower()
+    if u in _ENVI_UNITS:
+        return _ENVI_UNITS[u]
+    if u == "index":
+        _logger.warning("%s: wavelength units = Index: the 'wavelength' values are band numbers, not wavelengths; "
+                        "give the band centres with --wavelengths-file (wavelengths=)", hdr)
+        return None
+    if u == "unknown":
+        factor = 1e3 if np.nanmax(np.abs(wl)) < 30 else 1.0
+        _logger.warning("%s: wavelength units %s; reading the values as %s from their magnitude", hdr,
+                        "absent" if units is None else repr(units), "micrometres" if factor == 1e3 else "nanometres")
+        return factor
+    raise CubeReadError(f"{hdr}: wavelength units: expected a length (Nanometers, Micrometers, ...), Index or Unknown, "
+                        f"found {units!r}; give the band centres in nm with --wavelengths-file (wavelengths=)")
 
 
 def _read_hims(p: Path, **_):
@@ -404,7 +446,7 @@ def read_cube(path: PathLike, nan: str = "error", wavelengths: Optional[Sequence
     p = Path(path)
     fmt = detect_format(p)
     try:
-        data, wl = _READERS[fmt](p, **format_options)
+        data, wl, *more = _READERS[fmt](p, **format_options)  # ENVI adds the bands' FWHM
     except (CubeReadError, FileNotFoundError):
         raise
     except Exception as e:  # corrupt / truncated / foreign files: say which file and what the reader said
@@ -423,5 +465,5 @@ def read_cube(path: PathLike, nan: str = "error", wavelengths: Optional[Sequence
     if not isinstance(data, np.memmap) and data.dtype != np.float32:
         data = data.astype(np.float32)
     data = apply_nan_policy(data, nan, str(p), wl)
-    return Cube(data=data, wavelengths=wl, path=str(p), format=fmt)
+    return Cube(data=data, wavelengths=wl, path=str(p), format=fmt, fwhm=more[0] if more else None)
 

@@ -36,6 +36,7 @@ def cube_report(cube: Cube, r2_pixels: int = 200_000, seed: int = 0,
     report = {
         "path": cube.path, "format": cube.format, "shape": [h, w, b], "dtype": str(data.dtype),
         "wavelengths_nm": None if cube.wavelengths is None else cube.wavelengths.tolist(),
+        "fwhm_nm": None if cube.fwhm is None else cube.fwhm.tolist(),
         "nonfinite_per_band": {str(b + 1): int(c) for b, c in enumerate((~finite).sum(axis=0)) if c},
         "nonfinite_total": int((~finite).sum()),
         "band_min": np.nanmin(masked, axis=0).tolist(), "band_mean": np.nanmean(masked, axis=0).tolist(),
@@ -56,6 +57,7 @@ def format_report(rep: dict) -> str:
     lines = [f"{rep['path']}  ({rep['format']})",
              f"shape (H, W, B) = {tuple(rep['shape'])}, dtype {rep['dtype']}",
              f"wavelengths: {'unknown' if wl is None else f'{wl[0]:g}-{wl[-1]:g} nm ({len(wl)} bands)'}",
+             *([f"FWHM: {min(rep['fwhm_nm']):g}-{max(rep['fwhm_nm']):g} nm"] if rep.get("fwhm_nm") else []),
              f"NaN/Inf: {rep['nonfinite_total']}" + (f" (by band: {rep['nonfinite_per_band']})"
                                                      if rep["nonfinite_total"] else ""),
              f"{'band':>4} {'nm':>7} {'min':>9} {'mean':>9} {'max':>9} {'LOO R2':>8}"]

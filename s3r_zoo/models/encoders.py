@@ -9,6 +9,7 @@ import timm
 from torch import nn
 
 from ..checkpoint import read_checkpoint_info
+from ..weights import hub_checkpoint
 from . import s3r_resnet  # noqa: F401  (registers the zoo's models with timm)
 from .names import arch_of
 
@@ -23,7 +24,8 @@ def build_encoder(model: str, num_bands: int, init: str = "random", num_classes:
         model: ``s3r_resnet18`` or ``s3r_resnet50``.
         num_bands: Input bands.
         init: ``random``/``scratch``, ``imagenet`` (timm's ImageNet weights, stem adapted by
-            timm), a registered tag (``s3r_resnet18.cr_hims41``), or a zoo checkpoint path.
+            timm), a registered tag (``s3r_resnet18.cr_hims41_v2``), a zoo checkpoint path, or
+            ``hf-hub:ORG/NAME`` (a hub repository exported by ``s3r-zoo export``).
         num_classes: Classifier outputs (0 = pooled features).
         wavelengths: Band centres of the data (nm): stems are resampled by wavelength.
     """
@@ -40,6 +42,8 @@ def build_encoder(model: str, num_bands: int, init: str = "random", num_classes:
                 f"or use --init random / a zoo checkpoint.") from None
     kw = dict(pretrained=True, in_chans=num_bands, num_classes=num_classes,
               wavelengths=None if wavelengths is None else list(wavelengths))
+    if init.startswith("hf-hub:"):  # a repository written by `s3r-zoo export`: its model.safetensors
+        init = str(hub_checkpoint(init))
     if Path(init).exists():
         info = read_checkpoint_info(init)
         if info.in_chans != num_bands and info.objective.endswith("bands") and info.wavelengths_nm is None:
@@ -55,5 +59,5 @@ def build_encoder(model: str, num_bands: int, init: str = "random", num_classes:
         return timm.create_model(model, pretrained_cfg_overlay=dict(file=str(init)), **kw)
     if "." in init and init.split(".")[0] == model:
         return timm.create_model(init, **kw)
-    raise ValueError(f"init: expected random, scratch, imagenet, a tag such as {model}.cr_hims41, or an existing "
+    raise ValueError(f"init: expected random, scratch, imagenet, a tag such as {model}.cr_hims41_v2, or an existing "
                      f"checkpoint file; found {init!r}")

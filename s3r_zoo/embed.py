@@ -1,0 +1,225 @@
+"""``s3r-zoo embed``: encoder features of your cubes, for your own downstream models.
+
+Input: a folder of cubes, a split file (``<path> <label>`` lines) or one cube, in any format
+the readers know. Each cube gives one feature vector (whole cube, global average pool) or,
+with ``tile``, one per window of ``tile x tile`` pixels every ``stride`` pixels (the last
+row and column of windows end at the border, so every pixel is covered; a cube smaller than
+a tile is one window). Bands are adapted by wavelength exactly as ``timm.create_model`` does
+(:func:`~s3r_zoo.models.build_encoder`).
+
+Normalisation: the checkpoint's per-band mean/std when it records them for the same bands
+(a fine-tuned checkpoint, or a pre-trained one on the same band set); otherwise the data's
+own, measured on the cubes being embedded (at most ``STATS_CUBES`` of them). The summary says
+which.
+
+Outputs in ``out``: ``features.npy`` (``(N, D)`` float32), ``index.csv`` (row, path, top,
+left, height, width; paths relative to the source folder or split file), ``embed.json`` (the
+settings, model, normalisation, counts). Resumable: each finished cube is saved under
+``parts/`` at once, and running the same command again skips them (other settings in the same
+``out`` are refused).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator, Optional
+
+import numpy as np
+import torch
+from torch import nn
+
+from .bands import normalize
+from .checkpoint import read_checkpoint_info
+from .data.cache import open_cube
+from .data.datasets import find_cubes, read_split_file
+from .data.io import HIMS_PATTERN, Cube, apply_nan_policy, detect_format
+from .data.stats import BandStats
+from .files import atomic_write, check_writable_dir, save_npy, write_json
+from .models import build_encoder
+from .models.names import MODEL_NAMES, model_name
+from .progress import progress
+from .train.engine import resolve_amp
+from .weights import hub_checkpoint
+
+__all__ = ["EmbedSpec", "run_embed", "windows", "list_sources", "load_model", "embed_cube", "STATS_CUBES"]
+
+STATS_CUBES = 32
+
+
+@dataclass
+class EmbedSpec:
+    source: str
+    out: str
+    init: str
+    model: Optional[str] = None  # default: the checkpoint's or tag's architecture
+    tile: Optional[int] = None
+    stride: Optional[int] = None
+    batch_size: int = 16
+    amp: str = "auto"
+    nan: str = "error"
+    wavelengths: Optional[list[float]] = None
+
+
+def list_sources(source: str) -> tuple[list[Path], Path]:
+    """(cube paths, the folder their index paths are relative to)."""
+    src = Path(source)
+    if not src.exists():
+        raise FileNotFoundError(f"{src}: no such file or folder")
+    if src.is_file() and src.suffix == ".txt":
+        items, _ = read_split_file(src)
+        return [p for p, _ in items], src.parent
+    if src.is_file() or any(HIMS_PATTERN.match(f.name) for f in src.iterdir()):
+        detect_format(src)  # an unknown format: its one-line error now
+        return [src], src.parent
+    files = find_cubes(src)
+    if not files:
+        raise ValueError(f"{src}: no cube files found")
+    return files, src
+
+
+def windows(h: int, w: int, tile: Optional[int], stride: Optional[int]) -> list[tuple[int, int, int, int]]:
+    """``(top, left, height, width)`` of each window; the whole cube when ``tile`` is None."""
+    if tile is None:
+        return [(0, 0, h, w)]
+    th, tw = min(tile, h), min(tile, w)
+    step = stride or tile
+
+    def starts(n, t):
+        s = list(range(0, n - t + 1, step))
+        return s if s[-1] == n - t else s + [n - t]
+
+    return [(t, l, th, tw) for t in starts(h, th) for l in starts(w, tw)]
+
+
+def load_model(init: str, model: Optional[str], num_bands: int, wavelengths, num_classes: int = 0) -> tuple[nn.Module, str]:
+    """(encoder with ``num_bands`` inputs, its model name) from a tag, checkpoint file or ``hf-hub:`` id."""
+    if init.startswith("hf-hub:"):
+        init = str(hub_checkpoint(init))
+    if model is None:
+        if Path(init).is_file():
+            model = model_name(read_checkpoint_info(init).architecture)
+        elif init.split(".")[0] in MODEL_NAMES:
+            model = init.split(".")[0]
+        else:
+            raise ValueError(f"--model: required with --init {init!r} (one of {list(MODEL_NAMES)})")
+    return build_encoder(model, num_bands, init, num_classes=num_classes, wavelengths=wavelengths), model
+
+
+def _stats_of(init: str, cube: Cube) -> Optional[BandStats]:
+    """The checkpoint's band statistics when they are for these bands, else None."""
+    if not Path(init).is_file():
+        return None
+    info = read_checkpoint_info(init)
+    if info.mean is None or len(info.mean) != cube.num_bands:
+        return None
+    if info.wavelengths_nm is not None and cube.wavelengths is not None and not np.allclose(
+            info.wavelengths_nm, cube.wavelengths, atol=0.5):
+        return None
+    return BandStats(mean=tuple(info.mean), std=tuple(info.std), count=0)
+
+
+def _data_stats(paths: list[Path], spec: EmbedSpec) -> BandStats:
+    n, s, ss = 0, 0.0, 0.0
+    for p in paths[:STATS_CUBES]:
+        c = _read(p, spec)
+        x = np.asarray(c.data, dtype=np.float64).reshape(-1, c.num_bands)
+        n, s, ss = n + len(x), s + x.sum(0), ss + (x ** 2).sum(0)
+    mean = s / n
+    std = np.sqrt(np.maximum(ss / n - mean ** 2, 0))
+    return BandStats(mean=tuple(mean.tolist()), std=tuple(np.maximum(std, 1e-12).tolist()), count=n)
+
+
+def _read(path: Path, spec: EmbedSpec) -> Cube:
+    cube = open_cube(path, **({"wavelengths": spec.wavelengths} if spec.wavelengths else {}))
+    return cube
+
+
+@torch.no_grad()
+def embed_cube(model: nn.Module, cube: Cube, boxes: list[tuple[int, int, int, int]], stats: BandStats,
+               device: torch.device, batch_size: int, amp: str, nan: str) -> Iterator[torch.Tensor]:
+    """Model outputs for each window of ``cube`` (float32, on the CPU), batch by batch."""
+    mean, std = torch.tensor(stats.mean), torch.tensor(stats.std)
+    for start in range(0, len(boxes), batch_size):
+        xs = []
+        for top, left, h, w in boxes[start:start + batch_size]:
+            patch = np.asarray(cube.data[top:top + h, left:left + w], dtype=np.float32)
+            patch = apply_nan_policy(patch, nan, f"{cube.path} (window at row {top}, col {left})", cube.wavelengths)
+            xs.append(normalize(torch.from_numpy(np.ascontiguousarray(patch.transpose(2, 0, 1))), mean, std))
+        x = torch.stack(xs).to(device).contiguous(memory_format=torch.channels_last)
+        dtype = torch.bfloat16 if amp == "bf16" else torch.float16
+        with torch.autocast(device_type=device.type, dtype=dtype, enabled=amp in ("bf16", "fp16")):
+            yield model(x).float().cpu()
+
+
+def _fingerprint(spec: EmbedSpec, paths: list[Path]) -> dict:
+    return {"init": spec.init, "model": spec.model, "tile": spec.tile, "stride": spec.stride, "nan": spec.nan,
+            "wavelengths": spec.wavelengths, "cubes": [str(p) for p in paths]}
+
+
+def run_embed(spec: EmbedSpec) -> dict:
+    """Embed every cube of ``spec.source``; returns the summary (also ``embed.json``)."""
+    if spec.tile is not None and spec.tile < 8:
+        raise ValueError(f"--tile: expected at least 8 pixels, found {spec.tile}")
+    if spec.stride is not None and (spec.tile is None or spec.stride < 1):
+        raise ValueError(f"--stride: expected a positive step with --tile, found {spec.stride} (tile {spec.tile})")
+    if spec.batch_size < 1:
+        raise ValueError(f"--batch-size: expected at least 1, found {spec.batch_size}")
+    out = Path(spec.out)
+    check_writable_dir(out)
+    paths, base = list_sources(spec.source)
+    first = _read(paths[0], spec)
+    model, name = load_model(spec.init, spec.model, first.num_bands, first.wavelengths)
+    fp = _fingerprint(spec, paths)
+    parts = out / "parts"
+    fp_file = parts / "settings.json"
+    if fp_file.is_file() and json.loads(fp_file.read_text()) != json.loads(json.dumps(fp)):
+        raise ValueError(f"--out {out}: holds an unfinished embed with other settings or cubes; use another --out "
+                         f"or delete {parts}")
+    stats = _stats_of(str(hub_checkpoint(spec.init)) if spec.init.startswith("hf-hub:") else spec.init, first)
+    norm = "checkpoint" if stats is not None else f"data ({min(len(paths), STATS_CUBES)} cubes)"
+    if stats is None:
+        stats = _data_stats(paths, spec)
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    amp = resolve_amp(spec.amp, device)
+    model = model.to(device).eval().to(memory_format=torch.channels_last)
+    write_json(fp_file, fp)
+    for k, path in enumerate(progress(paths, desc="embed", unit="cube", disable=len(paths) < 2)):
+        done = parts / f"{k:06d}.npy"
+        if done.is_file():
+            continue
+        cube = _read(path, spec)
+        if cube.num_bands != first.num_bands:
+            raise ValueError(f"{path}: {cube.num_bands} bands, but {paths[0]} has {first.num_bands}; embed one band "
+                             f"set at a time")
+        boxes = windows(cube.shape[0], cube.shape[1], spec.tile, spec.stride)
+        feats = torch.cat(list(embed_cube(model, cube, boxes, stats, device, spec.batch_size, amp, spec.nan)))
+        write_json(parts / f"{k:06d}.json", boxes)
+        save_npy(done, feats.numpy())
+    feats, rows = [], []
+    for k, path in enumerate(paths):
+        f = np.load(parts / f"{k:06d}.npy")
+        boxes = json.loads((parts / f"{k:06d}.json").read_text())
+        rel = Path(path).resolve().relative_to(base.resolve()).as_posix() if Path(path).resolve().is_relative_to(
+            base.resolve()) else Path(path).name
+        rows += [[len(rows) + i, rel, *box] for i, box in enumerate(boxes)]
+        feats.append(f)
+    features = np.concatenate(feats).astype(np.float32)
+    save_npy(out / "features.npy", features)
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["row", "path", "top", "left", "height", "width"])
+    w.writerows(rows)
+    atomic_write(out / "index.csv", lambda tmp: Path(tmp).write_text(buf.getvalue()))
+    summary = {"init": spec.init if not Path(spec.init).exists() else Path(spec.init).name, "model": name,
+               "cubes": len(paths), "features": list(features.shape), "tile": spec.tile,
+               "stride": spec.stride or spec.tile, "normalisation": norm, "amp": amp, "device": device.type,
+               "bands": first.num_bands,
+               "wavelengths_nm": None if first.wavelengths is None else first.wavelengths.tolist()}
+    write_json(out / "embed.json", summary)
+    shutil.rmtree(parts)
+    return summary

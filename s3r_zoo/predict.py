@@ -1,0 +1,155 @@
+"""``s3r-zoo predict``: apply a fine-tuned checkpoint to new cubes -> class probabilities per cube.
+
+The checkpoint is what ``s3r-zoo finetune`` saves (``best.safetensors``): the weights with
+their classifier, the class names, the training crop, the bands' wavelengths and the
+per-band mean/std the model was trained with (all in its metadata). The cubes must have the
+same bands (count, and wavelengths where both sides know them).
+
+Windows (``tile``): by default (None) a cube that fits in the training crop is classified
+whole, and a larger scene is cut into windows of the training crop every ``stride`` pixels
+(default: half a window) whose class probabilities are averaged; a heatmap PNG per tiled
+cube shows each window's probability of the predicted class over the false-colour image.
+``tile=0`` classifies every cube whole, which is what ``finetune``'s test evaluation does
+(so it reproduces its accuracy for any cube size); ``tile=N`` forces N-px windows.
+Inference runs in fp32 by default (``amp``), as ``finetune`` evaluates.
+
+Outputs in ``out``: ``predictions.csv`` (path, [label,] predicted, one probability column per
+class, windows), ``predict.json`` (settings, counts, and the accuracy when the source is a
+split file with labels), ``heatmaps/<name>.png``.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import timm
+import torch
+
+from .checkpoint import load_checkpoint, read_checkpoint_info
+from .data.cache import open_cube
+from .data.datasets import read_split_file
+from .data.report import false_colour
+from .data.stats import BandStats
+from .embed import embed_cube, list_sources, windows
+from .files import atomic_write, check_writable_dir, write_json
+from .models.names import model_name
+from .progress import progress
+from .train.engine import resolve_amp
+
+__all__ = ["PredictSpec", "run_predict", "load_classifier"]
+
+
+@dataclass
+class PredictSpec:
+    source: str
+    checkpoint: str
+    out: str
+    tile: Optional[int] = None
+    stride: Optional[int] = None
+    batch_size: int = 16
+    amp: str = "none"
+    nan: str = "error"
+
+
+def load_classifier(path: str) -> tuple[torch.nn.Module, list[str], BandStats, dict]:
+    """(model in eval mode, class names, band statistics, checkpoint facts) of a fine-tuned checkpoint."""
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"{path}: no such checkpoint file")
+    info = read_checkpoint_info(path)
+    classes = info.extra_value("classes")
+    if not classes:
+        raise ValueError(f"{path}: not a fine-tuned checkpoint (no class names in its metadata); predict needs what "
+                         f"`s3r-zoo finetune` saves (seed_<k>/best.safetensors)")
+    if info.mean is None or info.std is None:
+        raise ValueError(f"{path}: no per-band mean/std in its metadata; cannot normalise the input as in training")
+    sd, _ = load_checkpoint(path)
+    model = timm.create_model(model_name(info.architecture), in_chans=info.in_chans, num_classes=len(classes))
+    model.load_state_dict(sd)
+    facts = {"bands": info.in_chans, "wavelengths_nm": info.wavelengths_nm, "crop": info.extra_value("crop")}
+    return model.eval(), list(classes), BandStats(mean=tuple(info.mean), std=tuple(info.std), count=0), facts
+
+
+def _heatmap(cube, boxes, probs: np.ndarray, cls: int, name: str, path: Path) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    h, w = cube.shape[:2]
+    acc, cnt = np.zeros((h, w)), np.zeros((h, w))
+    for (t, l, th, tw), p in zip(boxes, probs[:, cls]):
+        acc[t:t + th, l:l + tw] += p
+        cnt[t:t + th, l:l + tw] += 1
+    fig, ax = plt.subplots(figsize=(6, 6 * h / w + 0.6), dpi=110)
+    ax.imshow(false_colour(cube), interpolation="nearest")
+    im = ax.imshow(acc / np.maximum(cnt, 1), cmap="viridis", alpha=0.55, vmin=0, vmax=1, interpolation="nearest")
+    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.02, label=f"P({name}), mean of the windows over each pixel")
+    ax.set_title(f"{path.stem}: {len(boxes)} windows", fontsize=9)
+    ax.set_axis_off()
+    fig.tight_layout()
+    out = atomic_write(path, lambda tmp: fig.savefig(tmp, format="png"))
+    plt.close(fig)
+    return out
+
+
+def run_predict(spec: PredictSpec) -> dict:
+    """Classify every cube of ``spec.source``; returns the summary (also ``predict.json``)."""
+    if spec.tile is not None and spec.tile != 0 and spec.tile < 8:
+        raise ValueError(f"--tile: expected 0 (whole cubes) or at least 8 pixels, found {spec.tile}")
+    if spec.stride is not None and spec.stride < 1:
+        raise ValueError(f"--stride: expected a positive step, found {spec.stride}")
+    out = Path(spec.out)
+    check_writable_dir(out)
+    model, classes, stats, facts = load_classifier(spec.checkpoint)
+    paths, base = list_sources(spec.source)
+    labels = None
+    if Path(spec.source).suffix == ".txt":
+        items, names = read_split_file(spec.source)
+        labels = [names[lbl] for _, lbl in items]
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    amp = resolve_amp(spec.amp, device)
+    model = model.to(device).to(memory_format=torch.channels_last)
+    rows, correct, tiled = [], 0, 0
+    for k, path in enumerate(progress(paths, desc="predict", unit="cube", disable=len(paths) < 2)):
+        cube = open_cube(path)
+        if cube.num_bands != facts["bands"]:
+            raise ValueError(f"{path}: {cube.num_bands} bands, but the checkpoint was fine-tuned on {facts['bands']}")
+        wl = facts["wavelengths_nm"]
+        if wl is not None and cube.wavelengths is not None and not np.allclose(wl, cube.wavelengths, atol=0.5):
+            raise ValueError(f"{path}: wavelengths {cube.wavelengths[0]:g}-{cube.wavelengths[-1]:g} nm differ from the "
+                             f"checkpoint's {wl[0]:g}-{wl[-1]:g} nm; fine-tune on this band set first")
+        h, w = cube.shape[:2]
+        crop = facts["crop"]
+        tile = spec.tile if spec.tile is not None else (crop if crop and (h > crop or w > crop) else None)
+        tile = None if tile == 0 else tile
+        boxes = windows(h, w, tile, spec.stride or (max(tile // 2, 1) if tile else None))
+        logits = torch.cat(list(embed_cube(model, cube, boxes, stats, device, spec.batch_size, amp, spec.nan)))
+        probs = torch.softmax(logits.double(), dim=1).numpy()
+        p = probs.mean(0)
+        pred = int(np.argmax(p))
+        rel = Path(path).resolve().relative_to(base.resolve()).as_posix() if Path(path).resolve().is_relative_to(
+            base.resolve()) else Path(path).name
+        if len(boxes) > 1:
+            tiled += 1
+            _heatmap(cube, boxes, probs, pred, classes[pred], out / "heatmaps" / (rel.replace("/", "__") + ".png"))
+        row = {"path": rel, **({"label": labels[k]} if labels else {}), "predicted": classes[pred],
+               **{f"p_{c}": round(float(v), 6) for c, v in zip(classes, p)}, "windows": len(boxes)}
+        correct += int(labels is not None and labels[k] == classes[pred])
+        rows.append(row)
+    buf = io.StringIO()
+    wr = csv.DictWriter(buf, fieldnames=list(rows[0]), lineterminator="\n")
+    wr.writeheader()
+    wr.writerows(rows)
+    atomic_write(out / "predictions.csv", lambda tmp: Path(tmp).write_text(buf.getvalue()))
+    summary = {"checkpoint": Path(spec.checkpoint).name, "classes": classes, "cubes": len(rows),
+               "tiled_cubes": tiled, "tile": spec.tile, "amp": amp, "device": device.type,
+               "predicted_counts": {c: sum(r["predicted"] == c for r in rows) for c in classes}}
+    if labels is not None:
+        summary["accuracy"] = correct / len(rows)
+    write_json(out / "predict.json", summary)
+    return summary

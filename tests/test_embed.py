@@ -1,0 +1,113 @@
+"""``s3r-zoo embed``: features per cube or per window, the checkpoint's normalisation, resume, refusals."""
+
+import csv
+import json
+
+import numpy as np
+import pytest
+import timm
+import torch
+
+import s3r_zoo
+from s3r_zoo import embed as embed_module
+from s3r_zoo.cli import main
+from s3r_zoo.embed import EmbedSpec, run_embed, windows
+
+B = 6
+WL = np.linspace(450, 700, B)
+
+
+@pytest.fixture
+def folder(tmp_path):
+    g = np.random.default_rng(0)
+    d = tmp_path / "cubes"
+    (d / "sub").mkdir(parents=True)
+    for name, (h, w) in {"a.npy": (40, 48), "b.npy": (32, 32), "sub/c.npy": (24, 36)}.items():
+        np.save(d / name, g.random((h, w, B), dtype=np.float32) * 100)
+    np.savetxt(d / "wavelengths_nm.txt", WL)
+    np.savetxt(d / "sub" / "wavelengths_nm.txt", WL)
+    torch.manual_seed(0)
+    enc = timm.create_model("s3r_resnet18", in_chans=B, num_classes=0)
+    s3r_zoo.save_checkpoint(tmp_path / "enc.safetensors", enc.state_dict(), architecture="resnet18", objective="cr",
+                            data="test", wavelengths_nm=WL.tolist(), mean=[50.0] * B, std=[29.0] * B)
+    return d, tmp_path / "enc.safetensors", enc.eval()
+
+
+def test_windows_cover_every_pixel():
+    assert windows(40, 48, 16, None) == [(t, l, 16, 16) for t in (0, 16, 24) for l in (0, 16, 32)]
+    assert windows(10, 12, 16, 8) == [(0, 0, 10, 12)]  # smaller than a tile: one window
+    assert windows(5, 7, None, None) == [(0, 0, 5, 7)]
+
+
+def test_whole_cube_features_match_the_encoder(folder, tmp_path, capsys):
+    d, ckpt, enc = folder
+    assert main(["embed", str(d), "--init", str(ckpt), "--out", str(tmp_path / "e"), "--amp", "none"]) == 0
+    feats = np.load(tmp_path / "e" / "features.npy")
+    with open(tmp_path / "e" / "index.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert feats.shape == (3, 512) and [r["path"] for r in rows] == ["a.npy", "b.npy", "sub/c.npy"]
+    assert rows[0]["height"] == "40" and rows[0]["width"] == "48"
+    x = (torch.from_numpy(np.load(d / "b.npy")).permute(2, 0, 1)[None] - 50.0) / 29.0
+    with torch.no_grad():
+        np.testing.assert_allclose(feats[1], enc(x)[0].numpy(), rtol=1e-4, atol=1e-5)
+    summary = json.loads((tmp_path / "e" / "embed.json").read_text())
+    assert summary["normalisation"] == "checkpoint" and summary["model"] == "s3r_resnet18"
+    assert not (tmp_path / "e" / "parts").exists() and "3 cube(s) -> 3 feature vectors" in capsys.readouterr().out
+
+
+def test_tiles_of_a_split_file_and_data_statistics(folder, tmp_path):
+    d, ckpt, _ = folder
+    (d / "test.txt").write_text("a.npy 0\nsub/c.npy 1\n")
+    s = run_embed(EmbedSpec(source=str(d / "test.txt"), out=str(tmp_path / "t"), init="random",
+                            model="s3r_resnet18", tile=16, stride=16, amp="none"))
+    assert s["features"] == [9 + 2 * 3, 512] and s["normalisation"] == "data (2 cubes)"
+    with open(tmp_path / "t" / "index.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [(r["path"], r["top"], r["left"]) for r in rows[9:12]] == [("sub/c.npy", "0", "0"),
+                                                                     ("sub/c.npy", "0", "16"),
+                                                                     ("sub/c.npy", "0", "20")]
+
+
+def test_a_killed_embed_resumes_to_the_same_features(folder, tmp_path, monkeypatch):
+    d, ckpt, _ = folder
+    spec = EmbedSpec(source=str(d), out=str(tmp_path / "r"), init=str(ckpt), tile=16, amp="none")
+    full = run_embed(EmbedSpec(**{**spec.__dict__, "out": str(tmp_path / "full")}))
+    real = embed_module.embed_cube
+    calls = []
+
+    def dies_on_the_second_cube(*a, **k):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(*a, **k)
+
+    monkeypatch.setattr(embed_module, "embed_cube", dies_on_the_second_cube)
+    with pytest.raises(KeyboardInterrupt):
+        run_embed(spec)
+    assert sorted(p.name for p in (tmp_path / "r" / "parts").iterdir()) == ["000000.json", "000000.npy",
+                                                                            "settings.json"]
+    monkeypatch.setattr(embed_module, "embed_cube", real)
+    calls.clear()
+    assert run_embed(spec)["features"] == full["features"] == [9 + 4 + 6, 512]
+    np.testing.assert_array_equal(np.load(tmp_path / "r" / "features.npy"), np.load(tmp_path / "full" / "features.npy"))
+    # other settings in a folder that holds an unfinished embed: refused
+    (tmp_path / "r" / "parts").mkdir()
+    (tmp_path / "r" / "parts" / "settings.json").write_text(json.dumps({"tile": 99}))
+    with pytest.raises(ValueError, match="holds an unfinished embed with other settings"):
+        run_embed(spec)
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--tile", "4"], "--tile: expected at least 8 pixels, found 4"),
+    (["--stride", "8"], "--stride: expected a positive step with --tile, found 8 (tile None)"),
+    (["--init", "random"], "--model: required with --init 'random'"),
+])
+def test_embed_refusals_are_one_line_and_write_nothing(folder, tmp_path, capsys, args, message):
+    d, ckpt, _ = folder
+    argv = ["embed", str(d), "--out", str(tmp_path / "o"), "--init", str(ckpt)] + args
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "o").exists()
+    assert main(["embed", str(tmp_path / "ghost"), "--init", str(ckpt), "--out", str(tmp_path / "o")]) == 2
+    assert "ghost: no such file or folder" in capsys.readouterr().err
