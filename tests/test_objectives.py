@@ -212,3 +212,20 @@ def test_early_stopping_is_keras_style_on_the_validation_loss(tmp_path, losses, 
     assert s["epochs"] == (stop_epoch or len(losses)) and s["best_epoch"] == best_epoch
     assert s["best_loss"] == losses[best_epoch - 1]
     assert (tmp_path / "best_val.safetensors").is_file()
+
+
+def test_the_fast_encoder_input_equals_the_full_resolution_masks_bit_for_bit():
+    """Patch-resolution masking (the default path) gives exactly the tensor of the reference path."""
+    from s3r_zoo.train import apply_masks, band_patch_masks
+
+    obj = S3RObjective(timm.create_model("s3r_resnet18", in_chans=B), [0.5] * B, [0.2] * B, mask_patch=8)
+    cube = torch.randn(3, B, 32, 48)
+    band = torch.tensor([0, 5, 7])
+    torch.manual_seed(11)
+    fast = obj.encoder_input(cube, band)
+    torch.manual_seed(11)
+    masks = band_patch_masks(3, B, 32, 48, obj.mask_ratio, 8)
+    ref = apply_masks(obj.normalize(cube), masks).masked_fill(
+        torch.nn.functional.one_hot(band, B).bool()[:, :, None, None], 0.0)
+    assert torch.equal(fast, ref) and torch.equal(fast.signbit(), ref.signbit())
+    assert (fast[torch.arange(3), band] == 0).all() and 0.6 < (fast == 0).float().mean() < 0.75

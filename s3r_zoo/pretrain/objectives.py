@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..models.heads import transposed_decoder
-from ..train import Objective, apply_masks, band_patch_masks
+from ..train import Objective, apply_masks, band_patch_masks, patch_grid, zero_patches
 from .targets import DEFAULT_RIDGE, coefficient_targets
 
 __all__ = ["S3RObjective", "RegressObjective", "band_regression_error"]
@@ -69,10 +69,15 @@ class _Pretext(Objective):
         """Normalised cube with independent per-band patch masks and band b zeroed."""
         n, b, h, w = cube.shape
         x = self.normalize(cube)
-        if mask and self.mask_ratio > 0:
-            masks = band_patch_masks(n, b, h, w, self.mask_ratio, self.mask_patch, device=cube.device)
-            x = apply_masks(x, masks, self.noise_std)
         target = F.one_hot(band, b).to(torch.bool)[:, :, None, None]
+        p = self.mask_patch
+        if mask and self.mask_ratio > 0:
+            if self.noise_std == 0 and h % p == 0 and w % p == 0 and x.is_contiguous():
+                # the same masks (same random draws), applied at patch resolution with band b in one pass
+                grid = patch_grid(n, b, h, w, self.mask_ratio, p, device=cube.device)
+                return zero_patches(x, grid | target, p)
+            masks = band_patch_masks(n, b, h, w, self.mask_ratio, p, device=cube.device)
+            x = apply_masks(x, masks, self.noise_std)
         return x.masked_fill(target, 0.0)
 
     def draw_bands(self, n: int, device) -> torch.Tensor:

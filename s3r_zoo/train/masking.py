@@ -9,16 +9,12 @@ from typing import Optional
 
 import torch
 
-__all__ = ["band_patch_masks", "apply_masks"]
+__all__ = ["band_patch_masks", "patch_grid", "zero_patches", "apply_masks"]
 
 
-def band_patch_masks(n: int, b: int, h: int, w: int, ratio: float = 0.65, patch: int = 16,
-                     generator: Optional[torch.Generator] = None, device=None) -> torch.Tensor:
-    """Boolean masks ``(N, B, H, W)``, True = masked, with its own patch pattern per band.
-
-    Exactly ``round(ratio * P)`` of the ``P`` patches of every band are masked, chosen by
-    ranking i.i.d. uniform scores, so the ratio holds per band, not only on average.
-    """
+def patch_grid(n: int, b: int, h: int, w: int, ratio: float = 0.65, patch: int = 16,
+               generator: Optional[torch.Generator] = None, device=None) -> torch.Tensor:
+    """The masks of :func:`band_patch_masks` at patch resolution: ``(N, B, ceil(H/patch), ceil(W/patch))``."""
     if not 0.0 <= ratio < 1.0:
         raise ValueError(f"mask ratio: expected 0 <= ratio < 1, found {ratio}")
     if patch < 1:
@@ -29,9 +25,28 @@ def band_patch_masks(n: int, b: int, h: int, w: int, ratio: float = 0.65, patch:
     scores = torch.rand(n, b, num, generator=generator, device="cpu" if generator is not None else device)
     scores = scores.to(device) if device is not None else scores
     ranks = scores.argsort(dim=-1).argsort(dim=-1)
-    grid = (ranks < k).view(n, b, gh, gw)
+    return (ranks < k).view(n, b, gh, gw)
+
+
+def band_patch_masks(n: int, b: int, h: int, w: int, ratio: float = 0.65, patch: int = 16,
+                     generator: Optional[torch.Generator] = None, device=None) -> torch.Tensor:
+    """Boolean masks ``(N, B, H, W)``, True = masked, with its own patch pattern per band.
+
+    Exactly ``round(ratio * P)`` of the ``P`` patches of every band are masked, chosen by
+    ranking i.i.d. uniform scores, so the ratio holds per band, not only on average.
+    """
+    grid = patch_grid(n, b, h, w, ratio, patch, generator, device)
     full = grid.repeat_interleave(patch, dim=2).repeat_interleave(patch, dim=3)
     return full[:, :, :h, :w]
+
+
+def zero_patches(x: torch.Tensor, grid: torch.Tensor, patch: int) -> torch.Tensor:
+    """``x`` ``(N, B, H, W)`` with the patches where ``grid`` (patch resolution) is True set to 0, in one
+    pass and without building the full-resolution mask; equal to ``x.masked_fill(full mask, 0)``.
+    H and W must be multiples of ``patch`` and ``x`` contiguous."""
+    n, b, h, w = x.shape
+    x6 = x.view(n, b, h // patch, patch, w // patch, patch)
+    return torch.where(grid[:, :, :, None, :, None], 0.0, x6).view(n, b, h, w)
 
 
 def apply_masks(x: torch.Tensor, masks: torch.Tensor, noise_std: float = 0.0,
