@@ -60,9 +60,7 @@ def _add_data(sub: argparse._SubParsersAction) -> None:
     info.add_argument("path", help="cube file or HIMS folder")
     info.add_argument("--nan", default="keep", choices=NAN_POLICIES,
                       help="NaN/Inf policy while reading (default keep: report them)")
-    info.add_argument("--key", help="variable name inside .npz/.mat/.h5 files")
-    info.add_argument("--band-axis", type=int, help="axis of the bands in the stored array")
-    info.add_argument("--wavelengths-file", help="text file with one band centre (nm) per line")
+    _add_read_options(info)
     info.add_argument("--out", help="folder for <name>_preview.png and <name>_report.json (default: print only)")
     info.set_defaults(func=_run_data_info)
 
@@ -119,30 +117,22 @@ def _add_data_convert(dsub) -> None:
                                            "(+ wavelength sidecars), for training at npy speed")
     conv.add_argument("source", help="a cube file, a HIMS folder, or a folder of cubes (its layout is kept)")
     conv.add_argument("--out", required=True, help="output folder")
-    conv.add_argument("--key", help="variable name inside .npz/.mat/.h5 files")
-    conv.add_argument("--band-axis", type=int, help="axis of the bands in the stored array")
-    conv.add_argument("--wavelengths-file", help="text file with one band centre (nm) per line")
+    _add_read_options(conv)
     conv.set_defaults(func=_run_data_convert)
 
 
 def _run_data_convert(args: argparse.Namespace) -> int:
     from .data.cache import convert_cube
-    from .data.datasets import find_cubes
-    from .data.io import HIMS_PATTERN
+    from .data.datasets import cube_sources
     from .files import check_writable_dir
     from .progress import progress
 
     src, out = Path(args.source), Path(args.out)
     check_writable_dir(out)
-    if not src.exists():
-        raise FileNotFoundError(f"{src}: no such file or folder")
-    is_hims = src.is_dir() and any(HIMS_PATTERN.match(f.name) for f in src.iterdir())
-    files = [src] if src.is_file() or is_hims else find_cubes(src)
-    if not files:
-        raise ValueError(f"{src}: no cube files found")
+    files, single = cube_sources(src)
     opts = _read_options(args)
-    for f in progress(files, desc="convert", unit="cube", disable=len(files) < 2):
-        rel = Path(f.name) if f == src else f.relative_to(src)
+    for f in progress(files, desc="convert", unit="cube", disable=single):
+        rel = Path(f.name) if single else f.relative_to(src)
         convert_cube(f, out / rel.with_suffix(".npy"), **opts)
     print(f"{len(files)} cube(s) -> {out} (.npy, float32, bands last; wavelengths in <name>.wavelengths_nm.txt)")
     return 0
@@ -158,9 +148,7 @@ def _add_data_qc(dsub) -> None:
                          "below 0.5 they are listed as weak)")
     qc.add_argument("--z", type=float, default=5.0,
                     help="residual score above which a pixel counts as an artefact (default 5)")
-    qc.add_argument("--key", help="variable name inside .npz/.mat/.h5 files")
-    qc.add_argument("--band-axis", type=int, help="axis of the bands in the stored array")
-    qc.add_argument("--wavelengths-file", help="text file with one band centre (nm) per line")
+    _add_read_options(qc)
     qc.set_defaults(func=_run_data_qc)
 
 
@@ -168,8 +156,8 @@ def _run_data_qc(args: argparse.Namespace) -> int:
     import csv
     import io
 
-    from .data.datasets import find_cubes
-    from .data.io import HIMS_PATTERN, read_cube
+    from .data.datasets import cube_sources
+    from .data.io import read_cube
     from .data.qc import cube_qc, save_qc_png
     from .files import atomic_write, check_writable_dir, write_json
     from .progress import progress
@@ -178,12 +166,7 @@ def _run_data_qc(args: argparse.Namespace) -> int:
     if not 0 <= args.r2_min <= 1 or args.z <= 0:
         raise ValueError(f"--r2-min: expected 0..1, found {args.r2_min}; --z: expected > 0, found {args.z}")
     check_writable_dir(out)
-    if not src.exists():
-        raise FileNotFoundError(f"{src}: no such file or folder")
-    single = src.is_file() or any(HIMS_PATTERN.match(f.name) for f in src.iterdir())
-    files = [src] if single else find_cubes(src)
-    if not files:
-        raise ValueError(f"{src}: no cube files found")
+    files, single = cube_sources(src)
     rows = []
     for f in progress(files, desc="qc", unit="cube", disable=len(files) < 2):
         cube = read_cube(f, nan="keep", **_read_options(args))
@@ -213,6 +196,13 @@ def _run_data_qc(args: argparse.Namespace) -> int:
         atomic_write(out / "qc_ranking.csv", lambda tmp: Path(tmp).write_text(buf.getvalue()))
         print(f"ranking (worst first) -> {out / 'qc_ranking.csv'}")
     return 0
+
+
+def _add_read_options(p: argparse.ArgumentParser) -> None:
+    """How to read a cube whose file does not say it all (``_read_options`` turns them into read_cube options)."""
+    p.add_argument("--key", help="variable name inside .npz/.mat/.h5 files")
+    p.add_argument("--band-axis", type=int, help="axis of the bands in the stored array")
+    p.add_argument("--wavelengths-file", help="text file with one band centre (nm) per line")
 
 
 def _read_options(args: argparse.Namespace) -> dict:

@@ -37,7 +37,7 @@ from .weights import find_local_weights
 
 __all__ = ["run_demo", "demo_checkpoint", "pretrain_finetune_demo"]
 
-DEMO_TAG = "cr_hims41"
+DEMO_TAG = "cr_hims41_v2"
 
 
 def demo_checkpoint(model_name: str, out_dir: Path, seed: int = 0) -> Path:

@@ -36,8 +36,8 @@ from torch import nn
 from .bands import normalize
 from .checkpoint import read_checkpoint_info
 from .data.cache import open_cube
-from .data.datasets import find_cubes, read_split_file
-from .data.io import HIMS_PATTERN, Cube, apply_nan_policy, detect_format
+from .data.datasets import cube_sources, read_split_file
+from .data.io import Cube, apply_nan_policy
 from .data.stats import BandStats
 from .files import atomic_write, check_writable_dir, save_npy, write_json
 from .models import build_encoder
@@ -68,18 +68,11 @@ class EmbedSpec:
 def list_sources(source: str) -> tuple[list[Path], Path]:
     """(cube paths, the folder their index paths are relative to)."""
     src = Path(source)
-    if not src.exists():
-        raise FileNotFoundError(f"{src}: no such file or folder")
     if src.is_file() and src.suffix == ".txt":
         items, _ = read_split_file(src)
         return [p for p, _ in items], src.parent
-    if src.is_file() or any(HIMS_PATTERN.match(f.name) for f in src.iterdir()):
-        detect_format(src)  # an unknown format: its one-line error now
-        return [src], src.parent
-    files = find_cubes(src)
-    if not files:
-        raise ValueError(f"{src}: no cube files found")
-    return files, src
+    files, single = cube_sources(src)
+    return files, src.parent if single else src
 
 
 def windows(h: int, w: int, tile: Optional[int], stride: Optional[int]) -> list[tuple[int, int, int, int]]:
@@ -193,9 +186,11 @@ def run_embed(spec: EmbedSpec) -> dict:
         if done.is_file():
             continue
         cube = _read(path, spec)
-        if cube.num_bands != first.num_bands:
-            raise ValueError(f"{path}: {cube.num_bands} bands, but {paths[0]} has {first.num_bands}; embed one band "
-                             f"set at a time")
+        if cube.num_bands != first.num_bands or (
+                cube.wavelengths is not None and first.wavelengths is not None
+                and not np.allclose(cube.wavelengths, first.wavelengths, atol=0.5)):
+            raise ValueError(f"{path}: its bands differ from those of {paths[0]} (the stem was adapted to the first "
+                             f"cube's); embed one band set at a time")
         boxes = windows(cube.shape[0], cube.shape[1], spec.tile, spec.stride)
         feats = torch.cat(list(embed_cube(model, cube, boxes, stats, device, spec.batch_size, amp, spec.nan)))
         write_json(parts / f"{k:06d}.json", boxes)

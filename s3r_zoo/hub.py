@@ -24,7 +24,7 @@ import timm
 from .checkpoint import FORMAT, load_checkpoint, read_checkpoint_info, save_checkpoint
 from .files import atomic_write, first_line, write_json
 
-__all__ = ["export_hub_folder", "hub_config", "model_card", "push_hub_folder", "HUB_FILES"]
+__all__ = ["export_hub_folder", "hub_config", "model_card", "push_hub_folder", "held_out_evidence", "HUB_FILES"]
 
 HUB_FILES = ("model.safetensors", "config.json", "README.md")
 
@@ -61,13 +61,34 @@ def hub_config(info, num_features: int, name: str) -> dict:
     }
 
 
+def held_out_evidence(validation: Optional[dict]) -> str:
+    """What the run measured on its held-out region (masking as in training), next to its baselines."""
+    m = (validation or {}).get("metrics")
+    if not m:
+        return "No held-out validation was recorded for this checkpoint."
+    lines = [f"On {validation.get('held_out', 'held-out data')} ({m.get('crops', '?')} fixed crops, masked as in "
+             f"training; {validation.get('exported', '')}):", ""]
+    if "cr_l1" in m:
+        lines.append(f"- CR L1(beta^, beta~) {m['cr_l1']:.3f}; predicting zeros {m.get('cr_l1_zeros', float('nan')):.3f}, "
+                     f"predicting each band's mean beta~ {m.get('cr_l1_band_mean', float('nan')):.3f}")
+        lines.append(f"- locality (share of |beta^| within +-2 bands of b) {m['locality']:.3f}; closed form "
+                     f"{m.get('locality_closed_form', float('nan')):.3f}")
+        lines.append(f"- BR: median unexplained variance of band b {m['br_error']:.4f}; least-squares floor "
+                     f"{m.get('br_error_closed_form', float('nan')):.4f}, band-mean beta~ "
+                     f"{m.get('br_error_band_mean', float('nan')):.4f}")
+    else:
+        lines.append(f"- pretext loss {m['loss']:.4f}")
+    return "\n".join(lines)
+
+
 def model_card(info, name: str, repo_id: Optional[str]) -> str:
     """README.md: hub YAML header and honest sections."""
     wl = info.wavelengths_nm
     bands = f"{info.in_chans} bands" + (f", {wl[0]:g}-{wl[-1]:g} nm" if wl else " (wavelengths not recorded)")
     hub = repo_id or "ORG/NAME"
     recipe = json.dumps(info.recipe, indent=2, sort_keys=True) if not isinstance(info.recipe, str) else info.recipe
-    losses = {k: info.extra[k] for k in ("final_loss", "best_loss", "epochs", "hardware", "wall_time_s") if k in info.extra}
+    losses = {k: info.extra[k] for k in ("final_loss", "best_loss", "epochs", "steps", "hardware", "wall_time_s")
+              if k in info.extra}
     return f"""---
 license: apache-2.0
 library_name: timm
@@ -81,6 +102,9 @@ tags:
 - s3r
 metrics:
 - loss
+- cr_l1
+- locality
+- br_error
 ---
 
 # {name}
@@ -113,6 +137,10 @@ Normalise inputs with the per-band `mean`/`std` of `config.json` (transmittance 
 ```
 
 Result: {json.dumps(losses) if losses else "not recorded"}.
+
+## Held-out evidence
+
+{held_out_evidence(info.extra_value("validation"))}
 
 ## Intended use
 

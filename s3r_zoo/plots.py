@@ -9,7 +9,7 @@ import numpy as np
 
 from .files import atomic_write
 
-__all__ = ["loss_curve", "loss_curves", "beta_profiles", "confusion_matrix"]
+__all__ = ["loss_curve", "loss_curves", "validation_curves", "beta_profiles", "confusion_matrix"]
 
 
 def _plt():
@@ -48,6 +48,37 @@ def loss_curve(history: Sequence[dict], path: Union[str, Path], title: str = "tr
     for ax in axes:
         ax.set_ylabel("loss")
         ax.grid(alpha=0.3)
+    fig.suptitle(title)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def validation_curves(history: Sequence[dict], path: Union[str, Path], title: str = "held-out validation") -> Path:
+    """S3R's held-out metrics per epoch next to their baselines: CR L1 (zeros, per-band mean), locality
+    (closed form) and BR unexplained variance (least-squares floor, per-band mean; log scale)."""
+    plt = _plt()
+    val = [(h["epoch"], h["val"]) for h in history if isinstance(h.get("val"), dict) and "cr_l1" in h["val"]]
+    if not val:
+        raise ValueError("validation curves: the history holds no held-out S3R metrics")
+    ep = [e for e, _ in val]
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
+    panels = [("CR L1(beta^, beta~)", "cr_l1", [("cr_l1_zeros", "predicting zeros"),
+                                                 ("cr_l1_band_mean", "per-band mean beta~")], False),
+              ("locality: share of |beta^| within +-2 bands", "locality", [("locality_closed_form", "beta~")], False),
+              ("BR: unexplained variance of band b (median)", "br_error",
+               [("br_error_closed_form", "least-squares floor"), ("br_error_band_mean", "per-band mean beta~")], True)]
+    for ax, (name, key, refs, log) in zip(axes, panels):
+        ax.plot(ep, [v[key] for _, v in val], marker="o", ms=3, label="this run")
+        for ref, label in refs:
+            if ref in val[-1][1]:
+                ax.axhline(val[-1][1][ref], ls="--", lw=1, color="grey" if "zeros" in ref or "floor" in ref else "k",
+                           label=label)
+        ax.set_title(name, fontsize=9)
+        ax.set_xlabel("epoch")
+        if log:
+            ax.set_yscale("log")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
     fig.suptitle(title)
     fig.tight_layout()
     return _save(fig, path)

@@ -303,7 +303,7 @@ def _poison(path, key="layer1.0.bn1.running_var"):
 
 
 def test_every_load_path_refuses_non_finite_weights(tmp_path, monkeypatch):
-    path = tmp_path / "w" / "s3r_resnet18.cr_hims41.safetensors"
+    path = tmp_path / "w" / "s3r_resnet18.cr_hims41_v2.safetensors"
     make_checkpoint(path)
     _poison(path)
     match = r"non-finite values \(NaN/Inf\) in 1 tensors \(layer1.0.bn1.running_var\)"
@@ -313,19 +313,19 @@ def test_every_load_path_refuses_non_finite_weights(tmp_path, monkeypatch):
         timm.create_model("s3r_resnet18", pretrained=True, pretrained_cfg_overlay=dict(file=str(path)))
     monkeypatch.setenv("S3R_ZOO_WEIGHTS", str(tmp_path / "w"))
     with pytest.raises(CheckpointError, match=match):  # weights folder
-        timm.create_model("s3r_resnet18.cr_hims41", pretrained=True)
+        timm.create_model("s3r_resnet18.cr_hims41_v2", pretrained=True)
 
 
 def test_explicit_file_that_claims_a_release_is_checked_against_its_record(tmp_path, monkeypatch):
     good = tmp_path / "good.safetensors"
-    make_checkpoint(good, extra={"release": "s3r_resnet18.cr_hims41"})
-    set_records(monkeypatch, **{"s3r_resnet18.cr_hims41": good})
+    make_checkpoint(good, extra={"release": "s3r_resnet18.cr_hims41_v2"})
+    set_records(monkeypatch, **{"s3r_resnet18.cr_hims41_v2": good})
     timm.create_model("s3r_resnet18", pretrained=True, pretrained_cfg_overlay=dict(file=str(good)))  # intact: loads
     bad = tmp_path / "bad.safetensors"
     shutil.copy(good, bad)
     _flip(bad, offset=-100000, n=16)  # inside the tensor data: still parses, finite or not
     digest, size = file_digest(bad)
     with pytest.raises(WeightsIntegrityError, match=rf"bad.safetensors: does not match the release record of "
-                                                    rf"'s3r_resnet18.cr_hims41' .* found {size} bytes, sha256 "
+                                                    rf"'s3r_resnet18.cr_hims41_v2' .* found {size} bytes, sha256 "
                                                     rf"{digest[:12]}"):
         timm.create_model("s3r_resnet18", pretrained=True, pretrained_cfg_overlay=dict(file=str(bad)))

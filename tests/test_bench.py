@@ -110,6 +110,11 @@ def _speed_payload() -> dict:
                                     "plain bf16 + channels_last": 0.5}},
             "data": {"loader_crops_per_s": {"0 workers": 90.0}, "crop": 128, "resnet18_train_crops_per_s": 25.0,
                      "loader_over_model": 3.6, "simulator_cubes_per_s": 15.0},
+            "formats": {"cube": [512, 612, 40], "crop": 128,
+                        "crops_per_s": {"npy": {"cache": 400.0, "no cache": 300.0},
+                                        "MATLAB v5": {"cache": 300.0, "no cache": 20.0},
+                                        "TIFF": {"cache": 150.0, "no cache": 50.0}},
+                        "ratio_to_npy": {"npy": 1.0, "MATLAB v5": 0.75, "TIFF": 0.375}},
             "inference": {"input": [4, 40, 224, 224], "median_s": {"timm resnet50": 0.3, "s3r_resnet50": 0.3},
                           "ratio": 1.0},
             "cuda": {"skipped": "no CUDA device"}}
@@ -130,6 +135,9 @@ def test_report_renders_speed_and_convergence(tmp_path):
     assert "(`--amp auto` here) | 200.0 ms | fp32 contiguous 400.0 ms | 0.500 | <= 0.6: met" in text
     assert "| the same, fp32 + channels_last | 320.0 ms | fp32 contiguous 400.0 ms | 0.800 | reference only |" in text
     assert "bf16 autocast + channels_last | 150.0 ms | fp32 contiguous 300.0 ms | 0.500 | reference only |" in text
+    assert ("| loader, MATLAB v5 file (128px crops of 512 x 612 x 40), decode-once cache | 300 crops/s (no cache: 20) "
+            "| npy 400 crops/s | 0.75 | >= 0.5: met |") in text
+    assert "| loader, TIFF file" in text and "| 0.38 | >= 0.5: **not met** |" in text
     assert "skipped, no CUDA device" in text and text.rstrip().endswith("hand-written")
 
 
@@ -197,3 +205,28 @@ def test_coefficients_measure_held_out_masked_crops_beside_baselines(tmp_path):
         p["per_band"]
     text = write_report(res).read_text()
     assert "held-out 24px crops" in text and "| S3R-BR |" in text and (res / "coefficients.png").is_file()
+
+
+def test_weights_part_fine_tunes_scratch_and_every_release_with_the_same_protocol(tmp_path, monkeypatch):
+    from s3r_zoo.bench import weights
+    from s3r_zoo.bench.protocol import QUICK
+
+    calls = []
+
+    def fake_finetune(init, data, size, budget, frac, out, amp="auto"):
+        calls.append((budget.model, init, frac, budget.seeds, budget.finetune_epochs))
+        acc = 0.9 if init == "scratch" else 0.8
+        return {"aggregate": {"accuracy": {"mean": acc, "std": 0.01}},
+                "runs": [{"accuracy": acc, "train_size": 12}]}
+
+    monkeypatch.setattr(weights, "finetune", fake_finetune)
+    monkeypatch.setattr(weights, "prepare_data", lambda root, *a: root / "pdac")
+    p = weights.run(tmp_path / "results", QUICK, tmp_path / "work")
+    assert [(m, i) for m, i, f, *_ in calls if f == 1.0] == [
+        ("s3r_resnet18", "scratch"), ("s3r_resnet18", "s3r_resnet18.cr_hims41_v2"),
+        ("s3r_resnet18", "s3r_resnet18.br_hims41_v2"), ("s3r_resnet50", "scratch"),
+        ("s3r_resnet50", "s3r_resnet50.cr_hims41_v2"), ("s3r_resnet50", "s3r_resnet50.br_hims41_v2")]
+    assert {c[3:] for c in calls} == {(QUICK.seeds, QUICK.finetune_epochs)}  # one protocol for every row
+    text = write_report(tmp_path / "results").read_text()
+    assert "| s3r_resnet50 | s3r_resnet50.br_hims41_v2 | 80.0 +- 1.0 | 80.0 +- 1.0 |" in text
+    assert "| s3r_resnet18 | scratch | 90.0 +- 1.0 | 90.0 +- 1.0 |" in text and len(p["rows"]) == 6

@@ -24,7 +24,7 @@ def test_demo_runs_and_writes_json(tmp_path, capsys):
 def test_demo_uses_released_weights_when_present(tmp_path, monkeypatch, capsys):
     from conftest import make_checkpoint
 
-    make_checkpoint(tmp_path / "w" / "s3r_resnet18.cr_hims41.safetensors")
+    make_checkpoint(tmp_path / "w" / "s3r_resnet18.cr_hims41_v2.safetensors")
     monkeypatch.setenv("S3R_ZOO_WEIGHTS", str(tmp_path / "w"))
     assert main(["demo", "--model", "s3r_resnet18", "--size", "32", "--repeats", "1", "--out", str(tmp_path),
                  "--pretrain-epochs", "0"]) == 0

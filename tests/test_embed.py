@@ -111,3 +111,11 @@ def test_embed_refusals_are_one_line_and_write_nothing(folder, tmp_path, capsys,
     assert not (tmp_path / "o").exists()
     assert main(["embed", str(tmp_path / "ghost"), "--init", str(ckpt), "--out", str(tmp_path / "o")]) == 2
     assert "ghost: no such file or folder" in capsys.readouterr().err
+
+
+def test_a_cube_of_another_band_set_is_refused(folder, tmp_path, capsys):
+    d, ckpt, _ = folder
+    (d / "other").mkdir()
+    np.save(d / "other" / "d.npy", np.zeros((16, 16, B + 1), np.float32))
+    assert main(["embed", str(d), "--init", str(ckpt), "--out", str(tmp_path / "o"), "--amp", "none"]) == 2
+    assert "d.npy: its bands differ from those of" in capsys.readouterr().err

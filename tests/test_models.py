@@ -12,7 +12,7 @@ import s3r_zoo
 def test_registered_in_timm():
     assert timm.list_models("s3r_*") == ["s3r_resnet18", "s3r_resnet50"]
     assert timm.list_pretrained("s3r_*") == [
-        "s3r_resnet18.br_hims41", "s3r_resnet18.cr_hims41", "s3r_resnet50.br_hims41", "s3r_resnet50.cr_hims41"]
+        "s3r_resnet18.br_hims41_v2", "s3r_resnet18.cr_hims41_v2", "s3r_resnet50.br_hims41_v2", "s3r_resnet50.cr_hims41_v2"]
     # our models stay out of timm's own 'resnet' module listing
     assert not [m for m in timm.list_models(module="resnet") if m.startswith("s3r")]
 
@@ -20,7 +20,7 @@ def test_registered_in_timm():
 def test_default_tag_and_cfg():
     m = timm.create_model("s3r_resnet18")
     cfg = m.pretrained_cfg
-    assert cfg["tag"] == "cr_hims41" and cfg["hf_hub_id"] == "s3r-zoo/s3r_resnet18.cr_hims41"
+    assert cfg["tag"] == "cr_hims41_v2" and cfg["hf_hub_id"] == "s3r-zoo/s3r_resnet18.cr_hims41_v2"
     assert cfg["input_size"][0] == 41 == len(cfg["mean"]) == len(cfg["std"])
     assert m.num_classes == 0 and m.conv1.in_channels == 41  # headless encoder at the checkpoint's bands
 
@@ -98,7 +98,7 @@ def test_pretrained_false_is_quiet(caplog):
 
 @pytest.mark.parametrize("kwargs, exc, match", [
     (dict(pretrained_cfg="nope"), ValueError,
-     r"unknown pretrained tag 'nope'; available: s3r_resnet18.br_hims41, s3r_resnet18.cr_hims41"),
+     r"unknown pretrained tag 'nope'; available: s3r_resnet18.br_hims41_v2, s3r_resnet18.cr_hims41_v2"),
     (dict(in_chans=0), ValueError, r"in_chans: expected an integer >= 1 \(number of bands\), found 0"),
     (dict(in_chans=-3), ValueError, "in_chans: expected an integer >= 1"),
     (dict(in_chans=3, wavelengths=[400.0, 500.0]), ValueError, "wavelengths: expected 3 band centres.*found 2"),
@@ -112,5 +112,14 @@ def test_bad_arguments(kwargs, exc, match):
 
 
 def test_unknown_tag_through_model_name():
-    with pytest.raises(ValueError, match="unknown pretrained tag 'imagenet'; available: s3r_resnet50.br_hims41"):
+    with pytest.raises(ValueError, match="unknown pretrained tag 'imagenet'; available: s3r_resnet50.br_hims41_v2"):
         timm.create_model("s3r_resnet50.imagenet")
+
+
+@pytest.mark.parametrize("name", ["s3r_resnet18.cr_hims41", "s3r_resnet50.br_hims41"])
+def test_a_retired_tag_names_its_successor(name):
+    model, tag = name.split(".")
+    with pytest.raises(ValueError, match=rf"{name} was retired: v1 .* Its successor is {model}\.{tag}_v2 \(the "
+                                         rf"default of {model}\)"):
+        timm.create_model(name, pretrained=True)
+    assert timm.create_model(model).pretrained_cfg["tag"] == "cr_hims41_v2"  # the default moved to v2

@@ -119,7 +119,7 @@ def test_checkpoint_without_wavelengths_uses_index(tmp_path):
 def test_tag_file_without_wavelengths_uses_tag_table(tmp_path, monkeypatch):
     """The tag's own file (found in a weights dir) may rely on the tag's band table."""
     d = tmp_path / "w"
-    sd = make_checkpoint(d / "s3r_resnet18.cr_hims41.safetensors", wavelengths=None)
+    sd = make_checkpoint(d / "s3r_resnet18.cr_hims41_v2.safetensors", wavelengths=None)
     monkeypatch.setenv("S3R_ZOO_WEIGHTS", str(d))
     m = timm.create_model("s3r_resnet18", pretrained=True, in_chans=40, wavelengths=TARGET_WL)
     matrix, _ = interpolation_matrix(HIMS.wavelengths_nm, TARGET_WL)
@@ -161,7 +161,7 @@ def test_fp16_checkpoint_loads(tmp_path):
 
 def test_weights_dir_from_env(tmp_path, monkeypatch):
     d = tmp_path / "mine"
-    sd = make_checkpoint(d / "s3r_resnet18.cr_hims41.safetensors")
+    sd = make_checkpoint(d / "s3r_resnet18.cr_hims41_v2.safetensors")
     monkeypatch.setenv("S3R_ZOO_WEIGHTS", str(d))
     m = timm.create_model("s3r_resnet18", pretrained=True)
     assert torch.equal(m.conv1.weight, sd["conv1.weight"])
@@ -169,16 +169,16 @@ def test_weights_dir_from_env(tmp_path, monkeypatch):
 
 def test_repo_weights_dir_and_env_priority(tmp_path, monkeypatch):
     repo = tmp_path / "repo_weights"  # the conftest points the repository's weights/ here
-    repo_sd = make_checkpoint(repo / "s3r_resnet18.br_hims41.safetensors", seed=1)
-    m = timm.create_model("s3r_resnet18.br_hims41", pretrained=True)
+    repo_sd = make_checkpoint(repo / "s3r_resnet18.br_hims41_v2.safetensors", seed=1)
+    m = timm.create_model("s3r_resnet18.br_hims41_v2", pretrained=True)
     assert torch.equal(m.conv1.weight, repo_sd["conv1.weight"])
-    env_sd = make_checkpoint(tmp_path / "env" / "s3r_resnet18.br_hims41.safetensors", seed=2)
+    env_sd = make_checkpoint(tmp_path / "env" / "s3r_resnet18.br_hims41_v2.safetensors", seed=2)
     monkeypatch.setenv("S3R_ZOO_WEIGHTS", str(tmp_path / "env"))
-    m = timm.create_model("s3r_resnet18.br_hims41", pretrained=True)
+    m = timm.create_model("s3r_resnet18.br_hims41_v2", pretrained=True)
     assert torch.equal(m.conv1.weight, env_sd["conv1.weight"])
 
 
-def hub_cache_file(cache, repo_id="s3r-zoo/s3r_resnet18.cr_hims41", filename="model.safetensors"):
+def hub_cache_file(cache, repo_id="s3r-zoo/s3r_resnet18.cr_hims41_v2", filename="model.safetensors"):
     """Path of ``filename`` in a huggingface_hub cache layout (refs/main -> snapshot), folders created."""
     repo = cache / ("models--" + repo_id.replace("/", "--"))
     commit = "0123456789abcdef0123456789abcdef01234567"
@@ -201,12 +201,12 @@ def test_hub_cache_is_used_offline(tmp_path):
 def test_not_found_lists_every_place(tmp_path, monkeypatch):
     monkeypatch.setenv("S3R_ZOO_WEIGHTS", str(tmp_path / "env"))
     with pytest.raises(WeightsNotFoundError) as e:
-        timm.create_model("s3r_resnet50.br_hims41", pretrained=True, cache_dir=str(tmp_path / "c"))
+        timm.create_model("s3r_resnet50.br_hims41_v2", pretrained=True, cache_dir=str(tmp_path / "c"))
     msg = str(e.value)
-    assert "No weights found for 's3r_resnet50.br_hims41'" in msg
-    assert str(tmp_path / "env" / "s3r_resnet50.br_hims41.safetensors") in msg and "$S3R_ZOO_WEIGHTS" in msg
+    assert "No weights found for 's3r_resnet50.br_hims41_v2'" in msg
+    assert str(tmp_path / "env" / "s3r_resnet50.br_hims41_v2.safetensors") in msg and "$S3R_ZOO_WEIGHTS" in msg
     assert "repo_weights" in msg and "repository weights/" in msg
-    assert "hub s3r-zoo/s3r_resnet50.br_hims41/model.safetensors" in msg and "HF_HUB_OFFLINE" in msg
+    assert "hub s3r-zoo/s3r_resnet50.br_hims41_v2/model.safetensors" in msg and "HF_HUB_OFFLINE" in msg
 
 
 def test_explicit_file_missing_or_not_safetensors(tmp_path):
@@ -253,15 +253,15 @@ def test_record_accepts_matching_and_rejects_corrupt_local_file(tmp_path, monkey
     from s3r_zoo.weights import WeightsIntegrityError
 
     repo = tmp_path / "repo_weights"
-    path = repo / "s3r_resnet18.cr_hims41.safetensors"
+    path = repo / "s3r_resnet18.cr_hims41_v2.safetensors"
     sd = make_checkpoint(path)
-    set_records(monkeypatch, **{"s3r_resnet18.cr_hims41": path})
+    set_records(monkeypatch, **{"s3r_resnet18.cr_hims41_v2": path})
     m = timm.create_model("s3r_resnet18", pretrained=True)
     assert torch.equal(m.conv1.weight, sd["conv1.weight"])
     data = bytearray(path.read_bytes())
     data[-10] ^= 0xFF  # flip bits in the tensor data: still parses, wrong weights
     path.write_bytes(bytes(data))
-    with pytest.raises(WeightsIntegrityError, match="does not match the release record of 's3r_resnet18.cr_hims41'"):
+    with pytest.raises(WeightsIntegrityError, match="does not match the release record of 's3r_resnet18.cr_hims41_v2'"):
         timm.create_model("s3r_resnet18", pretrained=True)
 
 
@@ -272,7 +272,7 @@ def test_corrupt_hub_cache_file_is_fetched_again_or_reported(tmp_path, monkeypat
     cache = tmp_path / "hf_cache"
     good = tmp_path / "good.safetensors"
     make_checkpoint(good)
-    set_records(monkeypatch, **{"s3r_resnet18.cr_hims41": good})
+    set_records(monkeypatch, **{"s3r_resnet18.cr_hims41_v2": good})
     partial = hub_cache_file(cache)
     partial.write_bytes(good.read_bytes()[:-100] + bytes(100))  # same size, wrong bytes
     with pytest.raises(WeightsIntegrityError) as e:

@@ -1,5 +1,6 @@
-"""The released hims41 weights in weights/: intact, documented, and loadable with band adaptation."""
+"""The released hims41 v2 weights in weights/: intact, documented, reproducible, loadable with band adaptation."""
 
+import math
 from pathlib import Path
 
 import pytest
@@ -42,9 +43,18 @@ def test_every_registered_tag_is_released_with_a_recipe():
         assert info.in_chans == r.bands.in_chans == 41 and info.wavelengths_nm[0] == 380.0
         assert info.objective == r.objective == tag.split(".")[1].split("_")[0]
         assert info.architecture == r.architecture
-        for key in ("final_loss", "best_loss", "hardware", "wall_time_s", "epochs"):
+        for key in ("final_loss", "best_loss", "hardware", "wall_time_s", "epochs", "steps", "recipe"):
             assert r.training[key] not in (None, ""), (tag, key)
+        metrics = r.training["validation"]["metrics"]
+        assert all(math.isfinite(v) for v in metrics.values()) and "bottom" in r.training["validation"]["held_out"]
+        assert r.training["steps"] >= (6000 if r.model == "s3r_resnet18" else 2000)  # the v2 budget
     assert total <= 160e6
+
+
+def test_the_weights_folder_manifest_verifies():
+    from s3r_zoo.release import verify_manifest
+
+    assert verify_manifest(WEIGHTS) == []
 
 
 def test_model_card_table_is_the_release_records():
@@ -54,11 +64,11 @@ def test_model_card_table_is_the_release_records():
 def test_release_is_float16():
     from safetensors import safe_open
 
-    with safe_open(str(WEIGHTS / "s3r_resnet18.cr_hims41.safetensors"), framework="pt") as f:
+    with safe_open(str(WEIGHTS / "s3r_resnet18.cr_hims41_v2.safetensors"), framework="pt") as f:
         assert f.get_tensor("conv1.weight").dtype == torch.float16
 
 
-@pytest.mark.parametrize("tag", ["s3r_resnet18.cr_hims41", "s3r_resnet50.cr_hims41"])
+@pytest.mark.parametrize("tag", ["s3r_resnet18.cr_hims41_v2", "s3r_resnet50.cr_hims41_v2"])
 def test_released_weights_adapt_to_40_bands(repo_weights, tag):
     model = timm.create_model(tag, in_chans=40, pretrained=True, wavelengths=TARGET_WL)
     torch.manual_seed(0)
@@ -70,6 +80,28 @@ def test_released_weights_adapt_to_40_bands(repo_weights, tag):
     with torch.no_grad():
         out = model(torch.rand(1, 40, 64, 64))
     assert torch.isfinite(out).all() and out.shape[1] == model.num_features
+
+
+def test_a_shortened_v2_recipe_reproduces_its_checkpoint_bit_exactly(hims_dir, tmp_path):
+    """The released recipe, cut to a few steps, run twice from the data file: the same bytes."""
+    from s3r_zoo.pretrain import run_pretrain
+
+    raw = load_yaml(str(REPO / RELEASES["s3r_resnet18.br_hims41_v2"].recipe))
+    raw.update(data=str(hims_dir / "cube_hwc_f16.npy"), epochs=1, crops_per_cube=32, stats_samples=8, val_crops=4)
+    weights = []
+    for k in range(2):
+        spec = build_spec(PretrainSpec, {**raw, "out": str(tmp_path / f"run{k}")})
+        weights.append(s3r_zoo.load_checkpoint(run_pretrain(spec)["checkpoint"])[0])
+    assert weights[0].keys() == weights[1].keys()
+    for key, value in weights[0].items():  # the tensors, bit for bit (the metadata holds the wall time)
+        assert torch.equal(value, weights[1][key]), key
+
+
+def test_the_default_tag_is_v2(repo_weights):
+    model = timm.create_model("s3r_resnet50", pretrained=True, in_chans=40, wavelengths=TARGET_WL)
+    assert model.pretrained_cfg["tag"] == "cr_hims41_v2"
+    same = timm.create_model("s3r_resnet50.cr_hims41_v2", pretrained=True, in_chans=40, wavelengths=TARGET_WL)
+    assert torch.equal(model.conv1.weight, same.conv1.weight)
 
 
 def test_recipes_are_pretrain_configs():

@@ -1,4 +1,5 @@
-"""``s3r-zoo bench``: the evidence behind the zoo (speed, convergence, accuracy, coefficients).
+"""``s3r-zoo bench``: the evidence behind the zoo (speed, convergence, accuracy, coefficients, and what the
+released weights give when fine-tuned).
 
 Each part writes ``<results>/<part>.json`` (numbers, command, versions, machine, device,
 date) and PNG plots; every run regenerates ``RESULTS.md`` beside the results folder. The
@@ -12,12 +13,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Optional, Sequence
 
-from . import accuracy, coefficients, convergence, speed
+from . import accuracy, coefficients, convergence, speed, weights
 from .common import default_results_dir
 from .protocol import BUDGETS, METHODS
 from .report import write_report
 
-PARTS = ("speed", "convergence", "accuracy", "coefficients")
+PARTS = ("speed", "convergence", "accuracy", "coefficients", "weights")
 
 __all__ = ["PARTS", "run_bench"]
 
@@ -54,6 +55,8 @@ def run_bench(parts: Sequence[str], quick: bool = False, budget: Optional[str] =
             out[part] = accuracy.run(results_dir, b, work_dir, amp=amp, methods=methods, cached_only=cached_only)
         elif part == "coefficients":
             out[part] = coefficients.run(results_dir, work_dir, quick=quick, cr_run=cr_run, br_run=br_run)
+        elif part == "weights":
+            out[part] = weights.run(results_dir, b, work_dir, amp=amp)
     out["report"] = str(write_report(results_dir))
     out["results"] = str(results_dir)
     return out

@@ -10,7 +10,7 @@ beta~ (zeros; the per-band mean beta~ of the training crops), the share of |beta
 +-2 bands of b (beta~'s own share), and the unexplained variance of band b rebuilt from the
 other bands with beta^ (beta~, the least-squares floor; the per-band mean beta~).
 
-Runs default to the released recipes' output (``runs/weights/s3r_resnet18.{cr,br}_hims41``);
+Runs default to the released recipes' output (``runs/weights/s3r_resnet18.{cr,br}_hims41_v2``);
 when absent, short CR/BR runs on the HIMS cube are made in the work folder.
 """
 
@@ -34,7 +34,7 @@ MASK_SEED = 2  # the fixed masks of the measurement (added to each run's seed, a
 
 
 def _ensure_run(mode: str, given: Optional[str], work: Path, quick: bool) -> Path:
-    default = REPO_BENCHMARKS.parent / "runs" / "weights" / f"s3r_resnet18.{mode}_hims41"
+    default = REPO_BENCHMARKS.parent / "runs" / "weights" / f"s3r_resnet18.{mode}_hims41_v2"
     for cand in ([Path(given)] if given else []) + [default]:
         if (cand / "state.safetensors").is_file() and (cand / "summary.json").is_file():
             return cand

@@ -31,7 +31,7 @@ from .cache import open_cube
 from .stats import BandStats
 
 __all__ = ["CubeDataset", "HSIFolder", "SplitFileDataset", "UnlabelledCubes", "make_loader", "find_cubes",
-           "read_split_file"]
+           "cube_sources", "read_split_file"]
 
 PathLike = Union[str, Path]
 CROP_MODES = ("random", "center", "grid", "none")
@@ -52,6 +52,20 @@ def find_cubes(folder: PathLike) -> list[Path]:
         # ENVI cubes are listed by their .hdr; their binary files have no entry in SUFFIX_FORMATS
         found += [r / f for f in files if Path(f).suffix.lower() in SUFFIX_FORMATS]
     return sorted(found)
+
+
+def cube_sources(source: PathLike) -> tuple[list[Path], bool]:
+    """``(cube paths, whether the source is one cube)`` of a cube file, a HIMS folder or a folder of cubes."""
+    src = Path(source)
+    if not src.exists():
+        raise FileNotFoundError(f"{src}: no such file or folder")
+    if src.is_file() or any(HIMS_PATTERN.match(f.name) for f in src.iterdir()):
+        detect_format(src)  # an unknown format: its one-line error now
+        return [src], True
+    files = find_cubes(src)
+    if not files:
+        raise ValueError(f"{src}: no cube files found")
+    return files, False
 
 
 def read_split_file(split_file: PathLike, root: Optional[PathLike] = None,

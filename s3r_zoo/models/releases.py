@@ -12,7 +12,9 @@ the file's sha256 and size and how it was trained. From it:
   ``file`` and ``training``; the model card's table is printed from it.
 
 To add a tag, add a record with ``band_set``, ``objective``, ``data`` and ``recipe``, then
-run ``s3r-zoo release``.
+run ``s3r-zoo release``. A new recipe gets a new tag (timm's way: ``cr_hims41_v2`` after
+``cr_hims41``), never new bytes under an old tag; the replaced record moves to ``retired``
+with its ``successor`` and why, and asking for it raises an error that names the successor.
 """
 
 from __future__ import annotations
@@ -26,7 +28,8 @@ from ..bands import BandInfo
 from ..files import write_json
 from .names import arch_of
 
-__all__ = ["Release", "RELEASES", "BAND_SETS", "RELEASES_FILE", "HUB_ORG", "load_releases", "record_release"]
+__all__ = ["Release", "RELEASES", "BAND_SETS", "RETIRED", "RELEASES_FILE", "HUB_ORG", "load_releases", "load_retired",
+           "record_release", "retired_message"]
 
 RELEASES_FILE = Path(__file__).with_name("releases.json")
 HUB_ORG = "s3r-zoo"
@@ -38,7 +41,7 @@ class Release:
     """A released (or about to be released) weight file of the zoo.
 
     Attributes:
-        name: ``<model>.<tag>``, e.g. ``s3r_resnet50.cr_hims41``.
+        name: ``<model>.<tag>``, e.g. ``s3r_resnet50.cr_hims41_v2``.
         band_set: Name of the band set (``hims41``).
         bands: Its wavelengths and per-band mean/std.
         objective: Pre-training objective (``cr``, ``br``).
@@ -123,4 +126,18 @@ def record_release(name: str, file: dict[str, Any], training: dict[str, Any], pa
     write_json(path, raw)
 
 
+def load_retired(path: Path = RELEASES_FILE) -> dict[str, dict]:
+    """``{<model>.<tag>: record}`` of the tags that were replaced (``successor``, ``why``, and their old facts)."""
+    return dict(json.loads(Path(path).read_text()).get("retired") or {})
+
+
+def retired_message(name: str, record: dict) -> str:
+    """One line for a retired tag: why, what replaced it, where the old file is."""
+    succ = record["successor"]
+    return (f"{name} was retired: {record['why']}. Its successor is {succ} (the default of {succ.split('.')[0]}): "
+            f"timm.create_model('{succ}', pretrained=True, ...). The old file stays in the repository's git history "
+            f"(weights/{name}.safetensors, sha256 {(record.get('file') or {}).get('sha256', '?')[:16]}...)")
+
+
 RELEASES, BAND_SETS = load_releases()
+RETIRED = load_retired()

@@ -34,7 +34,7 @@ from ..bands import BandAdaptation, BandInfo, plan_band_adaptation
 from ..checkpoint import CheckpointError, check_finite, read_checkpoint_info
 from ..weights import resolve_weights, verify_file
 from .names import arch_of
-from .releases import RELEASES, Release
+from .releases import RELEASES, RETIRED, Release, retired_message
 
 __all__ = ["checkpoint_filter_fn", "default_cfgs"]
 
@@ -115,6 +115,8 @@ def _source_bands(cfg: PretrainedCfg, model_tag: str, ckpt_info=None, explicit_f
 def _resolve_cfg(variant: str, pretrained_cfg: Any, overlay: Optional[dict]) -> tuple[PretrainedCfg, str]:
     """timm's cfg resolution, with a clear error for unknown tags."""
     names = sorted(n for n in default_cfgs[variant].cfgs)
+    if isinstance(pretrained_cfg, str) and f"{variant}.{pretrained_cfg}" in RETIRED:
+        raise ValueError(retired_message(f"{variant}.{pretrained_cfg}", RETIRED[f"{variant}.{pretrained_cfg}"]))
     if isinstance(pretrained_cfg, str) and pretrained_cfg not in default_cfgs[variant].cfgs:
         raise ValueError(f"{variant}: unknown pretrained tag '{pretrained_cfg}'; available: "
                          + ", ".join(f"{variant}.{t}" for t in names))

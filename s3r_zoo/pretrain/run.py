@@ -33,7 +33,7 @@ from ..files import write_json
 from ..models import arch_of, build_encoder
 from ..lowrank import loo_r2
 from ..options import check_spec
-from ..plots import beta_profiles, loss_curve
+from ..plots import beta_profiles, loss_curve, validation_curves
 from ..train import Objective, TrainConfig, Trainer, seed_everything
 from .objectives import S3RObjective
 from .registry import TARGETED, make_objective
@@ -209,6 +209,10 @@ def run_pretrain(spec: PretrainSpec) -> dict:
     if summary["history"]:
         summary["loss_curve_png"] = str(loss_curve(summary["history"], out / "loss_curve.png",
                                                    title=f"{spec.model} {spec.objective}: {data_desc}"))
+    if isinstance(objective, S3RObjective) and any("cr_l1" in (h.get("val") or {}) for h in summary["history"]):
+        summary["validation_curve_png"] = str(validation_curves(
+            summary["history"], out / "validation_curve.png",
+            title=f"{spec.model} S3R-{spec.objective.upper()}, held out: {summary['validation']['held_out']}"))
     if isinstance(objective, S3RObjective):
         if crops is None:
             crops = torch.stack([ds[i][0] for i in range(min(16, len(ds)))])
