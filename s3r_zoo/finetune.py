@@ -17,6 +17,7 @@ holds ``aggregate.json``.
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Optional, Sequence
@@ -230,7 +231,11 @@ def _run_seed(spec: FinetuneSpec, seed: int, out: Path) -> dict:
     model.load_state_dict(best_sd)
     logits, labels = evaluate(objective, test, trainer.device)
     metrics = classification_metrics(logits, labels, train.classes)
-    metrics.update(best_epoch=tracker.best["epoch"], best_val_accuracy=tracker.best["score"], seed=seed, crop=train.crop[0],
+    # per test cube, in split-file order: what paired tests between methods need (same cubes, same seeds)
+    metrics["test_predictions"] = {"paths": [os.path.relpath(p, spec.data) for p, _ in test.items],
+                                   "labels": labels.tolist(), "predicted": logits.argmax(1).tolist()}
+    metrics.update(best_epoch=tracker.best["epoch"], best_val_accuracy=tracker.best["score"], seed=seed,
+                   crop=train.crop[0],
                    train_size=len(train), train_loss=summary["final_loss"], wall_time_s=summary["wall_time_s"])
     write_json(out / "metrics.json", metrics)
     confusion_matrix(metrics["confusion_matrix"], train.classes, out / "confusion_matrix.png",

@@ -142,6 +142,15 @@ def test_default_crop_fits_the_cubes(tmp_path, h, w, expected):
 
 
 def test_finetune_with_default_options_on_small_cubes(tmp_path, capsys):
-    write_dataset(tmp_path / "d", "pdac_like", n=24, size=40, seed=1, difficulty=0.0)
+    write_dataset(tmp_path / "d", "pdac_like", n=24, size=64, seed=1, difficulty=0.0)
     assert main(["finetune", "--data", str(tmp_path / "d"), "--out", str(tmp_path / "o"), "--epochs", "1"]) == 0
-    assert json.loads((tmp_path / "o" / "seed_0" / "metrics.json").read_text())["crop"] == 40
+    assert json.loads((tmp_path / "o" / "seed_0" / "metrics.json").read_text())["crop"] == 64
+
+
+def test_test_predictions_are_saved_per_cube_for_paired_tests(pdac, tmp_path):
+    agg = run_finetune(FinetuneSpec(data=str(pdac), out=str(tmp_path), epochs=1, batch_size=16, crop=48))
+    pred = agg["runs"][0]["test_predictions"]
+    lines = (pdac / "test.txt").read_text().split()
+    assert pred["paths"] == lines[0::2] and len(pred["labels"]) == len(pred["predicted"]) == len(lines) // 2
+    correct = np.mean(np.array(pred["labels"]) == np.array(pred["predicted"]))
+    assert correct == pytest.approx(agg["runs"][0]["accuracy"])
