@@ -431,6 +431,8 @@ def _add_release(sub: argparse._SubParsersAction) -> None:
     r.add_argument("--records", help="releases file (default: the package's releases.json)")
     r.add_argument("--verify", metavar="DIR", help="instead: check DIR/manifest.json against the records and the files "
                                                    "(e.g. weights); exit 1 on any difference")
+    r.add_argument("--write-manifest", metavar="DIR", help="instead: rewrite DIR/manifest.json from the records and the "
+                                                           "files in DIR (after removing retired files)")
     r.set_defaults(func=_run_releases)
 
 
@@ -449,6 +451,11 @@ def _run_releases(args: argparse.Namespace) -> int:
     from .release import model_card_table, verify_manifest
 
     kw = {"records": args.records} if args.records else {}
+    if args.write_manifest:
+        from .release import write_manifest
+
+        print(f"-> {write_manifest(args.write_manifest, **kw)}")
+        return 0
     if args.verify:
         problems = verify_manifest(args.verify, **kw)
         for p in problems:

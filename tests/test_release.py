@@ -6,7 +6,7 @@ import shutil
 import pytest
 import timm
 import torch
-from conftest import make_checkpoint
+from conftest import VALIDATION, make_checkpoint
 
 from s3r_zoo import load_checkpoint
 from s3r_zoo.cli import main
@@ -25,7 +25,8 @@ def records(tmp_path):
 def test_release_writes_fp16_record_and_hub_folder(tmp_path, capsys, records):
     run = tmp_path / "run"
     sd = make_checkpoint(run / "encoder.safetensors", extra={"final_loss": 0.25, "hardware": "cpu: test",
-                                                            "wall_time_s": 12.5, "epochs": 3, "steps": 48},
+                                                            "wall_time_s": 12.5, "epochs": 3, "steps": 48,
+                                                            "validation": VALIDATION},
                          recipe={"data": str(tmp_path / "where" / "cube.npy"), "lr": 3e-4})
     rc = main(["release", str(run), "--tag", "cr_hims41_v2", "--weights-dir", str(tmp_path / "w"),
                "--hub-dir", str(tmp_path / "hub"), "--records", str(records)])
@@ -55,7 +56,7 @@ def test_release_writes_fp16_record_and_hub_folder(tmp_path, capsys, records):
 def test_release_keeps_other_records(tmp_path, records):
     before = load_releases(records)[0]
     for tag, seed in (("cr_hims41_v2", 0), ("br_hims41_v2", 1)):
-        make_checkpoint(tmp_path / tag / "encoder.safetensors", seed=seed)
+        make_checkpoint(tmp_path / tag / "encoder.safetensors", seed=seed, extra={"validation": VALIDATION})
         assert main(["release", str(tmp_path / tag), "--tag", tag, "--weights-dir", str(tmp_path / "w"),
                      "--records", str(records)]) == 0
     after = load_releases(records)[0]
@@ -75,7 +76,7 @@ def test_release_keeps_other_records(tmp_path, records):
     ("cr_hims41_v2", {"in_chans": 40}, "40 bands, but tag 'cr_hims41_v2' declares 41"),
 ])
 def test_release_refuses_what_does_not_fit_the_tag(tmp_path, capsys, records, tag, kwargs, match):
-    make_checkpoint(tmp_path / "run" / "encoder.safetensors", **kwargs)
+    make_checkpoint(tmp_path / "run" / "encoder.safetensors", **{"extra": {"validation": VALIDATION}, **kwargs})
     assert main(["release", str(tmp_path / "run"), "--tag", tag, "--weights-dir", str(tmp_path / "w"),
                  "--records", str(records)]) == 2
     assert not (tmp_path / "w").exists()
@@ -88,7 +89,8 @@ def test_release_of_a_missing_run_names_it(tmp_path, capsys):
 
 
 def test_release_writes_a_manifest_that_verifies(tmp_path, capsys, records):
-    make_checkpoint(tmp_path / "run" / "encoder.safetensors", extra={"steps": 64, "epochs": 1})
+    make_checkpoint(tmp_path / "run" / "encoder.safetensors",
+                    extra={"steps": 64, "epochs": 1, "validation": VALIDATION})
     assert main(["release", str(tmp_path / "run"), "--tag", "cr_hims41_v2", "--weights-dir", str(tmp_path / "w"),
                  "--records", str(records)]) == 0
     manifest = json.loads((tmp_path / "w" / "manifest.json").read_text())["files"]
@@ -101,3 +103,9 @@ def test_release_writes_a_manifest_that_verifies(tmp_path, capsys, records):
     shutil.copy(tmp_path / "w" / "s3r_resnet18.cr_hims41_v2.safetensors", tmp_path / "w" / "stray.safetensors")
     assert main(["releases", "--verify", str(tmp_path / "w"), "--records", str(records)]) == 1
     assert "stray.safetensors: not in manifest.json" in capsys.readouterr().err
+    (tmp_path / "w" / "stray.safetensors").unlink()
+    (tmp_path / "w" / "s3r_resnet18.cr_hims41_v2.safetensors").unlink()  # e.g. a retired file leaves the folder
+    assert main(["releases", "--verify", str(tmp_path / "w"), "--records", str(records)]) == 1
+    assert "listed in manifest.json but missing" in capsys.readouterr().err
+    assert main(["releases", "--write-manifest", str(tmp_path / "w"), "--records", str(records)]) == 0
+    assert main(["releases", "--verify", str(tmp_path / "w"), "--records", str(records)]) == 0
