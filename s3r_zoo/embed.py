@@ -89,7 +89,8 @@ def windows(h: int, w: int, tile: Optional[int], stride: Optional[int]) -> list[
     return [(t, l, th, tw) for t in starts(h, th) for l in starts(w, tw)]
 
 
-def load_model(init: str, model: Optional[str], num_bands: int, wavelengths, num_classes: int = 0) -> tuple[nn.Module, str]:
+def load_model(init: str, model: Optional[str], num_bands: int, wavelengths,
+               num_classes: int = 0) -> tuple[nn.Module, str]:
     """(encoder with ``num_bands`` inputs, its model name) from a tag, checkpoint file or ``hf-hub:`` id."""
     if init.startswith("hf-hub:"):
         init = str(hub_checkpoint(init))

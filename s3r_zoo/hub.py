@@ -69,7 +69,8 @@ def held_out_evidence(validation: Optional[dict]) -> str:
     lines = [f"On {validation.get('held_out', 'held-out data')} ({m.get('crops', '?')} fixed crops, masked as in "
              f"training; {validation.get('exported', '')}):", ""]
     if "cr_l1" in m:
-        lines.append(f"- CR L1(beta^, beta~) {m['cr_l1']:.3f}; predicting zeros {m.get('cr_l1_zeros', float('nan')):.3f}, "
+        lines.append(f"- CR L1(beta^, beta~) {m['cr_l1']:.3f}; predicting zeros "
+                     f"{m.get('cr_l1_zeros', float('nan')):.3f}, "
                      f"predicting each band's mean beta~ {m.get('cr_l1_band_mean', float('nan')):.3f}")
         lines.append(f"- locality (share of |beta^| within +-2 bands of b) {m['locality']:.3f}; closed form "
                      f"{m.get('locality_closed_form', float('nan')):.3f}")

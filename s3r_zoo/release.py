@@ -43,7 +43,8 @@ def _validation(info, ckpt: Path) -> dict:
                          f"--val-fraction > 0 (the model card reports them)")
     bad = [k for k, v in metrics.items() if not isinstance(v, (int, float)) or not math.isfinite(v)]
     if bad:
-        raise ValueError(f"{ckpt}: held-out validation metrics {bad} are not finite numbers; this run cannot be released")
+        raise ValueError(f"{ckpt}: held-out validation metrics {bad} are not finite numbers; this run cannot be "
+                         f"released")
     return val
 
 
@@ -192,7 +193,8 @@ def _row(r: Release) -> str:
 
     return (f"| `{r.name}` | {r.architecture} | {bands} | S3R-{r.objective.upper()} | {t.get('steps') or '?'} "
             f"({t.get('epochs')}, {stop}) | {f('cr_l1')} ({f('cr_l1_zeros')} / {f('cr_l1_band_mean')}) | "
-            f"{f('locality')} ({f('locality_closed_form')}) | {f('br_error', '.4f')} ({f('br_error_closed_form', '.4f')}"
+            f"{f('locality')} ({f('locality_closed_form')}) | {f('br_error', '.4f')} "
+            f"({f('br_error_closed_form', '.4f')}"
             f" / {f('br_error_band_mean', '.4f')}) | {t.get('wall_time_s', 0):.0f} s | {r.size / 1e6:.1f} MB | "
             f"`{r.sha256[:16]}...` |")
 

@@ -66,10 +66,9 @@ VALIDATION = {"held_out": "the bottom 12 of 64 rows", "exported": "best validati
 
 def make_checkpoint(path, arch="resnet18", in_chans=41, wavelengths="hims", mean="hims", std="hims", seed=0,
                     **kwargs):
-    """Write a zoo checkpoint of a randomly initialised encoder and return its state dict (with held-out
-    validation metrics in its metadata, as a pretrain run with --val-fraction > 0 writes them)."""
+    """Write a zoo checkpoint of a randomly initialised encoder and return its state dict (``extra`` may
+    carry ``validation=VALIDATION``: the held-out record a pretrain run with --val-fraction > 0 writes)."""
     torch.manual_seed(seed)
-    kwargs["extra"] = {"validation": VALIDATION, **(kwargs.get("extra") or {})}
     model = timm.create_model(arch, pretrained=False, in_chans=in_chans, num_classes=0)
     sd = model.state_dict()
     if wavelengths == "hims":

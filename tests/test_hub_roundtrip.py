@@ -16,7 +16,7 @@ import sys
 import pytest
 import timm
 import torch
-from conftest import make_checkpoint, set_records
+from conftest import VALIDATION, make_checkpoint, set_records
 from hub_server import HubServer
 
 from s3r_zoo import WeightsIntegrityError, load_checkpoint
@@ -56,7 +56,8 @@ def online(hub, monkeypatch, tmp_path):
 def _release(tmp_path, monkeypatch, tag, seed):
     """A released random encoder: (hub folder, what was recorded, state dict); its record is live."""
     ckpt = tmp_path / f"run_{tag}" / "encoder.safetensors"
-    make_checkpoint(ckpt, seed=seed, extra={"final_loss": 0.5, "hardware": "cpu: test", "wall_time_s": 1.0})
+    make_checkpoint(ckpt, seed=seed, extra={"final_loss": 0.5, "hardware": "cpu: test", "wall_time_s": 1.0,
+                                            "validation": VALIDATION})
     entry = release_checkpoint(ckpt.parent, tag, weights_dir=tmp_path / "released", hub_dir=tmp_path / f"hub_{tag}")
     # the record (conftest's copy of releases.json) now holds the file's sha256; the repository's
     # weights/ (conftest points it at tmp_path/repo_weights) is empty, so create_model goes to the hub
