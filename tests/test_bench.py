@@ -211,10 +211,11 @@ def test_weights_part_fine_tunes_scratch_and_every_release_with_the_same_protoco
     from s3r_zoo.bench import weights
     from s3r_zoo.bench.protocol import QUICK
 
-    calls = []
+    calls, outs = [], []
 
     def fake_finetune(init, data, size, budget, frac, out, amp="auto"):
         calls.append((budget.model, init, frac, budget.seeds, budget.finetune_epochs))
+        outs.append(out)
         acc = 0.9 if init == "scratch" else 0.8
         return {"aggregate": {"accuracy": {"mean": acc, "std": 0.01}},
                 "runs": [{"accuracy": acc, "train_size": 12}]}
@@ -227,6 +228,7 @@ def test_weights_part_fine_tunes_scratch_and_every_release_with_the_same_protoco
         ("s3r_resnet18", "s3r_resnet18.br_hims41_v2"), ("s3r_resnet50", "scratch"),
         ("s3r_resnet50", "s3r_resnet50.cr_hims41_v2"), ("s3r_resnet50", "s3r_resnet50.br_hims41_v2")]
     assert {c[3:] for c in calls} == {(QUICK.seeds, QUICK.finetune_epochs)}  # one protocol for every row
+    assert len(set(outs)) == len(outs)  # every run its own folder (scratch of each model too)
     text = write_report(tmp_path / "results").read_text()
     assert "| s3r_resnet50 | s3r_resnet50.br_hims41_v2 | 80.0 +- 1.0 | 80.0 +- 1.0 |" in text
     assert "| s3r_resnet18 | scratch | 90.0 +- 1.0 | 90.0 +- 1.0 |" in text and len(p["rows"]) == 6

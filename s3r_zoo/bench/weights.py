@@ -37,8 +37,9 @@ def run(results_dir: Path, budget: Budget, work: Path, amp: str = "auto") -> dic
         b = replace(budget, model=model)
         for init in ["scratch"] + [name for name, r in RELEASES.items() if r.model == model]:
             row = {"model": model, "init": init}
+            name = init if init != "scratch" else f"{model}.scratch"  # tags name their model already
             for frac in budget.fractions:
-                agg = finetune(init, data, size, b, frac, work / "finetune_weights" / data.name / f"{init}_f{frac:g}",
+                agg = finetune(init, data, size, b, frac, work / "finetune_weights" / data.name / f"{name}_f{frac:g}",
                                amp=amp)
                 acc = agg["aggregate"]["accuracy"]
                 row[f"fraction_{frac:g}"] = {"mean": 100 * acc["mean"], "std": 100 * acc["std"],

@@ -72,8 +72,8 @@ class _Pretext(Objective):
         target = F.one_hot(band, b).to(torch.bool)[:, :, None, None]
         p = self.mask_patch
         if mask and self.mask_ratio > 0:
-            if self.noise_std == 0 and h % p == 0 and w % p == 0 and x.is_contiguous():
-                # the same masks (same random draws), applied at patch resolution with band b in one pass
+            if self.noise_std == 0 and h % p == 0 and w % p == 0:
+                # the same masks (same random draws) with band b folded in: one masked_fill
                 grid = patch_grid(n, b, h, w, self.mask_ratio, p, device=cube.device)
                 return zero_patches(x, grid | target, p)
             masks = band_patch_masks(n, b, h, w, self.mask_ratio, p, device=cube.device)
