@@ -153,13 +153,10 @@ def _add_data_qc(dsub) -> None:
 
 
 def _run_data_qc(args: argparse.Namespace) -> int:
-    import csv
-    import io
-
     from .data.datasets import cube_sources
     from .data.io import read_cube
     from .data.qc import cube_qc, save_qc_png
-    from .files import atomic_write, check_writable_dir, write_json
+    from .files import check_writable_dir, write_csv, write_json
     from .progress import progress
 
     src, out = Path(args.path.rstrip("/")), Path(args.out)
@@ -185,15 +182,12 @@ def _run_data_qc(args: argparse.Namespace) -> int:
               f"{weak['nm'] if weak['nm'] is not None else 'band ' + str(weak['band'])}"
               f"{' nm' if weak['nm'] is not None else ''} (R2 {weak['r2']:.3f})")
     if not single:
-        buf = io.StringIO()
-        w = csv.writer(buf, lineterminator="\n")
-        w.writerow(["path", "qc_score", "artefact_fraction", "nonfinite_pixels", "saturated_values", "noise_bands",
-                    "weakest_kept_band_r2"])
-        for r in sorted(rows, key=lambda r: -r["qc_score"]):
-            w.writerow([r["path"], r["qc_score"], f"{r['artefact_fraction']:.6f}", r["nonfinite_pixels"],
-                        sum(r["saturated_per_band"].values()), " ".join(str(n["band"]) for n in r["noise_bands"]),
-                        r["weakest_kept_band"]["r2"]])
-        atomic_write(out / "qc_ranking.csv", lambda tmp: Path(tmp).write_text(buf.getvalue()))
+        write_csv(out / "qc_ranking.csv",
+                  ["path", "qc_score", "artefact_fraction", "nonfinite_pixels", "saturated_values", "noise_bands",
+                   "weakest_kept_band_r2"],
+                  [[r["path"], r["qc_score"], f"{r['artefact_fraction']:.6f}", r["nonfinite_pixels"],
+                    sum(r["saturated_per_band"].values()), " ".join(str(n["band"]) for n in r["noise_bands"]),
+                    r["weakest_kept_band"]["r2"]] for r in sorted(rows, key=lambda r: -r["qc_score"])])
         print(f"ranking (worst first) -> {out / 'qc_ranking.csv'}")
     return 0
 

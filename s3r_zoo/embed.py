@@ -21,8 +21,6 @@ settings, model, normalisation, counts). Resumable: each finished cube is saved 
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import shutil
 from dataclasses import dataclass
@@ -39,14 +37,15 @@ from .data.cache import open_cube
 from .data.datasets import cube_sources, read_split_file
 from .data.io import Cube, apply_nan_policy
 from .data.stats import BandStats
-from .files import atomic_write, check_writable_dir, save_npy, write_json
+from .files import check_writable_dir, save_npy, write_csv, write_json
 from .models import build_encoder
 from .models.names import MODEL_NAMES, model_name
 from .progress import progress
 from .train.engine import resolve_amp
 from .weights import hub_checkpoint
 
-__all__ = ["EmbedSpec", "run_embed", "windows", "list_sources", "load_model", "embed_cube", "STATS_CUBES"]
+__all__ = ["EmbedSpec", "run_embed", "windows", "list_sources", "relative_name", "same_bands", "load_model",
+           "embed_cube", "STATS_CUBES"]
 
 STATS_CUBES = 32
 
@@ -75,6 +74,17 @@ def list_sources(source: str) -> tuple[list[Path], Path]:
     return files, src.parent if single else src
 
 
+def relative_name(path: Path, base: Path) -> str:
+    """``path`` relative to ``base`` (POSIX), else its file name: what index and prediction files record."""
+    p, b = Path(path).resolve(), Path(base).resolve()
+    return p.relative_to(b).as_posix() if p.is_relative_to(b) else p.name
+
+
+def same_bands(a, b) -> bool:
+    """Whether two wavelength lists name the same bands (within 0.5 nm); unknown wavelengths never differ."""
+    return a is None or b is None or (len(a) == len(b) and np.allclose(a, b, atol=0.5))
+
+
 def windows(h: int, w: int, tile: Optional[int], stride: Optional[int]) -> list[tuple[int, int, int, int]]:
     """``(top, left, height, width)`` of each window; the whole cube when ``tile`` is None."""
     if tile is None:
@@ -92,7 +102,7 @@ def windows(h: int, w: int, tile: Optional[int], stride: Optional[int]) -> list[
 def load_model(init: str, model: Optional[str], num_bands: int, wavelengths,
                num_classes: int = 0) -> tuple[nn.Module, str]:
     """(encoder with ``num_bands`` inputs, its model name) from a tag, checkpoint file or ``hf-hub:`` id."""
-    if init.startswith("hf-hub:"):
+    if init.startswith("hf-hub:"):  # a repository exported by `s3r-zoo export`: its model.safetensors
         init = str(hub_checkpoint(init))
     if model is None:
         if Path(init).is_file():
@@ -109,10 +119,7 @@ def _stats_of(init: str, cube: Cube) -> Optional[BandStats]:
     if not Path(init).is_file():
         return None
     info = read_checkpoint_info(init)
-    if info.mean is None or len(info.mean) != cube.num_bands:
-        return None
-    if info.wavelengths_nm is not None and cube.wavelengths is not None and not np.allclose(
-            info.wavelengths_nm, cube.wavelengths, atol=0.5):
+    if info.mean is None or len(info.mean) != cube.num_bands or not same_bands(info.wavelengths_nm, cube.wavelengths):
         return None
     return BandStats(mean=tuple(info.mean), std=tuple(info.std), count=0)
 
@@ -129,8 +136,7 @@ def _data_stats(paths: list[Path], spec: EmbedSpec) -> BandStats:
 
 
 def _read(path: Path, spec: EmbedSpec) -> Cube:
-    cube = open_cube(path, **({"wavelengths": spec.wavelengths} if spec.wavelengths else {}))
-    return cube
+    return open_cube(path, **({"wavelengths": spec.wavelengths} if spec.wavelengths else {}))
 
 
 @torch.no_grad()
@@ -167,14 +173,15 @@ def run_embed(spec: EmbedSpec) -> dict:
     check_writable_dir(out)
     paths, base = list_sources(spec.source)
     first = _read(paths[0], spec)
-    model, name = load_model(spec.init, spec.model, first.num_bands, first.wavelengths)
+    init = str(hub_checkpoint(spec.init)) if spec.init.startswith("hf-hub:") else spec.init  # resolved once
+    model, name = load_model(init, spec.model, first.num_bands, first.wavelengths)
     fp = _fingerprint(spec, paths)
     parts = out / "parts"
     fp_file = parts / "settings.json"
     if fp_file.is_file() and json.loads(fp_file.read_text()) != json.loads(json.dumps(fp)):
         raise ValueError(f"--out {out}: holds an unfinished embed with other settings or cubes; use another --out "
                          f"or delete {parts}")
-    stats = _stats_of(str(hub_checkpoint(spec.init)) if spec.init.startswith("hf-hub:") else spec.init, first)
+    stats = _stats_of(init, first)
     norm = "checkpoint" if stats is not None else f"data ({min(len(paths), STATS_CUBES)} cubes)"
     if stats is None:
         stats = _data_stats(paths, spec)
@@ -187,9 +194,7 @@ def run_embed(spec: EmbedSpec) -> dict:
         if done.is_file():
             continue
         cube = _read(path, spec)
-        if cube.num_bands != first.num_bands or (
-                cube.wavelengths is not None and first.wavelengths is not None
-                and not np.allclose(cube.wavelengths, first.wavelengths, atol=0.5)):
+        if cube.num_bands != first.num_bands or not same_bands(cube.wavelengths, first.wavelengths):
             raise ValueError(f"{path}: its bands differ from those of {paths[0]} (the stem was adapted to the first "
                              f"cube's); embed one band set at a time")
         boxes = windows(cube.shape[0], cube.shape[1], spec.tile, spec.stride)
@@ -200,17 +205,11 @@ def run_embed(spec: EmbedSpec) -> dict:
     for k, path in enumerate(paths):
         f = np.load(parts / f"{k:06d}.npy")
         boxes = json.loads((parts / f"{k:06d}.json").read_text())
-        rel = Path(path).resolve().relative_to(base.resolve()).as_posix() if Path(path).resolve().is_relative_to(
-            base.resolve()) else Path(path).name
-        rows += [[len(rows) + i, rel, *box] for i, box in enumerate(boxes)]
+        rows += [[len(rows) + i, relative_name(path, base), *box] for i, box in enumerate(boxes)]
         feats.append(f)
     features = np.concatenate(feats).astype(np.float32)
     save_npy(out / "features.npy", features)
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow(["row", "path", "top", "left", "height", "width"])
-    w.writerows(rows)
-    atomic_write(out / "index.csv", lambda tmp: Path(tmp).write_text(buf.getvalue()))
+    write_csv(out / "index.csv", ["row", "path", "top", "left", "height", "width"], rows)
     summary = {"init": spec.init if not Path(spec.init).exists() else Path(spec.init).name, "model": name,
                "cubes": len(paths), "features": list(features.shape), "tile": spec.tile,
                "stride": spec.stride or spec.tile, "normalisation": norm, "amp": amp, "device": device.type,

@@ -12,9 +12,9 @@ import json
 import os
 import tempfile
 from pathlib import Path
-from typing import Any, Callable, Union
+from typing import Any, Callable, Iterable, Sequence, Union
 
-__all__ = ["PathLike", "atomic_write", "save_npy", "write_json", "file_digest", "first_line", "check_writable_dir"]
+__all__ = ["PathLike", "atomic_write", "save_npy", "write_csv", "write_json", "file_digest", "first_line", "check_writable_dir"]
 
 PathLike = Union[str, os.PathLike]
 _UMASK = os.umask(0)
@@ -46,6 +46,19 @@ def save_npy(path: PathLike, array: Any) -> Path:
             np.save(f, np.asarray(array))
 
     return atomic_write(path, write)
+
+
+def write_csv(path: PathLike, header: Sequence[str], rows: Iterable[Sequence[Any]]) -> Path:
+    """A CSV file (header row, then ``rows``; ``\\n`` line ends) written atomically."""
+    import csv
+    import io
+
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(header)
+    w.writerows(rows)
+    text = buf.getvalue()
+    return atomic_write(path, lambda tmp: Path(tmp).write_text(text))
 
 
 def write_json(path: PathLike, obj: Any, indent: int | None = 2) -> Path:

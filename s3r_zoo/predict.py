@@ -20,8 +20,6 @@ split file with labels), ``heatmaps/<name>.png``.
 
 from __future__ import annotations
 
-import csv
-import io
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
@@ -35,8 +33,8 @@ from .data.cache import open_cube
 from .data.datasets import read_split_file
 from .data.report import false_colour
 from .data.stats import BandStats
-from .embed import embed_cube, list_sources, windows
-from .files import atomic_write, check_writable_dir, write_json
+from .embed import embed_cube, list_sources, relative_name, same_bands, windows
+from .files import atomic_write, check_writable_dir, write_csv, write_json
 from .models.names import model_name
 from .progress import progress
 from .train.engine import resolve_amp
@@ -120,7 +118,7 @@ def run_predict(spec: PredictSpec) -> dict:
         if cube.num_bands != facts["bands"]:
             raise ValueError(f"{path}: {cube.num_bands} bands, but the checkpoint was fine-tuned on {facts['bands']}")
         wl = facts["wavelengths_nm"]
-        if wl is not None and cube.wavelengths is not None and not np.allclose(wl, cube.wavelengths, atol=0.5):
+        if not same_bands(wl, cube.wavelengths):
             raise ValueError(f"{path}: wavelengths {cube.wavelengths[0]:g}-{cube.wavelengths[-1]:g} nm differ from the "
                              f"checkpoint's {wl[0]:g}-{wl[-1]:g} nm; fine-tune on this band set first")
         h, w = cube.shape[:2]
@@ -132,8 +130,7 @@ def run_predict(spec: PredictSpec) -> dict:
         probs = torch.softmax(logits.double(), dim=1).numpy()
         p = probs.mean(0)
         pred = int(np.argmax(p))
-        rel = Path(path).resolve().relative_to(base.resolve()).as_posix() if Path(path).resolve().is_relative_to(
-            base.resolve()) else Path(path).name
+        rel = relative_name(path, base)
         if len(boxes) > 1:
             tiled += 1
             _heatmap(cube, boxes, probs, pred, classes[pred], out / "heatmaps" / (rel.replace("/", "__") + ".png"))
@@ -141,11 +138,7 @@ def run_predict(spec: PredictSpec) -> dict:
                **{f"p_{c}": round(float(v), 6) for c, v in zip(classes, p)}, "windows": len(boxes)}
         correct += int(labels is not None and labels[k] == classes[pred])
         rows.append(row)
-    buf = io.StringIO()
-    wr = csv.DictWriter(buf, fieldnames=list(rows[0]), lineterminator="\n")
-    wr.writeheader()
-    wr.writerows(rows)
-    atomic_write(out / "predictions.csv", lambda tmp: Path(tmp).write_text(buf.getvalue()))
+    write_csv(out / "predictions.csv", list(rows[0]), [list(r.values()) for r in rows])
     summary = {"checkpoint": Path(spec.checkpoint).name, "classes": classes, "cubes": len(rows),
                "tiled_cubes": tiled, "tile": spec.tile, "amp": amp, "device": device.type,
                "predicted_counts": {c: sum(r["predicted"] == c for r in rows) for c in classes}}
