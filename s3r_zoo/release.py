@@ -34,6 +34,11 @@ TRAINING_KEYS = ("epochs", "steps", "stop", "final_loss", "best_loss", "wall_tim
                  "validation", "target_bands")
 
 
+def _records(records: Union[str, Path, None]) -> Path:
+    """The releases file to read or update: ``records``, else the package's ``releases.json``."""
+    return Path(records) if records is not None else _releases.RELEASES_FILE
+
+
 def _validation(info, ckpt: Path) -> dict:
     """The run's held-out record; a release without finite held-out metrics is refused."""
     val = info.extra_value("validation")
@@ -92,7 +97,7 @@ def release_checkpoint(run: Union[str, Path], tag: str, weights_dir: Union[str, 
     state_dict, info = load_checkpoint(ckpt)
     validation = _validation(info, ckpt)
     name = f"{model_name(info.architecture)}.{tag}"
-    records = Path(records) if records is not None else _releases.RELEASES_FILE
+    records = _records(records)
     releases, _ = load_releases(records)
     if name not in releases:
         raise ValueError(f"--tag {tag}: '{name}' has no release record (known: {sorted(releases)}); add one "
@@ -135,11 +140,11 @@ def write_manifest(weights_dir: Union[str, Path], records: Union[str, Path, None
     steps, epochs, wall time, hardware, held-out metrics, recipe), so a copied folder describes itself.
     Derived from the records; :func:`verify_manifest` checks it against them and the files."""
     weights_dir = Path(weights_dir)
-    releases, _ = load_releases(Path(records) if records is not None else _releases.RELEASES_FILE)
+    releases, _ = load_releases(_records(records))
     files = {r.file_name: {"release": r.name, "sha256": r.sha256, "size": r.size, "dtype": r.dtype,
                            "objective": r.objective, "data": r.data, "recipe_file": r.recipe, **r.training}
              for r in releases.values() if r.sha256 and (weights_dir / r.file_name).is_file()}
-    for name, r in load_retired(Path(records) if records is not None else _releases.RELEASES_FILE).items():
+    for name, r in load_retired(_records(records)).items():
         if (weights_dir / f"{name}.safetensors").is_file():  # still in the folder: listed, marked as retired
             files[f"{name}.safetensors"] = {"release": name, "retired": True, "successor": r["successor"],
                                             **(r.get("file") or {})}
@@ -156,7 +161,8 @@ def verify_manifest(weights_dir: Union[str, Path], records: Union[str, Path, Non
     if not path.is_file():
         return [f"{path}: missing"]
     listed = json.loads(path.read_text()).get("files", {})
-    releases, _ = load_releases(Path(records) if records is not None else _releases.RELEASES_FILE)
+    releases, _ = load_releases(_records(records))
+    retired = load_retired(_records(records))
     by_file = {r.file_name: r for r in releases.values()}
     problems = [f"{f.name}: not in {MANIFEST}" for f in sorted(weights_dir.glob("*.safetensors"))
                 if f.name not in listed]
@@ -168,7 +174,7 @@ def verify_manifest(weights_dir: Union[str, Path], records: Union[str, Path, Non
         if (entry.get("sha256"), entry.get("size")) != file_digest(f):
             problems.append(f"{name}: sha256/size differ from {MANIFEST}")
         if entry.get("retired"):
-            old = load_retired(Path(records) if records is not None else _releases.RELEASES_FILE).get(entry["release"])
+            old = retired.get(entry["release"])
             if old is None or (old.get("file") or {}).get("sha256") != entry.get("sha256"):
                 problems.append(f"{name}: {MANIFEST} lists it as retired, but its retired record differs")
             continue
@@ -201,7 +207,7 @@ def _row(r: Release) -> str:
 
 def model_card_table(records: Union[str, Path, None] = None) -> str:
     """The model card's table of released weights, from the release records (markdown)."""
-    releases, _ = load_releases(Path(records) if records is not None else _releases.RELEASES_FILE)
+    releases, _ = load_releases(_records(records))
     head = ("| name | architecture | bands | objective | steps (epochs, stop) | held-out CR L1 (zeros / band-mean) "
             "| locality (closed form) | BR unexplained variance (floor / band-mean) | wall time | size | sha256 |\n"
             "|---|---|---|---|---|---|---|---|---|---|---|")

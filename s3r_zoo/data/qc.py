@@ -42,7 +42,7 @@ import numpy as np
 import torch
 
 from ..files import atomic_write
-from ..lowrank import gram, ridge_lambda
+from ..lowrank import ridge_lambda
 from .io import Cube
 from .report import cube_report, false_colour
 
