@@ -464,8 +464,9 @@ def _add_bench(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("bench", help="benchmarks: speed, convergence, accuracy (Tables 1-2), coefficients (Fig. 3), "
                                      "released weights fine-tuned",
                        description="Run benchmark parts; each writes results/<part>.json and PNGs, then "
-                                   "RESULTS.md is regenerated. Parts: speed, convergence, accuracy, coefficients, "
-                                   "weights, all, or report (only regenerate RESULTS.md).")
+                                   "RESULTS.md is regenerated. Parts: speed, convergence, accuracy, labels (the powered "
+                                   "label-efficiency benchmark), transfer (cross-sensor), coefficients, weights, all, or report (only "
+                                   "regenerate RESULTS.md).")
     p.add_argument("parts", nargs="*", default=["all"], help="parts to run (default: all)")
     p.add_argument("--quick", action="store_true",
                    help="CPU smoke run of every part in minutes; writes to runs/bench_quick/results")

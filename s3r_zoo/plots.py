@@ -155,3 +155,55 @@ def confusion_matrix(cm: Sequence[Sequence[int]], classes: Sequence[str], path: 
     ax.set_title(title)
     fig.tight_layout()
     return _save(fig, path)
+
+
+def accuracy_vs_labels(panels: dict, labels: dict, path: Union[str, Path], title: str = "label efficiency",
+                       dashed: Sequence[str] = ()) -> Path:
+    """Test accuracy against the fraction of training labels (log axis), one line per method with its
+    95 % bootstrap band, one panel per entry of ``panels`` ({panel title: {fraction: {method: {"mean",
+    "ci95"}}}}, as ``bench labels`` / ``bench transfer`` write them); ``dashed``: reference rows."""
+    plt = _plt()
+    fig, axes = plt.subplots(1, len(panels), figsize=(6.5 * len(panels), 5), sharey=True, squeeze=False)
+    for ax, (panel, rows) in zip(axes[0], panels.items()):
+        fracs = sorted(rows, key=float)
+        methods = list(dict.fromkeys(m for f in fracs for m in rows[f]))
+        for i, m in enumerate(methods):
+            fs = [f for f in fracs if m in rows[f]]
+            xs = [float(f) * 100 for f in fs]
+            name = m.split("@")[0]
+            label = labels.get(name, name) + (" (pool)" if m.endswith("@pool") else "")
+            line, = ax.plot(xs, [rows[f][m]["mean"] for f in fs], "--" if m in dashed else "-", marker="o", ms=3,
+                            label=label, color=f"C{i % 10}" if i < 10 else "0.3")
+            ax.fill_between(xs, [rows[f][m]["ci95"][0] for f in fs], [rows[f][m]["ci95"][1] for f in fs],
+                            color=line.get_color(), alpha=0.12)
+        ax.set_xscale("log")
+        ax.set_xlabel("training labels used (%)")
+        ax.set_title(panel, fontsize=10)
+        ax.grid(alpha=0.3, which="both")
+        if methods:
+            ax.legend(fontsize=7, loc="lower right")
+    axes[0][0].set_ylabel("test accuracy (%), 95 % bootstrap band over test cubes")
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def probe_convergence(curves: dict, labels: dict, path: Union[str, Path], title: str = "convergence") -> Path:
+    """Linear-probe accuracy of each method's encoder after every pre-training epoch, against the
+    cumulative pre-training wall time (left) and the epoch (right); ``curves``: {method: {"points": [...]}}."""
+    plt = _plt()
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5), sharey=True)
+    for i, (m, c) in enumerate(curves.items()):
+        pts = c["points"]
+        for ax, key in zip(axes, ("time_s", "epoch")):
+            ax.plot([p[key] for p in pts], [p["accuracy"] for p in pts], marker="o", ms=3, color=f"C{i % 10}",
+                    label=labels.get(m, m))
+    axes[0].set_xlabel("pre-training wall time (s)")
+    axes[1].set_xlabel("pre-training epoch (0 = random init)")
+    axes[0].set_ylabel("linear-probe test accuracy (%), all labels")
+    for ax in axes:
+        ax.grid(alpha=0.3)
+    axes[1].legend(fontsize=8, loc="lower right")
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return _save(fig, path)

@@ -16,7 +16,8 @@ from s3r_zoo.metrics import aggregate, binary_auroc, classification_metrics
 @pytest.fixture(scope="module")
 def pdac(tmp_path_factory):
     root = tmp_path_factory.mktemp("pdac")
-    write_dataset(root, "pdac_like", n=80, size=48, seed=0, difficulty=0.0)
+    write_dataset(root, "pdac_like", n=80, size=48, seed=0, difficulty=0.0, magnification=0.75,
+                  stain_balance=0)  # easy: whole glands in 48 px, and the stain differs between classes too
     return root
 
 

@@ -1,5 +1,5 @@
-"""``s3r-zoo bench``: the evidence behind the zoo (speed, convergence, accuracy, coefficients, and what the
-released weights give when fine-tuned).
+"""``s3r-zoo bench``: the evidence behind the zoo (speed, convergence, accuracy, the powered label-efficiency
+benchmark, coefficients, and what the released weights give when fine-tuned).
 
 Each part writes ``<results>/<part>.json`` (numbers, command, versions, machine, device,
 date) and PNG plots; every run regenerates ``RESULTS.md`` beside the results folder. The
@@ -13,12 +13,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Optional, Sequence
 
-from . import accuracy, coefficients, convergence, speed, weights
+from . import accuracy, coefficients, convergence, labels, speed, transfer, weights
 from .common import default_results_dir
 from .protocol import BUDGETS, METHODS
 from .report import write_report
 
-PARTS = ("speed", "convergence", "accuracy", "coefficients", "weights")
+PARTS = ("speed", "convergence", "accuracy", "labels", "transfer", "coefficients", "weights")
 
 __all__ = ["PARTS", "run_bench"]
 
@@ -53,6 +53,10 @@ def run_bench(parts: Sequence[str], quick: bool = False, budget: Optional[str] =
             out[part] = convergence.run(results_dir, b, work_dir, amp=amp)
         elif part == "accuracy":
             out[part] = accuracy.run(results_dir, b, work_dir, amp=amp, methods=methods, cached_only=cached_only)
+        elif part == "labels":
+            out[part] = labels.run(results_dir, labels.BUDGETS[budget_name], work_dir, amp=amp)
+        elif part == "transfer":
+            out[part] = transfer.run(results_dir, labels.BUDGETS[budget_name], work_dir, amp=amp)
         elif part == "coefficients":
             out[part] = coefficients.run(results_dir, work_dir, quick=quick, cr_run=cr_run, br_run=br_run)
         elif part == "weights":

@@ -104,17 +104,18 @@ def _cached(path: Path, spec: dict) -> Optional[dict]:
 
 
 def pretrain(method: str, data: Path, size: int, budget: Budget, out_root: Path, amp: str = "auto",
-             cached_only: bool = False) -> Optional[dict]:
+             cached_only: bool = False, snapshot_every: int = 0) -> Optional[dict]:
     """Pre-train ``method`` on ``data``'s train split; returns the run summary (cached).
 
     ``cached_only``: return None instead of training when no finished run matches.
+    ``snapshot_every``: also keep the encoder every N epochs (``<run>/snapshots``).
     """
     objective, extra = METHODS[method]
     out = out_root / data.name / method
     spec = PretrainSpec(data=str(data / "train.txt"), out=str(out), model=budget.model, objective=objective,
                         epochs=budget.pretrain_epochs, batch_size=budget.batch_size, crop=size,
                         crops_per_cube=budget.crops_per_cube, patience=budget.patience, amp=amp,
-                        mask_patch=max(4, size // 8), **extra)
+                        mask_patch=max(4, size // 8), snapshot_every=snapshot_every, **extra)
     key = asdict(spec)
     cached = _cached(out / "bench_summary.json", key)
     if cached or cached_only:

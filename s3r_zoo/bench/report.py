@@ -242,8 +242,90 @@ def weights_section(p: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _p(row: dict, key: str) -> str:
+    v = row.get(key)
+    return "-" if v is None else (f"**{v:.3f}**" if v < 0.05 else f"{v:.3f}")
+
+
+def _num(v, digits: int) -> str:
+    return "-" if v is None else f"{v:.{digits}f}"
+
+
+def transfer_section(p: dict) -> str:
+    lines = ["## Cross-sensor transfer (`s3r-zoo bench transfer`)\n",
+             f"{_where(p)}. Source: {p['source']}. Each target is the same labelled cubes recorded by another "
+             f"sensor; the first conv is brought to its bands by wavelength (the zoo's stem), by timm's cyclic "
+             f"repeat, or replaced by a random one; 'pre-trained on the target sensor' is the upper reference. "
+             f"Statistics as in the label-efficiency tables; p against the wavelength stem.\n"]
+    for name, t in p["targets"].items():
+        lines += [f"### {t['data']}\n", "| labels | how | accuracy | 95 % CI | p vs wavelength stem |",
+                  "|---|---|---|---|---|"]
+        for kind, table in (("probe", t["probe"]), ("fine-tune", t["finetune"])):
+            for f in sorted(table, key=float):
+                for how, r in sorted(table[f].items(), key=lambda kv: -kv[1]["mean"]):
+                    lines.append(f"| {kind}, {float(f):.0%} | {p['stems'].get(how, how)} | {r['mean']:.1f} +- "
+                                 f"{r['std']:.1f} | {r['ci95'][0]:.1f}-{r['ci95'][1]:.1f} | "
+                                 f"{_p(r, 'p_vs_wavelength')} |")
+        lines.append("")
+    if p.get("complete"):
+        lines.append("![transfer](results/transfer.png)\n")
+    else:
+        lines.append("**Incomplete**: re-run `s3r-zoo bench transfer` to continue (finished runs are cached).\n")
+    return "\n".join(lines)
+
+
+def labels_section(p: dict) -> str:
+    b = p["budget"]
+    lines = ["## Label efficiency, powered (`s3r-zoo bench labels`)\n",
+             f"{_where(p)}. Every method pre-trains {b['model']} for at most {b['pretrain_epochs']} epochs (early "
+             f"stop after {b['patience']}; batch {b['batch_size']}) on the labelled train split without labels, "
+             f"`@pool` rows on the unlabelled pool instead. Linear probe: logistic regression on frozen pooled "
+             f"features, L2 chosen on the validation split. Fine-tuning: {b['finetune_epochs']} epochs, AdamW lr "
+             f"{b['lr_finetune']:g}, best-on-validation weights. {b['seeds']} seeds, each seed the same training "
+             f"subset for every method (paired). Cells: test accuracy %, mean +- std over seeds, [95 % bootstrap "
+             f"interval over test cubes]; p: two-sided paired sign-flip test over test cubes (each cube's share of "
+             f"correct seeds) against random-init features (probe) or scratch (fine-tuning), and against the best "
+             f"other row; bold when below 0.05.\n"]
+    for preset, t in p["tables"].items():
+        lines.append(f"### `{preset}`: {t['data']}; test split {t['split_sizes'].get('test')} cubes\n")
+        for kind, ref in (("probe", "random"), ("finetune", "scratch")):
+            rows = t.get(kind, {})
+            if not rows:
+                continue
+            lines += [f"**{'Linear probe' if kind == 'probe' else 'Full fine-tuning'}**\n",
+                      f"| labels | method | accuracy | 95 % CI | p vs {ref} | best other | p vs best other |",
+                      "|---|---|---|---|---|---|---|"]
+            for f in sorted(rows, key=float):
+                for m, r in sorted(rows[f].items(), key=lambda kv: -kv[1]["mean"]):
+                    name = m.split("@")[0]
+                    label = p["labels"].get(name, name) + (" @pool" if m.endswith("@pool") else "")
+                    lines.append(f"| {float(f):.0%} | {label} | {r['mean']:.1f} +- {r['std']:.1f} | "
+                                 f"{r['ci95'][0]:.1f}-{r['ci95'][1]:.1f} | {_p(r, 'p_vs_' + ref)} | "
+                                 f"{r.get('best_other', '-')} | {_p(r, 'p_vs_best_other')} |")
+            lines.append("")
+        conv = t.get("convergence", {}).get("curves")
+        if conv:
+            lines += ["**Convergence to accuracy** (linear probe on all training labels after every pre-training "
+                      "epoch; times are cumulative pre-training wall time)\n",
+                      "| method | s / epoch | final probe % | time to 95 % of own final (s) | x SimSiam | time to "
+                      "95 % of best final (s) | x SimSiam |", "|---|---|---|---|---|---|---|"]
+            for m, c in conv.items():
+                pts = c["points"]
+                per_epoch = pts[-1]["time_s"] / max(pts[-1]["epoch"], 1) if pts else float("nan")
+                lines.append(f"| {p['labels'].get(m, m)} | {per_epoch:.1f} | {_num(c['final'], 1)} | "
+                             f"{_num(c['t95_own_s'], 0)} | {_num(c['t95_own_over_simsiam'], 2)} | "
+                             f"{_num(c['t95_best_s'], 0)} | {_num(c['t95_best_over_simsiam'], 2)} |")
+            lines.append("\n'-': never reached within the budget.\n")
+        for png in t.get("plots", []):
+            lines.append(f"![{png[:-4].replace('_', ' ')}](results/{png})\n")
+    if not p.get("complete"):
+        lines.append("**Incomplete**: the run ended before every row finished; re-run `s3r-zoo bench labels` to "
+                     "continue (finished pre-training and fine-tuning runs are cached).\n")
+    return "\n".join(lines)
+
+
 SECTIONS = {"speed": speed_section, "convergence": convergence_section, "accuracy": accuracy_section,
-            "coefficients": coefficients_section, "weights": weights_section}
+            "labels": labels_section, "transfer": transfer_section, "coefficients": coefficients_section, "weights": weights_section}
 
 
 def section(results: Path, name: str) -> str:

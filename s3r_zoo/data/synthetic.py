@@ -28,7 +28,7 @@ and works at any image size; features are sized in pixels at a fixed magnificati
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Optional, Sequence, Union
 
@@ -108,21 +108,24 @@ class _Look:
 
 
 _LOOKS: dict[str, dict[str, _Look]] = {
+    # calibrated (benchmarks/NOTES.md, "Simulator calibration") so that morphology carries the class: the
+    # classes' total nuclear area per tissue area stays within a factor ~1.5, so that at stain_balance 1 the
+    # compensation is mostly hyperchromasia and a cube's mean spectrum says little about its class
     "pdac_like": {
         "normal": _Look(),
-        "carcinoma": _Look(gland_density=1.4, gland_irregularity=0.32, lumen_radius=10.0, epi_thickness=13.0,
-                           nucleus_radius=4.3, nucleus_pleomorphism=0.35, nucleus_elongation=1.35,
-                           hyperchromasia=1.45, crowding=1.6, stratification=0.7, stroma_eosin=0.62,
-                           stroma_nuclei=1.0),
+        "carcinoma": _Look(gland_density=1.2, gland_irregularity=0.32, lumen_radius=10.0, epi_thickness=13.0,
+                           nucleus_radius=5.0, nucleus_pleomorphism=0.45, nucleus_elongation=1.6,
+                           hyperchromasia=1.45, crowding=0.75, stratification=0.7, stroma_eosin=0.62,
+                           stroma_nuclei=0.7),
     },
     "plgc_like": {
-        "normal": _Look(gland_density=1.3, lumen_radius=9.0),
-        "intestinal_metaplasia": _Look(gland_density=1.3, lumen_radius=9.0, epi_thickness=12.0,
-                                       goblet_fraction=0.35, nucleus_radius=3.4, crowding=1.1),
-        "dysplasia": _Look(gland_density=1.6, gland_irregularity=0.28, lumen_radius=7.0, epi_thickness=13.0,
-                           nucleus_radius=4.1, nucleus_pleomorphism=0.3, nucleus_elongation=1.7,
-                           hyperchromasia=1.4, crowding=1.7, stratification=0.75, goblet_fraction=0.04,
-                           stroma_nuclei=0.9),
+        "normal": _Look(gland_density=3.0, lumen_radius=9.0),
+        "intestinal_metaplasia": _Look(gland_density=3.0, lumen_radius=9.0, epi_thickness=12.0,
+                                       goblet_fraction=0.75, nucleus_radius=3.4, crowding=1.1),
+        "dysplasia": _Look(gland_density=3.0, gland_irregularity=0.35, lumen_radius=7.0, epi_thickness=13.0,
+                           nucleus_radius=5.5, nucleus_pleomorphism=0.4, nucleus_elongation=2.4,
+                           hyperchromasia=1.4, crowding=1.0, stratification=0.9, goblet_fraction=0.0,
+                           stroma_nuclei=0.8),
     },
 }
 
@@ -131,6 +134,21 @@ def _blend(base: _Look, cls: _Look, strength: float) -> _Look:
     """Move from the normal look toward the class look by ``strength`` in [0, 1]."""
     return _Look(**{k: getattr(base, k) + strength * (getattr(cls, k) - getattr(base, k))
                     for k in _Look.__dataclass_fields__})
+
+
+_GLAND_PACKING = 2.0  # glandular mucosa: glands fill most of the tissue, as in the paper's PDAC and gastric sets
+
+
+def _haematoxylin_per_area(look: _Look) -> float:
+    """Expected haematoxylin per unit area of a look (gland nuclei + stromal nuclei), in the units of
+    the concentration maps: what ``stain_balance`` equalises between classes. Within 5 % of the
+    simulated totals (measured on 12 cubes of 128 px per class)."""
+    r = look.nucleus_radius
+    nuclei_per_gland = 2 * np.pi * (look.lumen_radius + look.epi_thickness / 2) / (2.6 * r) * look.crowding
+    nucleus_area = np.pi * r * r / look.nucleus_elongation * np.exp(2 * look.nucleus_pleomorphism ** 2)
+    glands = _GLAND_PACKING * look.gland_density / 128 ** 2 * nuclei_per_gland * (1 - look.goblet_fraction) * nucleus_area
+    stroma = look.stroma_nuclei / 1000 * 0.5 * np.pi * (2.2 ** 2 * 0.75 + (0.9 * r) ** 2 * 0.9 * 0.45)
+    return float(glands * 0.55 * look.hyperchromasia + stroma)
 
 
 def _smooth_noise(rng: np.random.Generator, shape: tuple[int, int], sigma: Union[float, tuple]) -> np.ndarray:
@@ -174,7 +192,8 @@ def _stamp(canvas: np.ndarray, cy: float, cx: float, ry: float, rx: float, angle
 
 
 def simulate_cube(preset: Union[str, Preset], label: int, size: Optional[Union[int, tuple[int, int]]] = None,
-                  seed: int = 0, difficulty: float = DEFAULT_DIFFICULTY) -> Cube:
+                  seed: int = 0, difficulty: float = DEFAULT_DIFFICULTY, magnification: float = 1.0,
+                  stain_balance: float = 1.0) -> Cube:
     """Simulate one H&E transmission cube of class ``label``.
 
     Args:
@@ -183,6 +202,17 @@ def simulate_cube(preset: Union[str, Preset], label: int, size: Optional[Union[i
         size: Image size (int or (H, W)); default the preset's (512 x 612 / 512 x 512).
         seed: Random seed; the same arguments give the same cube.
         difficulty: 0 = classes far apart, 1 = very close, with more nuisance variation.
+        magnification: Lengths in pixels relative to the default magnification (0.5 = half
+            the size, four times the tissue in the same pixels: small benchmark tiles still
+            hold whole glands).
+        stain_balance: How much of the classes' difference in expected stain per tissue area
+            is removed, in [0, 1]. 1 (default) scales a class's nuclear haematoxylin so that its
+            expected total per area equals the normal class's, and gives its stroma the normal
+            eosin: the class lives in morphology (nuclear size, shape, density, arrangement,
+            gland form, goblet cells), not in the cube's mean spectrum, as the paper's premise
+            says; per-cube stain strength and tissue content stay nuisances. 0 keeps the
+            classes' stain amounts (carcinoma's many dark nuclei: the mean spectrum alone then
+            separates the classes).
 
     Returns:
         :class:`~s3r_zoo.data.io.Cube` with float32 transmittance (H, W, B) and wavelengths.
@@ -195,12 +225,23 @@ def simulate_cube(preset: Union[str, Preset], label: int, size: Optional[Union[i
     h, w = (size, size) if isinstance(size, int) else (tuple(size) if size is not None else p.size)
     if h < 8 or w < 8:
         raise ValueError(f"size: expected at least 8 x 8 pixels, found {h} x {w}")
+    if not 0.1 <= magnification <= 10:
+        raise ValueError(f"magnification: expected a value in [0.1, 10], found {magnification}")
+    if not 0.0 <= stain_balance <= 1.0:
+        raise ValueError(f"stain_balance: expected a value in [0, 1], found {stain_balance}")
+    mg = float(magnification)
     rng = np.random.default_rng(np.random.SeedSequence([seed, label, h, w]))
     looks = _LOOKS[p.name] if p.name in _LOOKS else _LOOKS["pdac_like"]
     names = list(looks)
     base = looks[names[0]]
     strength = 1.0 - 0.85 * difficulty
     look = _blend(base, looks[p.classes[label]] if p.classes[label] in looks else looks[names[label]], strength)
+    # the class's expected haematoxylin per tissue area brought to the normal class's (before magnification:
+    # a ratio of per-area amounts), and desmoplastic stroma keeps its fibres but not its extra eosin
+    h_factor = (_haematoxylin_per_area(base) / _haematoxylin_per_area(look)) ** stain_balance
+    look = replace(look, stroma_eosin=look.stroma_eosin - stain_balance * (look.stroma_eosin - base.stroma_eosin))
+    look = replace(look, lumen_radius=look.lumen_radius * mg, epi_thickness=look.epi_thickness * mg,
+                   nucleus_radius=look.nucleus_radius * mg)
     jitter = 1.0 + 0.5 * difficulty  # nuisance variation grows with difficulty
 
     c_h = np.zeros((h, w))
@@ -210,13 +251,13 @@ def simulate_cube(preset: Union[str, Preset], label: int, size: Optional[Union[i
 
     # tissue vs glass, and stroma fibres
     tissue = _smooth_noise(rng, (h, w), max(h, w) / 6) > -1.2 + 0.4 * rng.random()
-    fibres = _smooth_noise(rng, (h, w), (1.5, 7.0) if rng.random() < 0.5 else (7.0, 1.5))
+    fibres = _smooth_noise(rng, (h, w), (1.5 * mg, 7.0 * mg) if rng.random() < 0.5 else (7.0 * mg, 1.5 * mg))
     c_e += look.stroma_eosin * np.clip(0.7 + 0.35 * fibres, 0.05, None)
     chromatin = np.clip(1.0 + 0.35 * rng.standard_normal((h, w)), 0.3, None)
 
     # glands: lumen + epithelial ring + nuclei along it (+ goblet cells)
-    area_units = h * w / (128 * 128)
-    n_glands = rng.poisson(look.gland_density * area_units)
+    area_units = h * w / (128 * 128 * mg * mg)
+    n_glands = rng.poisson(_GLAND_PACKING * look.gland_density * area_units)
     for _ in range(n_glands):
         cy, cx = rng.uniform(0, h), rng.uniform(0, w)
         r0 = look.lumen_radius * rng.uniform(0.7, 1.3)
@@ -224,7 +265,7 @@ def simulate_cube(preset: Union[str, Preset], label: int, size: Optional[Union[i
         k = np.arange(2, 6)
         amps = look.gland_irregularity * rng.standard_normal(k.size) / k ** 0.5
         phases = rng.uniform(0, 2 * np.pi, k.size)
-        rr = r0 + thick + 3
+        rr = r0 + thick + 3 * mg
         y0, y1 = max(0, int(cy - rr * 1.6)), min(h, int(cy + rr * 1.6) + 1)
         x0, x1 = max(0, int(cx - rr * 1.6)), min(w, int(cx + rr * 1.6) + 1)
         if y0 >= y1 or x0 >= x1:
@@ -257,11 +298,11 @@ def simulate_cube(preset: Union[str, Preset], label: int, size: Optional[Union[i
             _stamp(c_h, ny, nx, ry, rx, t, 0.55 * look.hyperchromasia * rng.uniform(0.85, 1.15), chromatin)
 
     # stromal nuclei (fibroblasts, lymphocytes) and red cells in small vessels
-    n_str = rng.poisson(look.stroma_nuclei * h * w / 1000)
+    n_str = rng.poisson(look.stroma_nuclei * h * w / (1000 * mg * mg))
     ys, xs = rng.uniform(0, h, n_str), rng.uniform(0, w, n_str)
     for y, x in zip(ys, xs):
         if rng.random() < 0.5:  # lymphocyte: small, round, dark
-            r = 2.2 * rng.uniform(0.85, 1.15)
+            r = 2.2 * mg * rng.uniform(0.85, 1.15)
             _stamp(c_h, y, x, r, r, 0.0, 0.75, chromatin)
         else:  # fibroblast: spindle
             r = look.nucleus_radius * 0.9
@@ -270,17 +311,18 @@ def simulate_cube(preset: Union[str, Preset], label: int, size: Optional[Union[i
         vy, vx = rng.uniform(0, h), rng.uniform(0, w)
         ang = rng.uniform(0, np.pi)
         for j in range(rng.integers(4, 14)):
-            off = j * 5.0 - 30 + rng.normal(0, 1.5)
-            ry = rng.uniform(2.5, 3.5)
-            _stamp(c_hb, vy + off * np.sin(ang) + rng.normal(0, 2), vx + off * np.cos(ang) + rng.normal(0, 2),
+            off = (j * 5.0 - 30 + rng.normal(0, 1.5)) * mg
+            ry = rng.uniform(2.5, 3.5) * mg
+            _stamp(c_hb, vy + off * np.sin(ang) + rng.normal(0, 2 * mg), vx + off * np.cos(ang) + rng.normal(0, 2 * mg),
                    ry, ry, 0.0, 0.5 * rng.uniform(0.8, 1.2))
 
     # optics: stain strength variation, slight blur, glass background
-    stain_h = rng.uniform(1 - 0.12 * jitter, 1 + 0.12 * jitter)
-    stain_e = rng.uniform(1 - 0.12 * jitter, 1 + 0.12 * jitter)
+    stain_h = rng.uniform(1 - 0.25 * jitter, 1 + 0.25 * jitter)
+    stain_e = rng.uniform(1 - 0.25 * jitter, 1 + 0.25 * jitter)
     mask = tissue * clear
+    c_h *= h_factor
     maps = np.stack([c_h * stain_h, c_e * stain_e, c_hb, np.full((h, w), 0.04)], axis=-1) * mask[..., None]
-    maps = gaussian_filter(maps, sigma=(0.7, 0.7, 0))
+    maps = gaussian_filter(maps, sigma=(max(0.4, 0.7 * mg),) * 2 + (0,))
 
     lam = np.asarray(p.wavelengths_nm)
     spectra = absorbance_spectra(lam)
@@ -361,8 +403,14 @@ def _save_npy(path: str, arr: np.ndarray) -> None:
 
 def write_dataset(out_dir: Union[str, Path], preset: str = "plgc_like", n: int = 300,
                   size: Union[int, tuple[int, int], None] = 256, seed: int = 0,
-                  difficulty: float = DEFAULT_DIFFICULTY, dtype: str = "float16") -> dict:
+                  difficulty: float = DEFAULT_DIFFICULTY, dtype: str = "float16", magnification: float = 1.0,
+                  stain_balance: float = 1.0, split: Optional[Sequence[float]] = None,
+                  wavelengths: Optional[Sequence[float]] = None) -> dict:
     """Simulate ``n`` cubes into ``out_dir``, with split files.
+
+    ``magnification`` and ``stain_balance``: see :func:`simulate_cube`. ``split``: train / val /
+    test fractions (default: the preset's published ratios). ``wavelengths``: other band
+    centres in nm than the preset's (another sensor seeing the same tissue).
 
     Layout: ``cubes/<class>/<i>.npy`` (H, W, B), ``wavelengths_nm.txt`` beside the cubes
     (read_cube picks it up), ``train.txt`` / ``val.txt`` / ``test.txt`` (``<path> <class>``
@@ -373,6 +421,11 @@ def write_dataset(out_dir: Union[str, Path], preset: str = "plgc_like", n: int =
     if dtype not in ("float16", "float32"):
         raise ValueError(f"dtype: expected 'float16' or 'float32', found {dtype!r}")
     p = PRESETS[preset]
+    if wavelengths is not None:
+        p = replace(p, wavelengths_nm=tuple(float(w) for w in wavelengths))
+    split = tuple(split) if split is not None else p.split
+    if len(split) != 3 or min(split) < 0 or abs(sum(split) - 1) > 1e-6:
+        raise ValueError(f"split: expected three fractions (train, val, test) summing to 1, found {split}")
     out = Path(out_dir)
     labels = _labels(p, n, seed)
     paths = []
@@ -381,16 +434,18 @@ def write_dataset(out_dir: Union[str, Path], preset: str = "plgc_like", n: int =
         np.savetxt(out / "cubes" / c / "wavelengths_nm.txt", np.asarray(p.wavelengths_nm), fmt="%.4f")
     for i, lbl in enumerate(progress(labels, desc=f"simulating {preset}", unit="cube")):
         rel = Path("cubes") / p.classes[lbl] / f"{i:05d}.npy"
-        cube = simulate_cube(p, lbl, size, seed=seed * 1_000_003 + i, difficulty=difficulty)
+        cube = simulate_cube(p, lbl, size, seed=seed * 1_000_003 + i, difficulty=difficulty,
+                             magnification=magnification, stain_balance=stain_balance)
         arr = cube.data.astype(dtype)
         atomic_write(out / rel, lambda tmp, arr=arr: _save_npy(tmp, arr))
         paths.append(rel)
-    splits = _split_indices(labels, p.split, seed)
+    splits = _split_indices(labels, split, seed)
     for name, idx in zip(("train", "val", "test"), splits):
         text = "".join(f"{paths[i].as_posix()} {p.classes[labels[i]]}\n" for i in idx)
         atomic_write(out / f"{name}.txt", lambda tmp, text=text: Path(tmp).write_text(text))
     meta = {"preset": preset, "classes": list(p.classes), "n": n, "size": size, "seed": seed,
-            "difficulty": difficulty, "dtype": dtype, "wavelengths_nm": list(p.wavelengths_nm),
+            "difficulty": difficulty, "magnification": magnification, "stain_balance": stain_balance,
+            "dtype": dtype, "wavelengths_nm": list(p.wavelengths_nm),
             "split_sizes": {k: len(v) for k, v in zip(("train", "val", "test"), splits)},
             "class_counts": {c: labels.count(i) for i, c in enumerate(p.classes)}}
     write_json(out / "meta.json", meta)

@@ -181,7 +181,20 @@ def run_pretrain(spec: PretrainSpec) -> dict:
     objective = make_pretrain_objective(spec, stats, targets)
     if band_mean is not None and uses_head_prior(spec):
         objective.start_from(band_mean)  # a resumed run then loads its trained state over it
-    summary = trainer.fit(objective, ds, resume=spec.resume, validate=validate)
+    subset = spec.bands is not None  # random bands per sample: no fixed wavelengths or per-band stats
+
+    def save_encoder(path: Path, **extra) -> None:
+        save_checkpoint(path, objective.exported().state_dict(), architecture=arch_of(spec.model),
+                        objective=spec.objective + (f"_{spec.bands}bands" if subset else ""), data=data_desc,
+                        recipe=recipe, wavelengths_nm=None if wavelengths is None or subset else wavelengths.tolist(),
+                        mean=None if subset else stats.mean, std=None if subset else stats.std, extra=extra)
+
+    def snapshot(epoch: int, loss: float) -> None:  # before the epoch's state save: a resume never skips one
+        if trainer.is_main and epoch % spec.snapshot_every == 0:
+            save_encoder(out / "snapshots" / f"epoch_{epoch}.safetensors", epoch=epoch, loss=loss)
+
+    summary = trainer.fit(objective, ds, resume=spec.resume, validate=validate,
+                          on_epoch_end=snapshot if spec.snapshot_every else None)
     best = trainer.best_weights()
     if best is not None:  # export the weights of the best validation epoch, not the last
         objective.load_state_dict(best)
@@ -192,17 +205,11 @@ def run_pretrain(spec: PretrainSpec) -> dict:
                    else f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
                         f"{torch.get_num_threads()} threads")
     ckpt = out / "encoder.safetensors"
-    subset = spec.bands is not None  # random bands per sample: no fixed wavelengths or per-band stats
-    save_checkpoint(ckpt, objective.exported().state_dict(), architecture=arch_of(spec.model),
-                    objective=spec.objective + (f"_{spec.bands}bands" if subset else ""), data=data_desc,
-                    recipe=recipe, wavelengths_nm=None if wavelengths is None or subset else wavelengths.tolist(),
-                    mean=None if subset else stats.mean, std=None if subset else stats.std,
-                    extra={"final_loss": summary["final_loss"], "best_loss": summary["best_loss"],
-                           "epochs": summary["epochs"], "steps": summary["steps"], "stop": summary["stop"],
-                           "wall_time_s": round(summary["wall_time_s"], 1),
-                           "hardware": f"{trainer.device.type}: {device_name}", "torch": torch.__version__,
-                           "validation": summary["validation"],
-                           **({"target_bands": targets, "target_band_rule": target_record} if targets else {})})
+    save_encoder(ckpt, final_loss=summary["final_loss"], best_loss=summary["best_loss"], epochs=summary["epochs"],
+                 steps=summary["steps"], stop=summary["stop"], wall_time_s=round(summary["wall_time_s"], 1),
+                 hardware=f"{trainer.device.type}: {device_name}", torch=torch.__version__,
+                 validation=summary["validation"],
+                 **({"target_bands": targets, "target_band_rule": target_record} if targets else {}))
     summary.update(checkpoint=str(ckpt), data=data_desc, recipe=recipe)
     if targets is not None:
         summary.update(target_bands=targets, target_band_rule=target_record)

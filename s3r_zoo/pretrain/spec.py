@@ -12,7 +12,7 @@ from .registry import OBJECTIVE_NAMES
 __all__ = ["PretrainSpec", "NOT_RECIPE", "HEAD_PRIORS", "uses_head_prior"]
 
 # options that do not change what a run learns: left out of the recorded recipe
-NOT_RECIPE = ("out", "resume", "num_workers", "tensorboard")
+NOT_RECIPE = ("out", "resume", "num_workers", "tensorboard", "snapshot_every")
 HEAD_PRIORS = ("auto", "band-mean", "none")
 
 
@@ -49,6 +49,8 @@ class PretrainSpec(RunSpec):
                              "auto = band-mean for br, none for cr", choices=HEAD_PRIORS)
     target_r2_min: float = option(0.5, "cr/br/regress: bands whose leave-one-band-out R2 on the training crops is "
                                   "below this are never drawn as targets (they stay inputs)", min=0, max=1)
+    snapshot_every: int = option(0, "also save the encoder every N epochs as snapshots/epoch_<N>.safetensors (what "
+                                 "a convergence study probes; 0: none)", min=0)
     target_bands: Optional[list[int]] = option(None, "cr/br/regress: explicit target bands (0-based indices), "
                                                "instead of the R2 rule", metavar="B")
 

@@ -1,0 +1,322 @@
+"""``s3r-zoo bench labels``: the powered label-efficiency benchmark.
+
+Protocol (benchmarks/NOTES.md, "Powered protocol"):
+
+* one labelled simulated set per preset, split 40 / 20 / 40 % (train / val / test: a test
+  split of at least 200 cubes), calibrated so that morphology carries the class
+  (``stain_balance`` 1, ``magnification`` < 1 so a small tile holds whole glands), plus an
+  unlabelled pool of other cubes of the same preset for the "pool" pre-training setting;
+* every method pre-trains on the labelled train split without labels ("train", the paper's
+  setting) and the convergence methods also on the pool ("pool", the setting users live in);
+* linear probe (frozen pooled features, L2 picked on the validation split) at each label
+  fraction and seed, for every method, beside two spectral-only baselines (the cube's mean
+  spectrum, and a per-pixel spectral classifier averaged over the cube) and random-init
+  features; full fine-tuning at the fine-tuning fractions for the fine-tuning rows;
+* the same training subsets and seeds for every method (paired): per method mean +- std
+  over seeds, a 95 % bootstrap interval over test cubes (each cube scored by its share of
+  correct seeds), and a paired sign-flip test over test cubes against random-init features
+  (probe) or scratch (fine-tuning) and against the best other row.
+
+Results: ``labels.json`` (numbers, command, versions, machine, date; rewritten after each
+row, so an interrupted run keeps its finished rows) and ``labels_<preset>.png``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+import numpy as np
+import torch
+
+from ..bands import normalize
+from ..data import read_cube
+from ..data.datasets import read_split_file
+from ..data.synthetic import write_dataset
+from ..finetune import stratified_fraction
+from ..models import build_encoder
+from ..plots import accuracy_vs_labels, probe_convergence
+from ..progress import progress
+from ..significance import bootstrap_ci, paired_permutation_test
+from .common import environment, write_result
+from .linear import fit_probe
+from .protocol import CONVERGENCE, LABELS, Budget, finetune, pretrain
+
+SPECTRAL = {"mean_spectrum": "mean spectrum (logistic regression)",
+            "pixel_spectra": "per-pixel spectra, averaged over the cube",
+            "random": "random-init features"}
+PIXELS_PER_CUBE = 64  # training pixels drawn per training cube for the per-pixel classifier
+
+
+@dataclass(frozen=True)
+class LabelBudget:
+    """What every method gets in the powered benchmark."""
+
+    presets: dict = field(default_factory=lambda: {"pdac_like": 500, "plgc_like": 500})  # labelled cubes
+    size: int = 40
+    magnification: float = 0.75
+    difficulty: float = 0.0
+    split: tuple = (0.4, 0.2, 0.4)
+    pool: int = 1000
+    model: str = "s3r_resnet18"
+    pretrain_epochs: int = 10
+    crops_per_cube: int = 2
+    pool_crops_per_cube: int = 1
+    patience: int = 3
+    batch_size: int = 16
+    seeds: int = 5
+    probe_fractions: tuple = (0.01, 0.05, 0.1, 0.25, 1.0)
+    finetune_fractions: tuple = (0.1, 1.0)
+    finetune_epochs: int = 30
+    lr_finetune: float = 1e-3
+    probe_methods: tuple = ("s3r_cr", "s3r_br", "simsiam_all", "simsiam_3", "byol_all", "byol_3", "mhsim", "ssad",
+                            "convdeconv", "regress")
+    pool_methods: tuple = ("s3r_cr", "s3r_br", "simsiam_all", "byol_all", "mhsim")
+    finetune_methods: tuple = ("scratch", "s3r_cr", "s3r_br", "simsiam_all")
+
+    def protocol_budget(self, crops_per_cube: int) -> Budget:
+        """The shared protocol's budget for this benchmark's pre-training and fine-tuning runs."""
+        return Budget(model=self.model, pretrain_epochs=self.pretrain_epochs, crops_per_cube=crops_per_cube,
+                      patience=self.patience, finetune_epochs=self.finetune_epochs, batch_size=self.batch_size,
+                      seeds=self.seeds, lr_finetune=self.lr_finetune)
+
+
+CPU = LabelBudget()
+QUICK = LabelBudget(presets={"pdac_like": 60}, size=32, pool=40, pretrain_epochs=1, seeds=2,
+                    probe_fractions=(0.25, 1.0), finetune_fractions=(1.0,), finetune_epochs=2,
+                    probe_methods=("s3r_cr", "simsiam_all"), pool_methods=("s3r_cr",),
+                    finetune_methods=("scratch", "s3r_cr"), split=(0.4, 0.2, 0.4))
+GPU = replace(CPU, size=128, magnification=1.0, presets={"pdac_like": 1000, "plgc_like": 1000}, pool=4000,
+              pretrain_epochs=100, patience=10, batch_size=32, finetune_epochs=70, lr_finetune=3e-4)
+BUDGETS = {"cpu": CPU, "quick": QUICK, "gpu": GPU}
+
+
+def prepare(root: Path, preset: str, n: int, b: LabelBudget, pool: bool = False) -> Path:
+    """The labelled set (or, with ``pool``, the unlabelled pool: all in train.txt, another seed)."""
+    n = b.pool if pool else n
+    out = root / (f"{preset}_{'pool' if pool else 'labelled'}_{n}x{b.size}_m{b.magnification:g}_d{b.difficulty:g}")
+    if not (out / "meta.json").is_file():
+        write_dataset(out, preset, n=n, size=b.size, seed=1 if pool else 0, difficulty=b.difficulty, dtype="float16",
+                      magnification=b.magnification, stain_balance=1.0,
+                      split=(1.0, 0.0, 0.0) if pool else b.split)
+    return out
+
+
+class Cubes:
+    """The labelled set in memory: (N, B, H, W) float32 per split, labels, classes, wavelengths."""
+
+    def __init__(self, data: Path):
+        self.x, self.y = {}, {}
+        for s in ("train", "val", "test"):
+            items, self.classes = read_split_file(data / f"{s}.txt")
+            cubes = [read_cube(p) for p, _ in items]
+            self.x[s] = np.stack([np.asarray(c.data, np.float32).transpose(2, 0, 1) for c in cubes])
+            self.y[s] = np.asarray([lbl for _, lbl in items])
+        self.wavelengths = cubes[0].wavelengths
+        flat = self.x["train"].transpose(1, 0, 2, 3).reshape(self.x["train"].shape[1], -1)
+        self.mean, self.std = flat.mean(1), flat.std(1) + 1e-6
+
+    def subset(self, fraction: float, seed: int) -> np.ndarray:
+        """Indices of the training cubes kept at ``fraction`` for ``seed`` (every method gets the same)."""
+        if fraction >= 1:
+            return np.arange(len(self.y["train"]))
+        return np.asarray(stratified_fraction(self.y["train"], fraction, self.classes, seed))
+
+
+@torch.no_grad()
+def features(init: str, b: LabelBudget, cubes: Cubes, batch: int = 64) -> dict:
+    """Pooled encoder features of every labelled cube ({split: (N, D)}), inputs normalised by the train split."""
+    torch.manual_seed(0)  # random-init features: the same random encoder every time
+    model = build_encoder(b.model, cubes.x["train"].shape[1], init, wavelengths=cubes.wavelengths).eval()
+    out = {}
+    for s, x in cubes.x.items():
+        parts = []
+        for i in range(0, len(x), batch):
+            xb = normalize(torch.from_numpy(x[i:i + batch]), cubes.mean, cubes.std)
+            parts.append(model(xb.contiguous(memory_format=torch.channels_last)).float().numpy())
+        out[s] = np.concatenate(parts)
+    return out
+
+
+def probe_runs(feats: dict, cubes: Cubes, b: LabelBudget) -> dict:
+    """{fraction: [per seed: per-test-cube correctness]} of a linear probe on fixed features."""
+    runs = {}
+    for f in b.probe_fractions:
+        runs[f] = []
+        for seed in range(b.seeds):
+            keep = cubes.subset(f, seed)
+            p = fit_probe(feats["train"][keep], cubes.y["train"][keep], feats["val"], cubes.y["val"],
+                          len(cubes.classes))
+            runs[f].append((p.predict(feats["test"]) == cubes.y["test"]).tolist())
+    return runs
+
+
+def pixel_runs(cubes: Cubes, b: LabelBudget) -> dict:
+    """The per-pixel spectral classifier: logistic regression on single-pixel log spectra (cube labels),
+    class probabilities averaged over every pixel of a test cube."""
+    def pixels(x, idx, rng):
+        n = x.shape[2] * x.shape[3]
+        flat = x[idx].reshape(len(idx), x.shape[1], n)
+        pick = rng.integers(0, n, size=(len(idx), PIXELS_PER_CUBE))
+        return np.log(np.clip(np.take_along_axis(flat, pick[:, None, :], 2), 1e-3, None)).transpose(0, 2, 1)
+
+    def cube_probs(p, x):
+        logit = p.logits(np.log(np.clip(x.transpose(0, 2, 3, 1).reshape(-1, x.shape[1]), 1e-3, None)))
+        e = np.exp(logit - logit.max(1, keepdims=True))
+        return (e / e.sum(1, keepdims=True)).reshape(len(x), -1, e.shape[1]).mean(1)
+
+    runs = {}
+    for f in b.probe_fractions:
+        runs[f] = []
+        for seed in range(b.seeds):
+            rng = np.random.default_rng(seed)
+            keep = cubes.subset(f, seed)
+            xt = pixels(cubes.x["train"], keep, rng)
+            xv = pixels(cubes.x["val"], np.arange(len(cubes.y["val"])), rng)
+            p = fit_probe(xt.reshape(-1, xt.shape[2]), np.repeat(cubes.y["train"][keep], PIXELS_PER_CUBE),
+                          xv.reshape(-1, xv.shape[2]), np.repeat(cubes.y["val"], PIXELS_PER_CUBE), len(cubes.classes))
+            runs[f].append((cube_probs(p, cubes.x["test"]).argmax(1) == cubes.y["test"]).tolist())
+    return runs
+
+
+def summarise(correct: list) -> dict:
+    """Per-seed accuracies, their mean +- std and the 95 % bootstrap CI over test cubes (each cube scored
+    by its share of correct seeds; ``per_cube`` keeps those shares for the paired tests)."""
+    c = np.asarray(correct, dtype=np.float64)  # (seeds, cubes)
+    acc = 100 * c.mean(1)
+    per_cube = c.mean(0)
+    lo, hi = bootstrap_ci(per_cube)
+    out = {"runs": acc.round(2).tolist(), "mean": float(acc.mean()), "std": float(acc.std(ddof=1)) if len(acc) > 1
+           else 0.0, "ci95": [100 * lo, 100 * hi], "per_cube": per_cube.round(4).tolist()}
+    return out
+
+
+def run(results_dir: Path, b: LabelBudget, work: Path, amp: str = "auto") -> dict:
+    """Every preset's probes and convergence first (cheap per row), then every preset's fine-tuning: an
+    interrupted run has the probe tables of all presets. Finished runs are cached by their spec."""
+    payload = {"name": "labels", "budget": {k: (list(v) if isinstance(v, tuple) else v)
+                                            for k, v in b.__dict__.items()},
+               "labels": {**LABELS, **SPECTRAL}, "tables": {}, "complete": False,
+               **environment(torch.device("cuda" if torch.cuda.is_available() else "cpu"))}
+    sets = {}
+    for preset, n in b.presets.items():
+        data = prepare(work / "data", preset, n, b)
+        pool = prepare(work / "data", preset, n, b, pool=True) if b.pool_methods else None
+        sets[preset] = data, pool, Cubes(data)
+        payload["tables"][preset] = {
+            "data": f"{n} labelled cubes of {b.size}px (magnification {b.magnification:g}, difficulty "
+                    f"{b.difficulty:g}, stain-balanced), split {'/'.join(f'{s:g}' for s in b.split)}; unlabelled "
+                    f"pool {b.pool}",
+            "split_sizes": {s: int(len(v)) for s, v in sets[preset][2].y.items()}, "probe": {}, "finetune": {},
+            "pretrain": {}, "plots": []}
+    for preset, (data, pool, cubes) in sets.items():
+        table = payload["tables"][preset]
+
+        def probe_row(name: str, runs: dict) -> None:
+            for f, correct in runs.items():
+                table["probe"].setdefault(f"{f:g}", {})[name] = summarise(correct)
+            write_result(results_dir, "labels", payload)
+
+        probe_row("mean_spectrum", probe_runs({s: x.mean(axis=(2, 3)) for s, x in cubes.x.items()}, cubes, b))
+        probe_row("pixel_spectra", pixel_runs(cubes, b))
+        probe_row("random", probe_runs(features("random", b, cubes), cubes, b))
+        jobs = [(m, "train") for m in b.probe_methods] + [(m, "pool") for m in b.pool_methods]
+        runs = {}
+        for method, setting in progress(jobs, desc=f"{preset}: pre-train + probe", unit="run"):
+            name = method if setting == "train" else f"{method}@pool"
+            runs[name] = s = _pretrain(method, pool if setting == "pool" else data, b, work, amp)
+            table["pretrain"][name] = {k: s[k] for k in ("epochs", "stop", "final_loss", "wall_time_s")}
+            probe_row(name, probe_runs(features(s["checkpoint"], b, cubes), cubes, b))
+        table["convergence"] = convergence({m: runs[m] for m in CONVERGENCE if m in runs}, b, cubes,
+                                           table["probe"]["1"]["random"]["mean"] if "1" in table["probe"] else None)
+        _finish(results_dir, payload, preset, b)
+    for preset, (data, pool, cubes) in sets.items():
+        table = payload["tables"][preset]
+        for method in b.finetune_methods:
+            init = "scratch" if method == "scratch" else _pretrain(method, data, b, work, amp)["checkpoint"]
+            for f in b.finetune_fractions:
+                agg = finetune(init, data, b.size, b.protocol_budget(b.crops_per_cube), f,
+                               work / "finetune" / data.name / f"{method}_f{f:g}", amp=amp)
+                correct = [[p == t for p, t in zip(r["test_predictions"]["predicted"], r["test_predictions"]["labels"])]
+                           for r in agg["runs"]]
+                table["finetune"].setdefault(f"{f:g}", {})[method] = summarise(correct)
+                write_result(results_dir, "labels", payload)
+        _finish(results_dir, payload, preset, b)
+    payload["complete"] = True
+    write_result(results_dir, "labels", payload)
+    return payload
+
+
+def _finish(results_dir: Path, payload: dict, preset: str, b: LabelBudget) -> None:
+    """Paired tests of every row of a preset's tables, its plots, and the result file."""
+    table = payload["tables"][preset]
+    for rows in table["probe"].values():
+        _compare_rows(rows, "random")
+    for rows in table["finetune"].values():
+        _compare_rows(rows, "scratch")
+    accuracy_vs_labels({"linear probe (frozen features)": table["probe"], "full fine-tuning": table["finetune"]},
+                       payload["labels"], Path(results_dir) / f"labels_{preset}.png",
+                       f"{b.model} on {preset}: {table['data']}", dashed=tuple(SPECTRAL) + ("scratch",))
+    plots = [f"labels_{preset}.png"]
+    if table.get("convergence", {}).get("curves"):
+        probe_convergence(table["convergence"]["curves"], payload["labels"],
+                          Path(results_dir) / f"labels_convergence_{preset}.png",
+                          f"{b.model} pre-trained on the {preset} train split ({table['split_sizes']['train']} "
+                          f"cubes of {b.size}px); probe on all training labels")
+        plots.append(f"labels_convergence_{preset}.png")
+    table["plots"] = plots
+    write_result(results_dir, "labels", payload)
+
+
+def _pretrain(method: str, data: Path, b: LabelBudget, work: Path, amp: str) -> dict:
+    """One pre-training of the benchmark (cached by its spec): on the pool one crop per cube (the pool is
+    larger), on the labelled train split ``crops_per_cube``; the convergence methods keep a snapshot of the
+    encoder after every epoch."""
+    crops = b.pool_crops_per_cube if "_pool_" in data.name else b.crops_per_cube
+    return pretrain(method, data, b.size, b.protocol_budget(crops), work / "pretrain", amp=amp,
+                    snapshot_every=1 if method in CONVERGENCE else 0)
+
+
+def convergence(runs: dict, b: LabelBudget, cubes: Cubes, random_acc) -> dict:
+    """Probe accuracy (all training labels) of each method's encoder after every pre-training epoch, against
+    its cumulative pre-training wall time; per method the time to reach 95 % of its own final probe
+    accuracy and of the best method's, and those times over SimSiam's (the paper: S3R converges >= 3x
+    faster)."""
+    curves = {}
+    for method, s in runs.items():
+        folder = Path(s["checkpoint"]).parent / "snapshots"
+        times = {h["epoch"]: h["time_s"] for h in s["history"]}
+        points = [{"epoch": 0, "time_s": 0.0, "accuracy": random_acc}] if random_acc is not None else []
+        for e in sorted(times):
+            ckpt = folder / f"epoch_{e}.safetensors"
+            if ckpt.is_file():
+                feats = features(str(ckpt), b, cubes)
+                p = fit_probe(feats["train"], cubes.y["train"], feats["val"], cubes.y["val"], len(cubes.classes))
+                acc = 100 * float((p.predict(feats["test"]) == cubes.y["test"]).mean())
+                points.append({"epoch": e, "time_s": float(times[e]), "accuracy": acc})
+        curves[method] = {"points": points, "final": points[-1]["accuracy"] if points else None}
+    best = max((c["final"] for c in curves.values() if c["final"] is not None), default=None)
+    for c in curves.values():
+        c["t95_own_s"] = _time_to(c["points"], 0.95 * c["final"]) if c["final"] is not None else None
+        c["t95_best_s"] = _time_to(c["points"], 0.95 * best) if best is not None else None
+    ref = curves.get("simsiam_all", {})
+    for c in curves.values():
+        for k, ratio in (("t95_own_s", "t95_own_over_simsiam"), ("t95_best_s", "t95_best_over_simsiam")):
+            c[ratio] = c[k] / ref[k] if c[k] is not None and ref.get(k) else None
+    return {"curves": curves, "best_final": best, "probe": "all training labels, L2 picked on the validation split"}
+
+
+def _time_to(points: list, level: float):
+    """First pre-training time at which the probe reaches ``level`` (None if never)."""
+    return next((p["time_s"] for p in points if p["accuracy"] >= level - 1e-9), None)
+
+
+def _compare_rows(rows: dict, reference: str) -> None:
+    """Per row: the paired test against ``reference`` and against the best other row (over test cubes)."""
+    for m, r in rows.items():
+        if m != reference and reference in rows:
+            r["p_vs_" + reference] = paired_permutation_test(r["per_cube"], rows[reference]["per_cube"])
+        others = {o: v for o, v in rows.items() if o != m}
+        if others:
+            best = max(others, key=lambda o: others[o]["mean"])
+            r["best_other"] = best
+            r["p_vs_best_other"] = paired_permutation_test(r["per_cube"], others[best]["per_cube"])

@@ -1,0 +1,104 @@
+"""The powered label-efficiency benchmark: probe, spectral baselines, statistics and the quick run."""
+
+import json
+
+import numpy as np
+import pytest
+
+from s3r_zoo.bench import labels
+from s3r_zoo.bench.linear import fit_probe
+from s3r_zoo.bench.report import write_report
+
+# the quick budget made smaller still: 40 cubes of 24 px (16 / 8 / 16), one epoch each
+TINY = labels.LabelBudget(presets={"pdac_like": 40}, size=24, pool=16, pretrain_epochs=1, seeds=2,
+                          probe_fractions=(0.25, 1.0), finetune_fractions=(1.0,), finetune_epochs=1, batch_size=8,
+                          probe_methods=("s3r_cr", "simsiam_all"), pool_methods=("s3r_cr",),
+                          finetune_methods=("scratch", "s3r_cr"))
+
+
+def test_probe_separates_separable_classes_and_is_deterministic():
+    rng = np.random.default_rng(0)
+    y = np.repeat([0, 1, 2], 40)
+    x = rng.normal(size=(120, 8)) + 3 * np.eye(3, 8)[y]  # class c shifts feature c
+    tr, va = np.arange(0, 120, 2), np.arange(1, 120, 2)
+    p = fit_probe(x[tr], y[tr], x[va], y[va], 3)
+    assert p.val_accuracy > 0.9 and (p.predict(x[va]) == y[va]).mean() == p.val_accuracy
+    q = fit_probe(x[tr], y[tr], x[va], y[va], 3)
+    np.testing.assert_array_equal(p.weight, q.weight)  # same inputs, same probe
+    noise = fit_probe(rng.normal(size=(60, 8)), y[tr], rng.normal(size=(60, 8)), y[va], 3)
+    assert noise.val_accuracy < 0.6  # nothing to learn: near chance (1/3)
+
+
+def test_probe_refuses_mismatched_features():
+    with pytest.raises(ValueError, match="features: expected"):
+        fit_probe(np.zeros((4, 3)), [0, 1, 0, 1], np.zeros((4, 2)), [0, 1, 0, 1], 2)
+
+
+def test_summarise_matches_hand_computed_values():
+    # 2 seeds x 4 test cubes: seed accuracies 75 % and 50 %; per cube shares 1, .5, .5, 0
+    s = labels.summarise([[1, 1, 0, 1], [1, 0, 1, 0]])
+    assert s["runs"] == [75.0, 50.0] and s["mean"] == 62.5
+    assert s["std"] == pytest.approx(np.std([75, 50], ddof=1))
+    assert s["per_cube"] == [1.0, 0.5, 0.5, 0.5]
+    lo, hi = s["ci95"]
+    assert 25 <= lo <= 62.5 <= hi <= 100
+
+
+def test_compare_rows_tests_each_row_against_reference_and_best_other():
+    a = labels.summarise([[1] * 10 + [0] * 10] * 2)      # 50 %
+    b = labels.summarise([[1] * 20] * 2)                 # 100 %: better on 10 cubes
+    rows = {"random": a, "s3r_cr": b}
+    labels._compare_rows(rows, "random")
+    assert rows["s3r_cr"]["p_vs_random"] == pytest.approx(2 / 2 ** 10)  # exact sign flips: 10 non-zero pairs
+    assert rows["s3r_cr"]["best_other"] == "random" and rows["random"]["best_other"] == "s3r_cr"
+    assert "p_vs_random" not in rows["random"]
+
+
+def test_quick_label_benchmark_runs_pairs_and_reports(tmp_path):
+    res, work = tmp_path / "bench" / "results", tmp_path / "work"
+    b = TINY
+    p = labels.run(res, b, work)
+    t = p["tables"]["pdac_like"]
+    assert t["split_sizes"] == {"train": 16, "val": 8, "test": 16}
+    for f in ("0.25", "1"):
+        rows = t["probe"][f]
+        assert {"mean_spectrum", "pixel_spectra", "random", "s3r_cr", "simsiam_all", "s3r_cr@pool"} == set(rows)
+        for r in rows.values():
+            assert len(r["runs"]) == b.seeds and len(r["per_cube"]) == 16 and r["ci95"][0] <= r["mean"] <= r["ci95"][1]
+        assert "p_vs_random" in rows["s3r_cr"] and "p_vs_best_other" in rows["random"]
+    assert set(t["finetune"]["1"]) == {"scratch", "s3r_cr"} and "p_vs_scratch" in t["finetune"]["1"]["s3r_cr"]
+    conv = t["convergence"]["curves"]
+    assert set(conv) == {"s3r_cr", "simsiam_all"}
+    for c in conv.values():  # epoch 0 = random-init features, then one point per pre-training epoch
+        assert [q["epoch"] for q in c["points"]] == [0, 1] and c["points"][0]["time_s"] == 0
+        assert c["t95_own_s"] is not None and c["final"] == c["points"][-1]["accuracy"]
+    assert conv["simsiam_all"]["t95_own_over_simsiam"] in (None, 1.0)
+    for png in ("labels_pdac_like.png", "labels_convergence_pdac_like.png"):
+        assert (res / png).stat().st_size > 10_000
+    saved = json.loads((res / "labels.json").read_text())
+    assert saved["complete"] and "versions" in saved and saved["budget"]["seeds"] == b.seeds
+    text = write_report(res).read_text()
+    assert "## Label efficiency, powered" in text and "| 25% | " in text and "labels_pdac_like.png" in text
+
+
+def test_quick_transfer_compares_stems_on_the_same_cubes(tmp_path):
+    from s3r_zoo.bench import transfer
+
+    res, work = tmp_path / "results", tmp_path / "work"
+    p = transfer.run(res, TINY, work)
+    assert set(p["targets"]) == set(transfer.TARGETS)
+    for name, t in p["targets"].items():
+        rows = t["probe"]["1"]
+        assert set(rows) == {"wavelength", "repeat", "random_stem", "target", "random"}
+        assert "p_vs_wavelength" in rows["repeat"] and len(rows["repeat"]["per_cube"]) == 16
+        assert set(t["finetune"]["1"]) == {"wavelength", "repeat", "random_stem", "target", "scratch"}
+    # the adapted stems differ where they should: repeat ignores wavelengths, random_stem only changes conv1
+    from s3r_zoo.checkpoint import load_checkpoint
+    sd = {h: load_checkpoint(work / "transfer" / f"{h}_32b.safetensors")[0] for h in ("wavelength", "repeat",
+                                                                                        "random_stem")}
+    assert sd["wavelength"]["conv1.weight"].shape[1] == 32
+    assert not np.allclose(sd["wavelength"]["conv1.weight"], sd["repeat"]["conv1.weight"])
+    assert not np.allclose(sd["wavelength"]["conv1.weight"], sd["random_stem"]["conv1.weight"])
+    np.testing.assert_array_equal(sd["wavelength"]["layer1.0.conv1.weight"], sd["random_stem"]["layer1.0.conv1.weight"])
+    assert (res / "transfer.png").stat().st_size > 10_000 and p["complete"]
+    assert "## Cross-sensor transfer" in write_report(res).read_text()
