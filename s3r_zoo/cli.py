@@ -70,6 +70,12 @@ def _add_data(sub: argparse._SubParsersAction) -> None:
     synth.add_argument("--size", type=int, default=256, help="height and width in pixels")
     synth.add_argument("--seed", type=int, default=0)
     synth.add_argument("--difficulty", type=float, default=None, help="0 (easy) .. 1 (hard); default 0.5")
+    synth.add_argument("--magnification", type=float, default=1.0,
+                       help="lengths in pixels relative to the default magnification (0.75: whole glands in small "
+                            "tiles, as bench labels uses)")
+    synth.add_argument("--stain-balance", type=float, default=1.0,
+                       help="0..1: how much of the classes' difference in total stain is removed (1: the class "
+                            "lives in morphology, not in the mean spectrum)")
     synth.add_argument("--dtype", default="float16", choices=["float16", "float32"])
     synth.add_argument("--out", required=True, help="output folder")
     synth.set_defaults(func=_run_data_synth)
@@ -229,7 +235,7 @@ def _run_data_synth(args: argparse.Namespace) -> int:
 
     meta = write_dataset(args.out, preset=args.preset, n=args.n, size=args.size, seed=args.seed,
                          difficulty=DEFAULT_DIFFICULTY if args.difficulty is None else args.difficulty,
-                         dtype=args.dtype)
+                         dtype=args.dtype, magnification=args.magnification, stain_balance=args.stain_balance)
     print(f"wrote {meta['n']} {args.preset} cubes to {args.out}: split {meta['split_sizes']}, "
           f"classes {meta['class_counts']}")
     return 0

@@ -158,37 +158,50 @@ def confusion_matrix(cm: Sequence[Sequence[int]], classes: Sequence[str], path: 
 
 
 def accuracy_vs_labels(panels: dict, labels: dict, path: Union[str, Path], title: str = "label efficiency",
-                       dashed: Sequence[str] = ()) -> Path:
+                       dashed: Sequence[str] = (), chance: Optional[float] = None) -> Path:
     """Test accuracy against the fraction of training labels (log axis), one line per method with its
-    95 % bootstrap band, one panel per entry of ``panels`` ({panel title: {fraction: {method: {"mean",
-    "ci95"}}}}, as ``bench labels`` / ``bench transfer`` write them); ``dashed``: reference rows."""
+    95 % bootstrap band, one panel per non-empty entry of ``panels`` ({panel title: {fraction: {method:
+    {"mean", "ci95"}}}}, as ``bench labels`` / ``bench transfer`` write them). ``dashed``: reference rows
+    (spectral baselines, random init, scratch); rows pre-trained on the unlabelled pool are dotted;
+    ``chance``: a grey line at that accuracy (%)."""
     plt = _plt()
-    fig, axes = plt.subplots(1, len(panels), figsize=(6.5 * len(panels), 5), sharey=True, squeeze=False)
+    panels = {k: v for k, v in panels.items() if v}
+    methods = list(dict.fromkeys(m for rows in panels.values() for f in rows for m in rows[f]))
+    colours = {m: plt.get_cmap("tab20")(i % 20) for i, m in enumerate(methods)}
+    fig, axes = plt.subplots(1, max(1, len(panels)), figsize=(6 * max(1, len(panels)) + 3, 5.5), sharey=True,
+                             squeeze=False)
     for ax, (panel, rows) in zip(axes[0], panels.items()):
         fracs = sorted(rows, key=float)
-        methods = list(dict.fromkeys(m for f in fracs for m in rows[f]))
-        for i, m in enumerate(methods):
+        for m in methods:
             fs = [f for f in fracs if m in rows[f]]
+            if not fs:
+                continue
             xs = [float(f) * 100 for f in fs]
-            name = m.split("@")[0]
-            label = labels.get(name, name) + (" (pool)" if m.endswith("@pool") else "")
-            line, = ax.plot(xs, [rows[f][m]["mean"] for f in fs], "--" if m in dashed else "-", marker="o", ms=3,
-                            label=label, color=f"C{i % 10}" if i < 10 else "0.3")
+            style = "--" if m in dashed else (":" if m.endswith("@pool") else "-")
+            ax.plot(xs, [rows[f][m]["mean"] for f in fs], style, marker="o", ms=3, color=colours[m], lw=1.4)
             ax.fill_between(xs, [rows[f][m]["ci95"][0] for f in fs], [rows[f][m]["ci95"][1] for f in fs],
-                            color=line.get_color(), alpha=0.12)
+                            color=colours[m], alpha=0.07)
+        if chance is not None:
+            ax.axhline(chance, color="0.5", lw=1, label="_chance")
+            ax.annotate("chance", (xs[0] if fracs else 1, chance), fontsize=7, color="0.4", va="bottom")
         ax.set_xscale("log")
+        ax.set_xticks([float(f) * 100 for f in fracs], [f"{float(f) * 100:g}" for f in fracs])
         ax.set_xlabel("training labels used (%)")
         ax.set_title(panel, fontsize=10)
-        ax.grid(alpha=0.3, which="both")
-        if methods:
-            ax.legend(fontsize=7, loc="lower right")
+        ax.grid(alpha=0.3)
     axes[0][0].set_ylabel("test accuracy (%), 95 % bootstrap band over test cubes")
+    handles = [plt.Line2D([], [], color=colours[m], marker="o", ms=3,
+                          ls="--" if m in dashed else (":" if m.endswith("@pool") else "-"),
+                          label=labels.get(m.split("@")[0], m.split("@")[0]) + (" (pool)" if m.endswith("@pool")
+                                                                               else "")) for m in methods]
+    fig.legend(handles=handles, loc="center right", fontsize=7, frameon=False)
     fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 1 - 2.6 / fig.get_figwidth(), 1))
     return _save(fig, path)
 
 
-def probe_convergence(curves: dict, labels: dict, path: Union[str, Path], title: str = "convergence") -> Path:
+def probe_convergence(curves: dict, labels: dict, path: Union[str, Path], title: str = "convergence",
+                      chance: Optional[float] = None) -> Path:
     """Linear-probe accuracy of each method's encoder after every pre-training epoch, against the
     cumulative pre-training wall time (left) and the epoch (right); ``curves``: {method: {"points": [...]}}."""
     plt = _plt()
@@ -198,6 +211,10 @@ def probe_convergence(curves: dict, labels: dict, path: Union[str, Path], title:
         for ax, key in zip(axes, ("time_s", "epoch")):
             ax.plot([p[key] for p in pts], [p["accuracy"] for p in pts], marker="o", ms=3, color=f"C{i % 10}",
                     label=labels.get(m, m))
+    if chance is not None:
+        for ax in axes:
+            ax.axhline(chance, color="0.5", lw=1)
+            ax.annotate("chance", (0, chance), fontsize=7, color="0.4", va="bottom")
     axes[0].set_xlabel("pre-training wall time (s)")
     axes[1].set_xlabel("pre-training epoch (0 = random init)")
     axes[0].set_ylabel("linear-probe test accuracy (%), all labels")

@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from s3r_zoo.bench import labels
+from s3r_zoo.bench import labels, run_bench
 from s3r_zoo.bench.linear import fit_probe
 from s3r_zoo.bench.report import write_report
 
@@ -79,6 +79,10 @@ def test_quick_label_benchmark_runs_pairs_and_reports(tmp_path):
     assert saved["complete"] and "versions" in saved and saved["budget"]["seeds"] == b.seeds
     text = write_report(res).read_text()
     assert "## Label efficiency, powered" in text and "| 25% | " in text and "labels_pdac_like.png" in text
+    for png in ("labels_pdac_like.png", "labels_convergence_pdac_like.png"):  # `bench report` redraws them
+        (res / png).unlink()
+    run_bench(["report"], results=str(res))
+    assert (res / "labels_pdac_like.png").is_file() and (res / "labels_convergence_pdac_like.png").is_file()
 
 
 def test_quick_transfer_compares_stems_on_the_same_cubes(tmp_path):

@@ -18,9 +18,11 @@ def test_data_info_on_real_hims(hims_dir, tmp_path, capsys):
 
 def test_data_synth_then_info_then_stats(tmp_path, capsys):
     out = tmp_path / "ds"
-    assert main(["data", "synth", "--preset", "pdac_like", "--n", "6", "--size", "32", "--out", str(out)]) == 0
+    assert main(["data", "synth", "--preset", "pdac_like", "--n", "6", "--size", "32", "--out", str(out),
+                 "--magnification", "0.75", "--stain-balance", "0.5"]) == 0
     meta = json.loads((out / "meta.json").read_text())
     assert meta["n"] == 6 and meta["class_counts"] == {"normal": 3, "carcinoma": 3}
+    assert meta["magnification"] == 0.75 and meta["stain_balance"] == 0.5
     cube = sorted((out / "cubes").rglob("*.npy"))[0]
     assert main(["data", "info", str(cube), "--out", str(tmp_path / "c")]) == 0
     assert "450-750 nm (40 bands)" in capsys.readouterr().out

@@ -104,7 +104,9 @@ def test_write_dataset_with_own_split_and_wavelengths(tmp_path):
     np.testing.assert_allclose(c.wavelengths, wl, atol=1e-3)
     with pytest.raises(ValueError, match="split: expected three fractions"):
         write_dataset(tmp_path / "bad", "pdac_like", n=20, size=16, split=(0.5, 0.6, 0.1))
-    assert not (tmp_path / "bad").exists()
+    with pytest.raises(ValueError, match="magnification: expected"):
+        write_dataset(tmp_path / "bad", "pdac_like", n=20, size=16, magnification=20)
+    assert not (tmp_path / "bad").exists()  # refused before writing anything
 
 
 def test_bad_arguments():

@@ -61,6 +61,9 @@ def run_bench(parts: Sequence[str], quick: bool = False, budget: Optional[str] =
             out[part] = coefficients.run(results_dir, work_dir, quick=quick, cr_run=cr_run, br_run=br_run)
         elif part == "weights":
             out[part] = weights.run(results_dir, b, work_dir, amp=amp)
+    if "report" in parts:  # the plots of the powered benchmark are redrawn from their JSON too
+        labels.replot(results_dir)
+        transfer.replot(results_dir)
     out["report"] = str(write_report(results_dir))
     out["results"] = str(results_dir)
     return out

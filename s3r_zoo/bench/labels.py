@@ -23,6 +23,7 @@ row, so an interrupted run keeps its finished rows) and ``labels_<preset>.png``.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 import numpy as np
@@ -31,7 +32,7 @@ import torch
 from ..bands import normalize
 from ..data import read_cube
 from ..data.datasets import read_split_file
-from ..data.synthetic import write_dataset
+from ..data.synthetic import PRESETS, write_dataset
 from ..finetune import stratified_fraction
 from ..models import build_encoder
 from ..plots import accuracy_vs_labels, probe_convergence
@@ -191,8 +192,9 @@ def summarise(correct: list) -> dict:
 
 
 def run(results_dir: Path, b: LabelBudget, work: Path, amp: str = "auto") -> dict:
-    """Every preset's probes and convergence first (cheap per row), then every preset's fine-tuning: an
-    interrupted run has the probe tables of all presets. Finished runs are cached by their spec."""
+    """Every preset's probes and convergence first (cheap per row), then fine-tuning method by method on
+    every preset: an interrupted run has the probe tables of all presets and paired fine-tuning rows.
+    Finished runs are cached by their spec."""
     payload = {"name": "labels", "budget": {k: (list(v) if isinstance(v, tuple) else v)
                                             for k, v in b.__dict__.items()},
                "labels": {**LABELS, **SPECTRAL}, "tables": {}, "complete": False,
@@ -206,7 +208,8 @@ def run(results_dir: Path, b: LabelBudget, work: Path, amp: str = "auto") -> dic
             "data": f"{n} labelled cubes of {b.size}px (magnification {b.magnification:g}, difficulty "
                     f"{b.difficulty:g}, stain-balanced), split {'/'.join(f'{s:g}' for s in b.split)}; unlabelled "
                     f"pool {b.pool}",
-            "split_sizes": {s: int(len(v)) for s, v in sets[preset][2].y.items()}, "probe": {}, "finetune": {},
+            "split_sizes": {s: int(len(v)) for s, v in sets[preset][2].y.items()},
+            "classes": sets[preset][2].classes, "probe": {}, "finetune": {},
             "pretrain": {}, "plots": []}
     for preset, (data, pool, cubes) in sets.items():
         table = payload["tables"][preset]
@@ -229,9 +232,9 @@ def run(results_dir: Path, b: LabelBudget, work: Path, amp: str = "auto") -> dic
         table["convergence"] = convergence({m: runs[m] for m in CONVERGENCE if m in runs}, b, cubes,
                                            table["probe"]["1"]["random"]["mean"] if "1" in table["probe"] else None)
         _finish(results_dir, payload, preset, b)
-    for preset, (data, pool, cubes) in sets.items():
-        table = payload["tables"][preset]
-        for method in b.finetune_methods:
+    for method in b.finetune_methods:  # method by method across presets: a partial run still pairs methods
+        for preset, (data, pool, cubes) in sets.items():
+            table = payload["tables"][preset]
             init = "scratch" if method == "scratch" else _pretrain(method, data, b, work, amp)["checkpoint"]
             for f in b.finetune_fractions:
                 agg = finetune(init, data, b.size, b.protocol_budget(b.crops_per_cube), f,
@@ -240,7 +243,7 @@ def run(results_dir: Path, b: LabelBudget, work: Path, amp: str = "auto") -> dic
                            for r in agg["runs"]]
                 table["finetune"].setdefault(f"{f:g}", {})[method] = summarise(correct)
                 write_result(results_dir, "labels", payload)
-        _finish(results_dir, payload, preset, b)
+            _finish(results_dir, payload, preset, b)
     payload["complete"] = True
     write_result(results_dir, "labels", payload)
     return payload
@@ -253,18 +256,36 @@ def _finish(results_dir: Path, payload: dict, preset: str, b: LabelBudget) -> No
         _compare_rows(rows, "random")
     for rows in table["finetune"].values():
         _compare_rows(rows, "scratch")
+    table["plots"] = plot(results_dir, payload, preset)
+    write_result(results_dir, "labels", payload)
+
+
+def plot(results_dir: Path, payload: dict, preset: str) -> list:
+    """The PNGs of one preset's tables (from labels.json alone: ``bench report`` redraws them)."""
+    table, b = payload["tables"][preset], payload["budget"]
+    chance = 100 / len(PRESETS[preset].classes) if preset in PRESETS else None
     accuracy_vs_labels({"linear probe (frozen features)": table["probe"], "full fine-tuning": table["finetune"]},
                        payload["labels"], Path(results_dir) / f"labels_{preset}.png",
-                       f"{b.model} on {preset}: {table['data']}", dashed=tuple(SPECTRAL) + ("scratch",))
+                       f"{b['model']} on {preset}: {table['data']}", dashed=tuple(SPECTRAL) + ("scratch",),
+                       chance=chance)
     plots = [f"labels_{preset}.png"]
     if table.get("convergence", {}).get("curves"):
         probe_convergence(table["convergence"]["curves"], payload["labels"],
                           Path(results_dir) / f"labels_convergence_{preset}.png",
-                          f"{b.model} pre-trained on the {preset} train split ({table['split_sizes']['train']} "
-                          f"cubes of {b.size}px); probe on all training labels")
+                          f"{b['model']} pre-trained on the {preset} train split ({table['split_sizes']['train']} "
+                          f"cubes of {b['size']}px); probe on all training labels", chance=chance)
         plots.append(f"labels_convergence_{preset}.png")
-    table["plots"] = plots
-    write_result(results_dir, "labels", payload)
+    return plots
+
+
+def replot(results_dir: Path) -> None:
+    """Redraw every preset's PNGs from ``labels.json`` (if present)."""
+    path = Path(results_dir) / "labels.json"
+    if path.is_file():
+        payload = json.loads(path.read_text())
+        for preset, table in payload["tables"].items():
+            if table["probe"] or table["finetune"]:
+                plot(results_dir, payload, preset)
 
 
 def _pretrain(method: str, data: Path, b: LabelBudget, work: Path, amp: str) -> dict:

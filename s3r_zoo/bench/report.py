@@ -274,35 +274,60 @@ def transfer_section(p: dict) -> str:
     return "\n".join(lines)
 
 
+def _labels_table(rows_by_fraction: dict, names: dict, ref: str) -> list:
+    """Methods as rows, label fractions as columns: mean [95 % CI], with a mark where the paired test
+    against ``ref`` gives p < 0.05 (up: better, down: worse); then each column's winner against its runner-up."""
+    fracs = sorted(rows_by_fraction, key=float)
+    methods = list(dict.fromkeys(m for f in fracs for m in rows_by_fraction[f]))
+    last = rows_by_fraction[fracs[-1]]
+    methods.sort(key=lambda m: -last[m]["mean"] if m in last else 0)
+    lines = ["| method | " + " | ".join(f"{float(f):.0%} labels" for f in fracs) + " |",
+             "|---" * (len(fracs) + 1) + "|"]
+    for m in methods:
+        cells = []
+        for f in fracs:
+            r = rows_by_fraction[f].get(m)
+            if r is None:
+                cells.append("-")
+                continue
+            pv, ref_mean = r.get(f"p_vs_{ref}"), rows_by_fraction[f].get(ref, {}).get("mean")
+            mark = "" if pv is None or pv >= 0.05 or ref_mean is None else (" ▲" if r["mean"] > ref_mean else " ▼")
+            cells.append(f"{r['mean']:.1f} [{r['ci95'][0]:.0f}-{r['ci95'][1]:.0f}]{mark}")
+        lines.append(f"| {names(m)} | " + " | ".join(cells) + " |")
+    wins = []
+    for f in fracs:
+        rows = rows_by_fraction[f]
+        best = max(rows, key=lambda m: rows[m]["mean"])
+        r = rows[best]
+        wins.append(f"{float(f):.0%}: {names(best)} (p = {r['p_vs_best_other']:.3f} against {names(r['best_other'])})"
+                    if "p_vs_best_other" in r else f"{float(f):.0%}: {names(best)}")
+    lines += ["", "Best per column, paired test against the runner-up: " + "; ".join(wins) + ".", ""]
+    return lines
+
+
 def labels_section(p: dict) -> str:
     b = p["budget"]
+
+    def names(m: str) -> str:
+        return p["labels"].get(m.split("@")[0], m) + (" (pool)" if m.endswith("@pool") else "")
+
     lines = ["## Label efficiency, powered (`s3r-zoo bench labels`)\n",
              f"{_where(p)}. Every method pre-trains {b['model']} for at most {b['pretrain_epochs']} epochs (early "
-             f"stop after {b['patience']}; batch {b['batch_size']}) on the labelled train split without labels, "
-             f"`@pool` rows on the unlabelled pool instead. Linear probe: logistic regression on frozen pooled "
+             f"stop after {b['patience']}; batch {b['batch_size']}) on the labelled train split without labels; "
+             f"'(pool)' rows on the unlabelled pool instead. Linear probe: logistic regression on frozen pooled "
              f"features, L2 chosen on the validation split. Fine-tuning: {b['finetune_epochs']} epochs, AdamW lr "
              f"{b['lr_finetune']:g}, best-on-validation weights. {b['seeds']} seeds, each seed the same training "
-             f"subset for every method (paired). Cells: test accuracy %, mean +- std over seeds, [95 % bootstrap "
-             f"interval over test cubes]; p: two-sided paired sign-flip test over test cubes (each cube's share of "
-             f"correct seeds) against random-init features (probe) or scratch (fine-tuning), and against the best "
-             f"other row; bold when below 0.05.\n"]
+             f"subset for every method (paired; at 100 % labels the probe is deterministic, so its seeds agree). "
+             f"Cells: test accuracy %, mean over seeds [95 % bootstrap interval over test cubes]; ▲ / ▼: better / "
+             f"worse than random-init features (probe) or scratch (fine-tuning) by a two-sided paired sign-flip "
+             f"test over test cubes (each cube scored by its share of correct seeds), p < 0.05. Every p-value, "
+             f"std and per-seed number is in `results/labels.json`.\n"]
     for preset, t in p["tables"].items():
         lines.append(f"### `{preset}`: {t['data']}; test split {t['split_sizes'].get('test')} cubes\n")
         for kind, ref in (("probe", "random"), ("finetune", "scratch")):
-            rows = t.get(kind, {})
-            if not rows:
-                continue
-            lines += [f"**{'Linear probe' if kind == 'probe' else 'Full fine-tuning'}**\n",
-                      f"| labels | method | accuracy | 95 % CI | p vs {ref} | best other | p vs best other |",
-                      "|---|---|---|---|---|---|---|"]
-            for f in sorted(rows, key=float):
-                for m, r in sorted(rows[f].items(), key=lambda kv: -kv[1]["mean"]):
-                    name = m.split("@")[0]
-                    label = p["labels"].get(name, name) + (" @pool" if m.endswith("@pool") else "")
-                    lines.append(f"| {float(f):.0%} | {label} | {r['mean']:.1f} +- {r['std']:.1f} | "
-                                 f"{r['ci95'][0]:.1f}-{r['ci95'][1]:.1f} | {_p(r, 'p_vs_' + ref)} | "
-                                 f"{r.get('best_other', '-')} | {_p(r, 'p_vs_best_other')} |")
-            lines.append("")
+            if t.get(kind):
+                lines += [f"**{'Linear probe' if kind == 'probe' else 'Full fine-tuning'}**\n"]
+                lines += _labels_table(t[kind], names, ref)
         conv = t.get("convergence", {}).get("curves")
         if conv:
             lines += ["**Convergence to accuracy** (linear probe on all training labels after every pre-training "
@@ -312,10 +337,11 @@ def labels_section(p: dict) -> str:
             for m, c in conv.items():
                 pts = c["points"]
                 per_epoch = pts[-1]["time_s"] / max(pts[-1]["epoch"], 1) if pts else float("nan")
-                lines.append(f"| {p['labels'].get(m, m)} | {per_epoch:.1f} | {_num(c['final'], 1)} | "
+                lines.append(f"| {names(m)} | {per_epoch:.1f} | {_num(c['final'], 1)} | "
                              f"{_num(c['t95_own_s'], 0)} | {_num(c['t95_own_over_simsiam'], 2)} | "
                              f"{_num(c['t95_best_s'], 0)} | {_num(c['t95_best_over_simsiam'], 2)} |")
-            lines.append("\n'-': never reached within the budget.\n")
+            lines.append("\n'-': never reached within the budget; 0: the random-init encoder (epoch 0) already "
+                         "reaches it.\n")
         for png in t.get("plots", []):
             lines.append(f"![{png[:-4].replace('_', ' ')}](results/{png})\n")
     if not p.get("complete"):

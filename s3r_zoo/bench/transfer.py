@@ -14,6 +14,7 @@ with the powered protocol's statistics (paired tests against the wavelength stem
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -59,6 +60,20 @@ def adapted(source_ckpt: str, b: LabelBudget, wavelengths: np.ndarray, how: str,
     return str(path)
 
 
+def plot(results_dir: Path, payload: dict) -> Path:
+    """transfer.png: probe accuracy against label fraction per stem, one panel per target sensor."""
+    return accuracy_vs_labels({f"{SOURCE} -> {name}: linear probe": t["probe"]
+                               for name, t in payload["targets"].items()}, STEMS, Path(results_dir) / "transfer.png",
+                              f"{payload['source']}, moved to other sensors", dashed=("random", "target"), chance=50.0)
+
+
+def replot(results_dir: Path) -> None:
+    """Redraw transfer.png from ``transfer.json`` (if present)."""
+    path = Path(results_dir) / "transfer.json"
+    if path.is_file():
+        plot(results_dir, json.loads(path.read_text()))
+
+
 def run(results_dir: Path, b: LabelBudget, work: Path, amp: str = "auto") -> dict:
     n = b.presets.get(SOURCE, next(iter(b.presets.values())))
     source = _pretrain("s3r_cr", prepare(work / "data", SOURCE, n, b), b, work, amp)["checkpoint"]
@@ -90,9 +105,7 @@ def run(results_dir: Path, b: LabelBudget, work: Path, amp: str = "auto") -> dic
                                             f"{wl[0]:g}-{wl[-1]:g} nm", "probe": probe,
                                     "finetune": {f"{frac:g}": tuned}}
         write_result(results_dir, "transfer", payload)
-    accuracy_vs_labels({f"{SOURCE} -> {name}: linear probe": t["probe"] for name, t in payload["targets"].items()},
-                       STEMS, Path(results_dir) / "transfer.png", f"{payload['source']}, moved to other sensors",
-                       dashed=("random", "target"))
+    plot(results_dir, payload)
     payload["complete"] = True
     write_result(results_dir, "transfer", payload)
     return payload

@@ -426,6 +426,8 @@ def write_dataset(out_dir: Union[str, Path], preset: str = "plgc_like", n: int =
     split = tuple(split) if split is not None else p.split
     if len(split) != 3 or min(split) < 0 or abs(sum(split) - 1) > 1e-6:
         raise ValueError(f"split: expected three fractions (train, val, test) summing to 1, found {split}")
+    simulate_cube(p, 0, 8, difficulty=difficulty, magnification=magnification,  # refuse bad settings before
+                  stain_balance=stain_balance)                                  # writing anything
     out = Path(out_dir)
     labels = _labels(p, n, seed)
     paths = []
