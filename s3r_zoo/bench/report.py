@@ -340,8 +340,10 @@ def labels_section(p: dict) -> str:
                 lines.append(f"| {names(m)} | {per_epoch:.1f} | {_num(c['final'], 1)} | "
                              f"{_num(c['t95_own_s'], 0)} | {_num(c['t95_own_over_simsiam'], 2)} | "
                              f"{_num(c['t95_best_s'], 0)} | {_num(c['t95_best_over_simsiam'], 2)} |")
-            lines.append("\n'-': never reached within the budget; 0: the random-init encoder (epoch 0) already "
-                         "reaches it.\n")
+            lines.append("\nTimes: '-' = never reached within the budget; 0 = the random-init encoder (epoch 0) "
+                         "already reaches it. 'x SimSiam': the time over SimSiam's ('-' where SimSiam's is 0 or "
+                         "never). The final probe is the last epoch's encoder; the probe table uses the exported "
+                         "one (best pretext-validation epoch), so the two can differ.\n")
         for png in t.get("plots", []):
             lines.append(f"![{png[:-4].replace('_', ' ')}](results/{png})\n")
     if not p.get("complete"):
