@@ -78,7 +78,8 @@ def test_quick_label_benchmark_runs_pairs_and_reports(tmp_path):
     saved = json.loads((res / "labels.json").read_text())
     assert saved["complete"] and "versions" in saved and saved["budget"]["seeds"] == b.seeds
     text = write_report(res).read_text()
-    assert "## Label efficiency, powered" in text and "| 25% | " in text and "labels_pdac_like.png" in text
+    assert "## Label efficiency, powered" in text and "| 25% labels | 100% labels |" in text
+    assert "labels_pdac_like.png" in text and "Best per column, paired test against the runner-up" in text
     for png in ("labels_pdac_like.png", "labels_convergence_pdac_like.png"):  # `bench report` redraws them
         (res / png).unlink()
     run_bench(["report"], results=str(res))

@@ -140,14 +140,16 @@ def features(init: str, b: LabelBudget, cubes: Cubes, batch: int = 64) -> dict:
 
 def probe_runs(feats: dict, cubes: Cubes, b: LabelBudget) -> dict:
     """{fraction: [per seed: per-test-cube correctness]} of a linear probe on fixed features."""
-    runs = {}
+    runs, done = {}, {}
     for f in b.probe_fractions:
         runs[f] = []
         for seed in range(b.seeds):
             keep = cubes.subset(f, seed)
-            p = fit_probe(feats["train"][keep], cubes.y["train"][keep], feats["val"], cubes.y["val"],
-                          len(cubes.classes))
-            runs[f].append((p.predict(feats["test"]) == cubes.y["test"]).tolist())
+            if tuple(keep) not in done:  # the probe is deterministic: one fit per distinct subset (100 %: one)
+                p = fit_probe(feats["train"][keep], cubes.y["train"][keep], feats["val"], cubes.y["val"],
+                              len(cubes.classes))
+                done[tuple(keep)] = (p.predict(feats["test"]) == cubes.y["test"]).tolist()
+            runs[f].append(done[tuple(keep)])
     return runs
 
 
@@ -226,7 +228,8 @@ def run(results_dir: Path, b: LabelBudget, work: Path, amp: str = "auto") -> dic
         runs = {}
         for method, setting in progress(jobs, desc=f"{preset}: pre-train + probe", unit="run"):
             name = method if setting == "train" else f"{method}@pool"
-            runs[name] = s = _pretrain(method, pool if setting == "pool" else data, b, work, amp)
+            runs[name] = s = _pretrain(method, pool if setting == "pool" else data, b, work, amp,
+                                       on_pool=setting == "pool")
             table["pretrain"][name] = {k: s[k] for k in ("epochs", "stop", "final_loss", "wall_time_s")}
             probe_row(name, probe_runs(features(s["checkpoint"], b, cubes), cubes, b))
         table["convergence"] = convergence({m: runs[m] for m in CONVERGENCE if m in runs}, b, cubes,
@@ -288,11 +291,11 @@ def replot(results_dir: Path) -> None:
                 plot(results_dir, payload, preset)
 
 
-def _pretrain(method: str, data: Path, b: LabelBudget, work: Path, amp: str) -> dict:
-    """One pre-training of the benchmark (cached by its spec): on the pool one crop per cube (the pool is
-    larger), on the labelled train split ``crops_per_cube``; the convergence methods keep a snapshot of the
-    encoder after every epoch."""
-    crops = b.pool_crops_per_cube if "_pool_" in data.name else b.crops_per_cube
+def _pretrain(method: str, data: Path, b: LabelBudget, work: Path, amp: str, on_pool: bool = False) -> dict:
+    """One pre-training of the benchmark (cached by its spec): on the pool ``pool_crops_per_cube`` (the pool
+    is larger), on the labelled train split ``crops_per_cube``; the convergence methods keep a snapshot of
+    the encoder after every epoch."""
+    crops = b.pool_crops_per_cube if on_pool else b.crops_per_cube
     return pretrain(method, data, b.size, b.protocol_budget(crops), work / "pretrain", amp=amp,
                     snapshot_every=1 if method in CONVERGENCE else 0)
 
