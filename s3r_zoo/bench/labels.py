@@ -146,11 +146,21 @@ def probe_runs(feats: dict, cubes: Cubes, b: LabelBudget) -> dict:
         for seed in range(b.seeds):
             keep = cubes.subset(f, seed)
             if tuple(keep) not in done:  # the probe is deterministic: one fit per distinct subset (100 %: one)
-                p = fit_probe(feats["train"][keep], cubes.y["train"][keep], feats["val"], cubes.y["val"],
-                              len(cubes.classes))
-                done[tuple(keep)] = (p.predict(feats["test"]) == cubes.y["test"]).tolist()
+                done[tuple(keep)] = probe_correct(feats, cubes, keep)
             runs[f].append(done[tuple(keep)])
     return runs
+
+
+def probe_correct(feats: dict, cubes: Cubes, keep: np.ndarray) -> list:
+    """Per test cube, whether a probe fitted on the training cubes ``keep`` classifies it correctly."""
+    p = fit_probe(feats["train"][keep], cubes.y["train"][keep], feats["val"], cubes.y["val"], len(cubes.classes))
+    return (p.predict(feats["test"]) == cubes.y["test"]).tolist()
+
+
+def finetune_correct(agg: dict) -> list:
+    """Per seed, per test cube: whether a fine-tuning run (``run_finetune``'s aggregate) got it right."""
+    return [[p == t for p, t in zip(r["test_predictions"]["predicted"], r["test_predictions"]["labels"])]
+            for r in agg["runs"]]
 
 
 def pixel_runs(cubes: Cubes, b: LabelBudget) -> dict:
@@ -242,9 +252,7 @@ def run(results_dir: Path, b: LabelBudget, work: Path, amp: str = "auto") -> dic
             for f in b.finetune_fractions:
                 agg = finetune(init, data, b.size, b.protocol_budget(b.crops_per_cube), f,
                                work / "finetune" / data.name / f"{method}_f{f:g}", amp=amp)
-                correct = [[p == t for p, t in zip(r["test_predictions"]["predicted"], r["test_predictions"]["labels"])]
-                           for r in agg["runs"]]
-                table["finetune"].setdefault(f"{f:g}", {})[method] = summarise(correct)
+                table["finetune"].setdefault(f"{f:g}", {})[method] = summarise(finetune_correct(agg))
                 write_result(results_dir, "labels", payload)
             _finish(results_dir, payload, preset, b)
     payload["complete"] = True
@@ -313,9 +321,7 @@ def convergence(runs: dict, b: LabelBudget, cubes: Cubes, random_acc) -> dict:
         for e in sorted(times):
             ckpt = folder / f"epoch_{e}.safetensors"
             if ckpt.is_file():
-                feats = features(str(ckpt), b, cubes)
-                p = fit_probe(feats["train"], cubes.y["train"], feats["val"], cubes.y["val"], len(cubes.classes))
-                acc = 100 * float((p.predict(feats["test"]) == cubes.y["test"]).mean())
+                acc = 100 * float(np.mean(probe_correct(features(str(ckpt), b, cubes), cubes, cubes.subset(1.0, 0))))
                 points.append({"epoch": e, "time_s": float(times[e]), "accuracy": acc})
         curves[method] = {"points": points, "final": points[-1]["accuracy"] if points else None}
     best = max((c["final"] for c in curves.values() if c["final"] is not None), default=None)

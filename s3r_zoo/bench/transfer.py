@@ -26,7 +26,8 @@ from ..data.synthetic import PRESETS, write_dataset
 from ..models import arch_of
 from ..plots import accuracy_vs_labels
 from .common import environment, write_result
-from .labels import Cubes, LabelBudget, _compare_rows, _pretrain, features, prepare, probe_runs, summarise
+from .labels import (Cubes, LabelBudget, _compare_rows, _pretrain, features, finetune_correct, prepare, probe_runs,
+                     summarise)
 from .protocol import finetune
 
 SOURCE = "pdac_like"
@@ -96,8 +97,7 @@ def run(results_dir: Path, b: LabelBudget, work: Path, amp: str = "auto") -> dic
         for how, init in {**inits, "scratch": "scratch"}.items():
             agg = finetune(init, data, b.size, b.protocol_budget(b.crops_per_cube), frac,
                            work / "finetune" / data.name / f"transfer_{how}_f{frac:g}", amp=amp)
-            tuned[how] = summarise([[p == t for p, t in zip(r["test_predictions"]["predicted"],
-                                                            r["test_predictions"]["labels"])] for r in agg["runs"]])
+            tuned[how] = summarise(finetune_correct(agg))
         for rows in probe.values():
             _compare_rows(rows, "wavelength")
         _compare_rows(tuned, "wavelength")
