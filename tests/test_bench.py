@@ -58,6 +58,8 @@ def test_accuracy_protocol_runs_caches_and_reports(tmp_path, monkeypatch):
     assert rows["scratch"]["fraction_0.5"]["train_size"] < rows["scratch"]["fraction_1"]["train_size"]
     saved = json.loads((res / "accuracy.json").read_text())
     assert saved["budget"]["seeds"] == 1 and "versions" in saved and "date" in saved
+    # finished runs keep their results and weights, not their resumable states (disk: ~270 MB per run)
+    assert not list(work.rglob("state*.safetensors")) and list(work.rglob("encoder.safetensors"))
 
     # a second run reuses every pre-training and fine-tuning (same spec): nothing is trained
     def boom(*a, **k):
@@ -232,3 +234,32 @@ def test_weights_part_fine_tunes_scratch_and_every_release_with_the_same_protoco
     text = write_report(tmp_path / "results").read_text()
     assert "| s3r_resnet50 | s3r_resnet50.br_hims41_v2 | 80.0 +- 1.0 | 80.0 +- 1.0 |" in text
     assert "| s3r_resnet18 | scratch | 90.0 +- 1.0 | 90.0 +- 1.0 |" in text and len(p["rows"]) == 6
+
+
+def test_a_cached_run_matches_its_spec_but_not_how_it_was_carried_out(tmp_path):
+    from s3r_zoo.bench.protocol import _cached
+
+    spec = {"model": "s3r_resnet18", "lr": 1e-3, "epochs": 30, "state_every": 10, "num_workers": 0}
+    path = tmp_path / "bench_aggregate.json"
+    old = {k: v for k, v in spec.items() if k != "state_every"}  # written before the option existed
+    path.write_text(json.dumps({"bench_spec": {**old, "num_workers": 2}, "runs": []}))
+    assert _cached(path, spec) is not None  # how often the state was saved, or by how many workers: same numbers
+    assert _cached(path, {**spec, "lr": 1e-4}) is None  # another learning rate: other numbers, run again
+    assert _cached(path, {**spec, "epochs": 31}) is None and _cached(tmp_path / "none.json", spec) is None
+
+
+def test_an_interrupted_finetune_set_continues_and_a_finished_one_keeps_no_states(tmp_path, monkeypatch):
+    from s3r_zoo.bench import protocol
+
+    data = protocol.prepare_data(tmp_path / "data", "pdac_like", 18, 24, 0.0)
+    budget = Budget(presets={"pdac_like": (18, 24)}, finetune_epochs=1, seeds=2, batch_size=4)
+    with monkeypatch.context() as m:  # killed after its seeds ran, before the aggregate was cached
+        m.setattr(protocol, "_drop_states", lambda run: None)
+        first = protocol.finetune("scratch", data, 24, budget, 1.0, tmp_path / "ft")
+    (tmp_path / "ft" / "bench_aggregate.json").unlink()
+    assert (tmp_path / "ft" / "seed_1" / "state.safetensors").is_file()
+    again = protocol.finetune("scratch", data, 24, budget, 1.0, tmp_path / "ft")  # resumes every seed
+    assert [r["accuracy"] for r in again["runs"]] == [r["accuracy"] for r in first["runs"]]
+    # cached now: the resumable states (model + optimiser) are gone, the best weights stay
+    assert not list((tmp_path / "ft").rglob("state*.safetensors"))
+    assert (tmp_path / "ft" / "seed_0" / "best.safetensors").is_file()

@@ -13,7 +13,7 @@ from s3r_zoo.bench.report import write_report
 TINY = labels.LabelBudget(presets={"pdac_like": 40}, size=24, pool=16, pretrain_epochs=1, seeds=2,
                           probe_fractions=(0.25, 1.0), finetune_fractions=(1.0,), finetune_epochs=1, batch_size=8,
                           probe_methods=("s3r_cr", "simsiam_all"), pool_methods=("s3r_cr",),
-                          finetune_methods=("scratch", "s3r_cr"))
+                          finetune_methods=("scratch", "s3r_cr"), large_methods=("scratch", "s3r_cr"))
 
 
 def test_probe_separates_separable_classes_and_is_deterministic():
@@ -67,6 +67,12 @@ def test_quick_label_benchmark_runs_pairs_and_reports(tmp_path):
             assert len(r["runs"]) == b.seeds and len(r["per_cube"]) == 16 and r["ci95"][0] <= r["mean"] <= r["ci95"][1]
         assert "p_vs_random" in rows["s3r_cr"] and "p_vs_best_other" in rows["random"]
     assert set(t["finetune"]["1"]) == {"scratch", "s3r_cr"} and "p_vs_scratch" in t["finetune"]["1"]["s3r_cr"]
+    large = t["finetune_large"]["1"]  # the ResNet-50 rows: own runs, tested against their scratch and the R18 row
+    assert set(large) == {"scratch", "s3r_cr"} and "p_vs_scratch" in large["s3r_cr"]
+    assert large["scratch"]["base_model_mean"] == t["finetune"]["1"]["scratch"]["mean"]
+    assert (work / "pretrain_s3r_resnet50").is_dir() and (work / "finetune_s3r_resnet50").is_dir()
+    spec = json.loads(next((work / "finetune_s3r_resnet50").rglob("bench_aggregate.json")).read_text())["bench_spec"]
+    assert spec["model"] == "s3r_resnet50"
     conv = t["convergence"]["curves"]
     assert set(conv) == {"s3r_cr", "simsiam_all"}
     for c in conv.values():  # epoch 0 = random-init features, then one point per pre-training epoch
@@ -80,6 +86,7 @@ def test_quick_label_benchmark_runs_pairs_and_reports(tmp_path):
     text = write_report(res).read_text()
     assert "## Label efficiency, powered" in text and "| 25% labels | 100% labels |" in text
     assert "labels_pdac_like.png" in text and "Best per column, paired test against the runner-up" in text
+    assert "**Full fine-tuning, s3r_resnet50**" in text and "s3r_resnet50 against s3r_resnet18, same method" in text
     for png in ("labels_pdac_like.png", "labels_convergence_pdac_like.png"):  # `bench report` redraws them
         (res / png).unlink()
     run_bench(["report"], results=str(res))

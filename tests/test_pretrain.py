@@ -16,6 +16,7 @@ import s3r_zoo
 from s3r_zoo.lowrank import gram, loo_coefficients, loo_coefficients_rows, ridge_lambda
 from s3r_zoo.models import build_encoder
 from s3r_zoo.pretrain import PretrainSpec, RegressObjective, S3RObjective, coefficient_targets, run_pretrain
+from s3r_zoo.train import engine
 from s3r_zoo.train import NonFiniteLossError, ResumeError, TrainConfig, Trainer, band_patch_masks
 from s3r_zoo.data.synthetic import SyntheticHSI
 
@@ -195,6 +196,36 @@ def test_kill_and_resume_equals_uninterrupted(synth, tmp_path):
     assert [h["loss"] for h in resumed["history"]] == [h["loss"] for h in full["history"]]
     a, b = load_file(tmp_path / "a" / "state.safetensors"), load_file(tmp_path / "b" / "state.safetensors")
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_state_every_n_epochs_saves_the_last_and_resumes_to_the_same_run(synth, tmp_path, monkeypatch):
+    ds, (mean, std) = synth
+    cfg = dict(epochs=3, batch_size=4, patience=100, state_every=2)
+    full = Trainer(TrainConfig(**cfg), tmp_path / "a", device="cpu").fit(_make(mean, std), ds)
+    saved = []
+    real = engine.save_state
+    monkeypatch.setattr(engine, "save_state", lambda path, fp, obj, opt, sched, scaler, pos, dev: (
+        saved.append(pos["epoch"]), real(path, fp, obj, opt, sched, scaler, pos, dev)))
+    obj = _make(mean, std)
+    fwd, calls = obj.forward, {"n": 0}
+
+    def dying(x, band=None):
+        calls["n"] += 1
+        if calls["n"] == 5:  # 2 steps per epoch: epoch 3's first step, after epoch 2's state
+            raise Boom()
+        return fwd(x, band)
+
+    obj.forward = dying
+    with pytest.raises(Boom):
+        Trainer(TrainConfig(**cfg), tmp_path / "b", device="cpu").fit(obj, ds)
+    assert saved == [2]  # epoch 1 was not saved (every 2 epochs)
+    # a saved state may be continued with another interval: it changes when, not what, is saved
+    resumed = Trainer(TrainConfig(**{**cfg, "state_every": 5}), tmp_path / "b", device="cpu").fit(
+        _make(mean, std), ds, resume=True)
+    assert saved == [2, 3]  # the last epoch is always saved
+    assert [h["loss"] for h in resumed["history"]] == [h["loss"] for h in full["history"]]
+    a, b = load_file(tmp_path / "a" / "state.safetensors"), load_file(tmp_path / "b" / "state.safetensors")
+    assert all(torch.equal(a[k], b[k]) for k in a)
 
 
 def test_resume_refuses_other_configuration(synth, tmp_path):

@@ -11,7 +11,9 @@ Protocol (benchmarks/NOTES.md, "Powered protocol"):
 * linear probe (frozen pooled features, L2 picked on the validation split) at each label
   fraction and seed, for every method, beside two spectral-only baselines (the cube's mean
   spectrum, and a per-pixel spectral classifier averaged over the cube) and random-init
-  features; full fine-tuning at the fine-tuning fractions for the fine-tuning rows;
+  features; full fine-tuning at the fine-tuning fractions for the fine-tuning rows, and for the
+  larger model's rows (ResNet-50: scratch, S3R-CR, S3R-BR, SimSiam; pre-trained and fine-tuned
+  with the same budget);
 * the same training subsets and seeds for every method (paired): per method mean +- std
   over seeds, a 95 % bootstrap interval over test cubes (each cube scored by its share of
   correct seeds), and a paired sign-flip test over test cubes against random-init features
@@ -40,7 +42,7 @@ from ..progress import progress
 from ..significance import bootstrap_ci, paired_permutation_test
 from .common import environment, write_result
 from .linear import fit_probe
-from .protocol import CONVERGENCE, LABELS, Budget, finetune, pretrain
+from .protocol import CONVERGENCE, LABELS, Training, finetune, pretrain
 
 SPECTRAL = {"mean_spectrum": "mean spectrum (logistic regression)",
             "pixel_spectra": "per-pixel spectra, averaged over the cube",
@@ -49,8 +51,9 @@ PIXELS_PER_CUBE = 64  # training pixels drawn per training cube for the per-pixe
 
 
 @dataclass(frozen=True)
-class LabelBudget:
-    """What every method gets in the powered benchmark."""
+class LabelBudget(Training):
+    """What every method gets in the powered benchmark: the shared training fields (model, epochs, crops per
+    cube, patience, batch, seeds, fine-tuning lr), the simulated sets and the rows."""
 
     presets: dict = field(default_factory=lambda: {"pdac_like": 500, "plgc_like": 500})  # labelled cubes
     size: int = 40
@@ -58,34 +61,32 @@ class LabelBudget:
     difficulty: float = 0.0
     split: tuple = (0.4, 0.2, 0.4)
     pool: int = 1000
-    model: str = "s3r_resnet18"
-    pretrain_epochs: int = 10
-    crops_per_cube: int = 2
     pool_crops_per_cube: int = 1
-    patience: int = 3
-    batch_size: int = 16
-    seeds: int = 5
     probe_fractions: tuple = (0.01, 0.05, 0.1, 0.25, 1.0)
     finetune_fractions: tuple = (0.1, 1.0)
-    finetune_epochs: int = 30
-    lr_finetune: float = 1e-3
     probe_methods: tuple = ("s3r_cr", "s3r_br", "simsiam_all", "simsiam_3", "byol_all", "byol_3", "mhsim", "ssad",
                             "convdeconv", "regress")
     pool_methods: tuple = ("s3r_cr", "s3r_br", "simsiam_all", "byol_all", "mhsim")
     finetune_methods: tuple = ("scratch", "s3r_cr", "s3r_br", "simsiam_all")
+    large_model: str = "s3r_resnet50"  # the larger encoder: pre-trained and fine-tuned with the same budget
+    large_methods: tuple = ("scratch", "s3r_cr", "s3r_br", "simsiam_all")
 
-    def protocol_budget(self, crops_per_cube: int) -> Budget:
-        """The shared protocol's budget for this benchmark's pre-training and fine-tuning runs."""
-        return Budget(model=self.model, pretrain_epochs=self.pretrain_epochs, crops_per_cube=crops_per_cube,
-                      patience=self.patience, finetune_epochs=self.finetune_epochs, batch_size=self.batch_size,
-                      seeds=self.seeds, lr_finetune=self.lr_finetune)
+    def for_runs(self, crops_per_cube: int, model: str = "") -> "LabelBudget":
+        """This budget as one pre-training or fine-tuning run reads it: ``crops_per_cube`` (the pool's or the
+        train split's) and ``model`` (default: the benchmark's)."""
+        return replace(self, crops_per_cube=crops_per_cube, model=model or self.model)
+
+    def folder(self, kind: str, model: str = "") -> str:
+        """The work sub-folder of ``kind`` runs ("pretrain" / "finetune") of ``model`` (the larger model's
+        runs apart from the benchmark model's, which keep the plain name)."""
+        return kind if model in ("", self.model) else f"{kind}_{model}"
 
 
-CPU = LabelBudget()
+CPU = LabelBudget(pretrain_epochs=10, patience=3, seeds=5, finetune_epochs=30, lr_finetune=1e-3)
 QUICK = LabelBudget(presets={"pdac_like": 60}, size=32, pool=40, pretrain_epochs=1, seeds=2,
                     probe_fractions=(0.25, 1.0), finetune_fractions=(1.0,), finetune_epochs=2,
                     probe_methods=("s3r_cr", "simsiam_all"), pool_methods=("s3r_cr",),
-                    finetune_methods=("scratch", "s3r_cr"), split=(0.4, 0.2, 0.4))
+                    finetune_methods=("scratch", "s3r_cr"), large_methods=("scratch",), split=(0.4, 0.2, 0.4))
 GPU = replace(CPU, size=128, magnification=1.0, presets={"pdac_like": 1000, "plgc_like": 1000}, pool=4000,
               pretrain_epochs=100, patience=10, batch_size=32, finetune_epochs=70, lr_finetune=3e-4)
 BUDGETS = {"cpu": CPU, "quick": QUICK, "gpu": GPU}
@@ -204,9 +205,10 @@ def summarise(correct: list) -> dict:
 
 
 def run(results_dir: Path, b: LabelBudget, work: Path, amp: str = "auto") -> dict:
-    """Every preset's probes and convergence first (cheap per row), then fine-tuning method by method on
-    every preset: an interrupted run has the probe tables of all presets and paired fine-tuning rows.
-    Finished runs are cached by their spec."""
+    """Every preset's probes and convergence first (cheap per row), then fine-tuning preset by preset (the
+    benchmark model's rows on every preset, then the larger model's): an interrupted run has the probe
+    tables of all presets and whole, paired fine-tuning tables of the presets it finished. Finished
+    pre-training and fine-tuning runs are cached by their spec."""
     payload = {"name": "labels", "budget": {k: (list(v) if isinstance(v, tuple) else v)
                                             for k, v in b.__dict__.items()},
                "labels": {**LABELS, **SPECTRAL}, "tables": {}, "complete": False,
@@ -221,7 +223,7 @@ def run(results_dir: Path, b: LabelBudget, work: Path, amp: str = "auto") -> dic
                     f"{b.difficulty:g}, stain-balanced), split {'/'.join(f'{s:g}' for s in b.split)}; unlabelled "
                     f"pool {b.pool}",
             "split_sizes": {s: int(len(v)) for s, v in sets[preset][2].y.items()},
-            "classes": sets[preset][2].classes, "probe": {}, "finetune": {},
+            "classes": sets[preset][2].classes, "probe": {}, "finetune": {}, "finetune_large": {},
             "pretrain": {}, "plots": []}
     for preset, (data, pool, cubes) in sets.items():
         table = payload["tables"][preset]
@@ -245,15 +247,18 @@ def run(results_dir: Path, b: LabelBudget, work: Path, amp: str = "auto") -> dic
         table["convergence"] = convergence({m: runs[m] for m in CONVERGENCE if m in runs}, b, cubes,
                                            table["probe"]["1"]["random"]["mean"] if "1" in table["probe"] else None)
         _finish(results_dir, payload, preset, b)
-    for method in b.finetune_methods:  # method by method across presets: a partial run still pairs methods
-        for preset, (data, pool, cubes) in sets.items():
+    for key, model, methods in (("finetune", b.model, b.finetune_methods),
+                                ("finetune_large", b.large_model, b.large_methods)):
+        for preset, (data, pool, cubes) in sets.items():  # preset by preset: a partial run has whole tables
             table = payload["tables"][preset]
-            init = "scratch" if method == "scratch" else _pretrain(method, data, b, work, amp)["checkpoint"]
-            for f in b.finetune_fractions:
-                agg = finetune(init, data, b.size, b.protocol_budget(b.crops_per_cube), f,
-                               work / "finetune" / data.name / f"{method}_f{f:g}", amp=amp)
-                table["finetune"].setdefault(f"{f:g}", {})[method] = summarise(finetune_correct(agg))
-                write_result(results_dir, "labels", payload)
+            for method in methods:
+                init = ("scratch" if method == "scratch"
+                        else _pretrain(method, data, b, work, amp, model=model)["checkpoint"])
+                for f in b.finetune_fractions:
+                    agg = finetune(init, data, b.size, b.for_runs(b.crops_per_cube, model), f,
+                                   work / b.folder("finetune", model) / data.name / f"{method}_f{f:g}", amp=amp)
+                    table[key].setdefault(f"{f:g}", {})[method] = summarise(finetune_correct(agg))
+                    write_result(results_dir, "labels", payload)
             _finish(results_dir, payload, preset, b)
     payload["complete"] = True
     write_result(results_dir, "labels", payload)
@@ -265,8 +270,14 @@ def _finish(results_dir: Path, payload: dict, preset: str, b: LabelBudget) -> No
     table = payload["tables"][preset]
     for rows in table["probe"].values():
         _compare_rows(rows, "random")
-    for rows in table["finetune"].values():
+    for rows in (*table["finetune"].values(), *table.get("finetune_large", {}).values()):
         _compare_rows(rows, "scratch")
+    for f, rows in table.get("finetune_large", {}).items():  # the larger model against the benchmark model
+        for m, r in rows.items():
+            base = table["finetune"].get(f, {}).get(m)
+            if base is not None:
+                r["p_vs_base_model"] = paired_permutation_test(r["per_cube"], base["per_cube"])
+                r["base_model_mean"] = base["mean"]
     table["plots"] = plot(results_dir, payload, preset)
     write_result(results_dir, "labels", payload)
 
@@ -275,10 +286,11 @@ def plot(results_dir: Path, payload: dict, preset: str) -> list:
     """The PNGs of one preset's tables (from labels.json alone: ``bench report`` redraws them)."""
     table, b = payload["tables"][preset], payload["budget"]
     chance = 100 / len(PRESETS[preset].classes) if preset in PRESETS else None
-    accuracy_vs_labels({"linear probe (frozen features)": table["probe"], "full fine-tuning": table["finetune"]},
+    accuracy_vs_labels({f"linear probe (frozen {b['model']} features)": table["probe"],
+                        f"full fine-tuning, {b['model']}": table["finetune"],
+                        f"full fine-tuning, {b.get('large_model')}": table.get("finetune_large")},
                        payload["labels"], Path(results_dir) / f"labels_{preset}.png",
-                       f"{b['model']} on {preset}: {table['data']}", dashed=tuple(SPECTRAL) + ("scratch",),
-                       chance=chance)
+                       f"{preset}: {table['data']}", dashed=tuple(SPECTRAL) + ("scratch",), chance=chance)
     plots = [f"labels_{preset}.png"]
     if table.get("convergence", {}).get("curves"):
         probe_convergence(table["convergence"]["curves"], payload["labels"],
@@ -299,13 +311,15 @@ def replot(results_dir: Path) -> None:
                 plot(results_dir, payload, preset)
 
 
-def _pretrain(method: str, data: Path, b: LabelBudget, work: Path, amp: str, on_pool: bool = False) -> dict:
-    """One pre-training of the benchmark (cached by its spec): on the pool ``pool_crops_per_cube`` (the pool
-    is larger), on the labelled train split ``crops_per_cube``; the convergence methods keep a snapshot of
-    the encoder after every epoch."""
+def _pretrain(method: str, data: Path, b: LabelBudget, work: Path, amp: str, on_pool: bool = False,
+              model: str = "") -> dict:
+    """One pre-training of the benchmark (cached by its spec) of ``model`` (default: the benchmark's): on the
+    pool ``pool_crops_per_cube`` (the pool is larger), on the labelled train split ``crops_per_cube``; the
+    benchmark model's convergence methods keep a snapshot of the encoder after every epoch."""
     crops = b.pool_crops_per_cube if on_pool else b.crops_per_cube
-    return pretrain(method, data, b.size, b.protocol_budget(crops), work / "pretrain", amp=amp,
-                    snapshot_every=1 if method in CONVERGENCE else 0)
+    snapshots = method in CONVERGENCE and model in ("", b.model)
+    return pretrain(method, data, b.size, b.for_runs(crops, model), work / b.folder("pretrain", model),
+                    amp=amp, snapshot_every=1 if snapshots else 0)
 
 
 def convergence(runs: dict, b: LabelBudget, cubes: Cubes, random_acc) -> dict:

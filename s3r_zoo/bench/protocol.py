@@ -19,6 +19,8 @@ from ..data.synthetic import write_dataset
 from ..files import write_json
 from ..finetune import FinetuneSpec, run_finetune
 from ..pretrain import PretrainSpec, run_pretrain
+from ..train.engine import STATE_FILE
+from ..train.state import previous_state_path
 
 # name -> (objective, extra PretrainSpec fields); None = no pre-training
 METHODS: dict[str, Optional[tuple[str, dict]]] = {
@@ -61,10 +63,10 @@ PAPER_TABLE1_R18 = {"no pretext": 94.17, "masking + straight regression": 93.72,
 
 
 @dataclass(frozen=True)
-class Budget:
-    """What every method of a table gets (the honesty rule: same epochs, crop, batch)."""
+class Training:
+    """What every method of a table trains with (the honesty rule: same model, epochs, crops, batch, seeds):
+    the fields :func:`pretrain` and :func:`finetune` read; each benchmark's budget extends it with its data."""
 
-    presets: dict = field(default_factory=lambda: {"pdac_like": (120, 48), "plgc_like": (90, 80)})  # (n, px)
     model: str = "s3r_resnet18"
     pretrain_epochs: int = 6
     crops_per_cube: int = 2
@@ -72,8 +74,15 @@ class Budget:
     finetune_epochs: int = 12
     batch_size: int = 16
     seeds: int = 3
-    fractions: tuple = (1.0, 0.1)
     lr_finetune: float = 1e-3
+
+
+@dataclass(frozen=True)
+class Budget(Training):
+    """The convergence and accuracy benchmarks' budget: their training plus the simulated sets and fractions."""
+
+    presets: dict = field(default_factory=lambda: {"pdac_like": (120, 48), "plgc_like": (90, 80)})  # (n, px)
+    fractions: tuple = (1.0, 0.1)
     difficulty: float = 0.0
 
 
@@ -95,15 +104,28 @@ def prepare_data(root: Path, preset: str, n: int, size: int, difficulty: float) 
     return out
 
 
+# options that change how a run is carried out, not its numbers: a cached run matches without them
+OPERATIONAL = ("num_workers", "ckpt_every", "state_every", "tensorboard", "resume")
+# benchmark runs are short (minutes) and cached whole: the resumable state every 10 epochs, not every epoch
+# (one save writes model + optimiser, ~135 MB for a ResNet-18: ~0.5 s on a CPU, as long as a 200-cube epoch's
+# validation and more than a 20-cube epoch's training)
+STATE_EVERY = 10
+
+
 def _cached(path: Path, spec: dict) -> Optional[dict]:
+    """The saved result at ``path`` if it was produced by ``spec`` (operational options aside)."""
     if path.is_file():
         saved = json.loads(path.read_text())
-        if saved.get("bench_spec") == spec:
+
+        def numbers(d: Optional[dict]) -> Optional[dict]:
+            return None if d is None else {k: v for k, v in d.items() if k not in OPERATIONAL}
+
+        if numbers(saved.get("bench_spec")) == numbers(spec):
             return saved
     return None
 
 
-def pretrain(method: str, data: Path, size: int, budget: Budget, out_root: Path, amp: str = "auto",
+def pretrain(method: str, data: Path, size: int, budget: Training, out_root: Path, amp: str = "auto",
              cached_only: bool = False, snapshot_every: int = 0) -> Optional[dict]:
     """Pre-train ``method`` on ``data``'s train split; returns the run summary (cached).
 
@@ -115,7 +137,8 @@ def pretrain(method: str, data: Path, size: int, budget: Budget, out_root: Path,
     spec = PretrainSpec(data=str(data / "train.txt"), out=str(out), model=budget.model, objective=objective,
                         epochs=budget.pretrain_epochs, batch_size=budget.batch_size, crop=size,
                         crops_per_cube=budget.crops_per_cube, patience=budget.patience, amp=amp,
-                        mask_patch=max(4, size // 8), snapshot_every=snapshot_every, **extra)
+                        mask_patch=max(4, size // 8), snapshot_every=snapshot_every, state_every=STATE_EVERY,
+                        **extra)
     key = asdict(spec)
     cached = _cached(out / "bench_summary.json", key)
     if cached or cached_only:
@@ -125,20 +148,32 @@ def pretrain(method: str, data: Path, size: int, budget: Budget, out_root: Path,
     summary = run_pretrain(spec)
     summary["bench_spec"] = key
     write_json(out / "bench_summary.json", summary)
+    _drop_states(out)
     return summary
 
 
-def finetune(init: str, data: Path, size: int, budget: Budget, fraction: float, out: Path, amp: str = "auto",
+def finetune(init: str, data: Path, size: int, budget: Training, fraction: float, out: Path, amp: str = "auto",
              cached_only: bool = False) -> Optional[dict]:
     """Fine-tune ``budget.seeds`` times from ``init``; returns the aggregate (cached, or None: see pretrain)."""
     spec = FinetuneSpec(data=str(data), out=str(out), model=budget.model, init=init, epochs=budget.finetune_epochs,
                         batch_size=budget.batch_size, lr=budget.lr_finetune, crop=size, label_fraction=fraction,
-                        seeds=budget.seeds, amp=amp)
+                        seeds=budget.seeds, amp=amp, state_every=STATE_EVERY)
     key = asdict(spec)
     cached = _cached(out / "bench_aggregate.json", key)
     if cached or cached_only:
         return cached
+    if any(out.glob("seed_*/state.safetensors")):  # an interrupted run of this spec: continue it
+        spec = replace(spec, resume=True)
     agg = run_finetune(spec)
     agg["bench_spec"] = key
     write_json(out / "bench_aggregate.json", agg)
+    for seed in out.glob("seed_*"):
+        _drop_states(seed)
     return agg
+
+
+def _drop_states(run: Path) -> None:
+    """Remove a finished, cached run's resumable states (model + optimiser, and the previous one: ~270 MB
+    per ResNet-18 run). The cached result replaces them; the weights (encoder, best) stay."""
+    for f in (STATE_FILE, previous_state_path(Path(STATE_FILE)).name):
+        (run / f).unlink(missing_ok=True)

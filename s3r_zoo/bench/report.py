@@ -316,7 +316,8 @@ def labels_section(p: dict) -> str:
              f"stop after {b['patience']}; batch {b['batch_size']}) on the labelled train split without labels; "
              f"'(pool)' rows on the unlabelled pool instead. Linear probe: logistic regression on frozen pooled "
              f"features, L2 chosen on the validation split. Fine-tuning: {b['finetune_epochs']} epochs, AdamW lr "
-             f"{b['lr_finetune']:g}, best-on-validation weights. {b['seeds']} seeds, each seed the same training "
+             f"{b['lr_finetune']:g}, best-on-validation weights; the {b.get('large_model')} rows pre-train and "
+             f"fine-tune that encoder with the same budget (▲ / ▼ there: against its own scratch). {b['seeds']} seeds, each seed the same training "
              f"subset for every method (paired; at 100 % labels the probe is deterministic, so its seeds agree). "
              f"Cells: test accuracy %, mean over seeds [95 % bootstrap interval over test cubes]; ▲ / ▼: better / "
              f"worse than random-init features (probe) or scratch (fine-tuning) by a two-sided paired sign-flip "
@@ -324,10 +325,18 @@ def labels_section(p: dict) -> str:
              f"std and per-seed number is in `results/labels.json`.\n"]
     for preset, t in p["tables"].items():
         lines.append(f"### `{preset}`: {t['data']}; test split {t['split_sizes'].get('test')} cubes\n")
-        for kind, ref in (("probe", "random"), ("finetune", "scratch")):
+        for kind, ref, title in (("probe", "random", f"Linear probe, frozen {b['model']} features"),
+                                 ("finetune", "scratch", f"Full fine-tuning, {b['model']}"),
+                                 ("finetune_large", "scratch", f"Full fine-tuning, {b.get('large_model')}")):
             if t.get(kind):
-                lines += [f"**{'Linear probe' if kind == 'probe' else 'Full fine-tuning'}**\n"]
+                lines += [f"**{title}**\n"]
                 lines += _labels_table(t[kind], names, ref)
+        versus = [f"{names(m)} at {float(f):.0%} labels {r['mean'] - r['base_model_mean']:+.1f} points "
+                  f"(p = {r['p_vs_base_model']:.3f})" for f, rows in sorted(t.get("finetune_large", {}).items())
+                  for m, r in rows.items() if "p_vs_base_model" in r]
+        if versus:
+            lines.append(f"{b.get('large_model')} against {b['model']}, same method and seeds (paired test over test "
+                         f"cubes): " + "; ".join(versus) + ".\n")
         conv = t.get("convergence", {}).get("curves")
         if conv:
             lines += ["**Convergence to accuracy** (linear probe on all training labels after every pre-training "

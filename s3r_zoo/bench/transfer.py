@@ -95,7 +95,7 @@ def run(results_dir: Path, b: LabelBudget, work: Path, amp: str = "auto") -> dic
             for f, correct in probe_runs(features(init, b, cubes), cubes, b).items():
                 probe.setdefault(f"{f:g}", {})[how] = summarise(correct)
         for how, init in {**inits, "scratch": "scratch"}.items():
-            agg = finetune(init, data, b.size, b.protocol_budget(b.crops_per_cube), frac,
+            agg = finetune(init, data, b.size, b.for_runs(b.crops_per_cube), frac,
                            work / "finetune" / data.name / f"transfer_{how}_f{frac:g}", amp=amp)
             tuned[how] = summarise(finetune_correct(agg))
         for rows in probe.values():

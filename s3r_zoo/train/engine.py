@@ -8,7 +8,8 @@
 * ``torchrun``: PyTorch DDP with a DistributedSampler (nccl on GPU, gloo on CPU); rank 0
   logs and writes checkpoints;
 * never lose work: ``state.safetensors`` (:mod:`.state`, checksummed, the previous one
-  kept) after every epoch and every ``ckpt_every`` steps, holding model, optimiser,
+  kept) every ``state_every`` epochs (default 1; always after the last one) and every
+  ``ckpt_every`` steps, holding model, optimiser,
   scheduler, scaler, RNG states and the data position (epoch, step); ``resume=True``
   continues to the same result as an uninterrupted run (bit-exact on CPU);
 * never silently wrong: a run refused for its output folder or its saved configuration
@@ -121,6 +122,7 @@ class TrainConfig:
     seed: int = 0
     num_workers: int = 0
     ckpt_every: int = 0
+    state_every: int = 1  # epochs between saves of the resumable state (the last epoch is always saved)
     log_every: int = 10
     max_bad_steps: int = 20
     tensorboard: bool = False  # also write TensorBoard scalars to <out>/tensorboard (needs `tensorboard`)
@@ -136,7 +138,7 @@ class TrainConfig:
 
     def fingerprint(self) -> str:
         d = asdict(self)
-        for k in ("epochs", "num_workers", "log_every", "ckpt_every", "tensorboard"):
+        for k in ("epochs", "num_workers", "log_every", "ckpt_every", "state_every", "tensorboard"):
             d.pop(k)
         return json.dumps(d, sort_keys=True, default=str)
 
@@ -430,8 +432,10 @@ class Trainer:
             self.log({"kind": "val", "epoch": epoch + 1, **val, "best": improved})
         if on_epoch_end is not None:  # before the state save: a resumed run never skips it
             on_epoch_end(epoch + 1, epoch_loss)
-        self._save(fit, pos)
-        return pos["bad_epochs"] >= cfg.patience
+        stop = pos["bad_epochs"] >= cfg.patience
+        if stop or pos["epoch"] >= cfg.epochs or pos["epoch"] % cfg.state_every == 0:
+            self._save(fit, pos)
+        return stop
 
     # -- helpers -------------------------------------------------------------------------
     def _check_finite(self, fit: _Fit) -> None:

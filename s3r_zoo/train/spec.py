@@ -37,6 +37,8 @@ class RunSpec:
                       choices=tuple(p for p in NAN_POLICIES if p != "keep"))
     seed: int = option(0, "seed of initial weights, crops, masks and augmentation", min=0)
     num_workers: int = option(0, "data loader worker processes", min=0)
-    ckpt_every: int = option(0, "also save the resumable state every N steps (0: after every epoch only)", min=0)
+    ckpt_every: int = option(0, "also save the resumable state every N steps (0: at epoch ends only)", min=0)
+    state_every: int = option(1, "save the resumable state every N epochs and after the last one (a kill loses at "
+                              "most N epochs; each save writes model + optimiser)", min=1)
     tensorboard: bool = option(False, "also log to <out>/tensorboard (pip install tensorboard)")
     resume: bool = option(False, "continue the run in --out")
