@@ -259,7 +259,7 @@ def run(results_dir: Path, b: LabelBudget, work: Path, amp: str = "auto") -> dic
                                    work / b.folder("finetune", model) / data.name / f"{method}_f{f:g}", amp=amp)
                     table[key].setdefault(f"{f:g}", {})[method] = summarise(finetune_correct(agg))
                     write_result(results_dir, "labels", payload)
-            _finish(results_dir, payload, preset, b)
+                _finish(results_dir, payload, preset, b)  # tests and plots after every method: a stop keeps them
     payload["complete"] = True
     write_result(results_dir, "labels", payload)
     return payload
