@@ -19,7 +19,7 @@ from ..data.synthetic import write_dataset
 from ..files import write_json
 from ..finetune import FinetuneSpec, run_finetune
 from ..pretrain import PretrainSpec, run_pretrain
-from ..train.engine import STATE_FILE
+from ..train.engine import OPERATIONAL, STATE_FILE
 from ..train.state import previous_state_path
 
 # name -> (objective, extra PretrainSpec fields); None = no pre-training
@@ -104,8 +104,8 @@ def prepare_data(root: Path, preset: str, n: int, size: int, difficulty: float) 
     return out
 
 
-# options that change how a run is carried out, not its numbers: a cached run matches without them
-OPERATIONAL = ("num_workers", "ckpt_every", "state_every", "tensorboard", "resume")
+# a cached run matches a spec without the trainer's operational options and ``resume`` (how, not what, it ran)
+NOT_RESULT = (*OPERATIONAL, "resume")
 # benchmark runs are short (minutes) and cached whole: the resumable state every 10 epochs, not every epoch
 # (one save writes model + optimiser, ~135 MB for a ResNet-18: ~0.5 s on a CPU, as long as a 200-cube epoch's
 # validation and more than a 20-cube epoch's training)
@@ -118,7 +118,7 @@ def _cached(path: Path, spec: dict) -> Optional[dict]:
         saved = json.loads(path.read_text())
 
         def numbers(d: Optional[dict]) -> Optional[dict]:
-            return None if d is None else {k: v for k, v in d.items() if k not in OPERATIONAL}
+            return None if d is None else {k: v for k, v in d.items() if k not in NOT_RESULT}
 
         if numbers(saved.get("bench_spec")) == numbers(spec):
             return saved

@@ -51,6 +51,8 @@ __all__ = ["TrainConfig", "Trainer", "ResumeError", "NonFiniteLossError", "NonFi
 
 _logger = logging.getLogger(__name__)
 STATE_FILE = "state.safetensors"
+# options that change how a run is carried out (workers, logging, how often the state is saved), never its numbers
+OPERATIONAL = ("num_workers", "log_every", "ckpt_every", "state_every", "tensorboard")
 BEST_FILE = "best_val.safetensors"  # the objective's weights at the best validation epoch
 METRICS_FILE = "metrics.jsonl"
 AMP_MODES = ("auto", "none", "bf16", "fp16")
@@ -138,7 +140,7 @@ class TrainConfig:
 
     def fingerprint(self) -> str:
         d = asdict(self)
-        for k in ("epochs", "num_workers", "log_every", "ckpt_every", "state_every", "tensorboard"):
+        for k in ("epochs", *OPERATIONAL):  # a resume may also extend the epoch budget
             d.pop(k)
         return json.dumps(d, sort_keys=True, default=str)
 
