@@ -174,4 +174,24 @@ def test_nan_policy_applies_per_crop(tmp_path):
     ds = CubeDataset([(tmp_path / "c.npy", 0)], crop=8, crop_mode="grid", nan="inpaint")
     assert all(torch.isfinite(ds[i][0]).all() for i in range(len(ds)))
     assert ds[0][0][1, 2, 3] == 1.0  # neighbours are all 1
-    assert isinstance(ds.cube(0).data, np.memmap)  # the cube itself stays memory-mapped
+    assert np.isnan(ds.cube(0).data[2, 3, 1])  # the repair is per crop: the (cached) cube keeps its NaN
+    mapped = CubeDataset([(tmp_path / "c.npy", 0)], crop=8, crop_mode="grid", nan="inpaint", cache_bytes=0)
+    assert torch.equal(mapped[0][0], ds[0][0])
+    assert isinstance(mapped.cube(0).data, np.memmap)  # without the memory cache it stays memory-mapped
+
+
+def test_cubes_are_kept_in_memory_within_the_budget(tmp_path):
+    items = [(tmp_path / f"{i}.npy", i % 2) for i in range(3)]
+    for i, (p, _) in enumerate(items):
+        _write(p, seed=i)
+    nbytes = 20 * 24 * 7 * 4
+    ds = CubeDataset(items, crop=8, crops_per_cube=2, seed=1, cache_bytes=2 * nbytes)  # room for two cubes
+    plain = CubeDataset(items, crop=8, crops_per_cube=2, seed=1, cache_bytes=0)
+    for epoch in (0, 1):
+        ds.set_epoch(epoch), plain.set_epoch(epoch)
+        for i in range(len(ds)):  # the same crops, bit for bit, from memory or from the files
+            assert torch.equal(ds[i][0], plain[i][0]) and ds[i][1] == plain[i][1]
+    assert ds.cube(0) is ds.cube(0) and ds.cube(1) is ds.cube(1)  # read once, then from memory
+    assert not isinstance(ds.cube(0).data, np.memmap) and not ds.cube(0).data.flags.writeable
+    assert isinstance(ds.cube(2).data, np.memmap)  # over the budget: read from its file each time
+    assert ds.cube(2) is not ds.cube(2)

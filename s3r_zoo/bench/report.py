@@ -93,6 +93,12 @@ def speed_section(p: dict) -> str:
                  f"{_met(d['loader_over_model'] >= tg['loader_over_model'])} |")
     lines.append(f"| simulator, 256 x 256 x 40 | {d['simulator_cubes_per_s']:.1f} cubes/s | | | >= "
                  f"{tg['simulator_cubes_per_s']:g}: {_met(d['simulator_cubes_per_s'] >= tg['simulator_cubes_per_s'])} |")
+    mc = p.get("memory_cache")
+    if mc:  # absent from results written before the memory cache
+        lines.append(f"| loader, {mc['cubes']} small cubes ({' x '.join(map(str, mc['cube']))} float16 .npy) kept "
+                     f"in memory after the first read | {mc['crops_per_s']['memory']:.0f} crops/s | every crop "
+                     f"re-opens its file {mc['crops_per_s']['files']:.0f} crops/s | {mc['speedup']:.2f} "
+                     f"| reference only |")
     fm = p.get("formats")
     if fm:  # absent from results written before the decode-once cache
         target = tg.get("format_over_npy", 0.5)

@@ -15,6 +15,8 @@
    step consumes. Target >= 2. Also the simulator's cubes/s (target >= 10 at 256 x 256 x 40),
    and random 128-px crops/s of one 512 x 612 x 40 cube stored in each readable format, through
    the decode-once cache (and without it, for comparison). Target: every format within 2x of npy.
+   And what the datasets' memory cache buys on a set of small cubes (crops/s, files re-opened for
+   every crop as reference).
 4. s3r_resnet50 / timm resnet50 inference throughput. Target >= 0.98.
 5. CUDA only: ResNet-50 training images/s and model FLOP utilisation at 32 x 512 x 512,
    bf16 autocast and channels_last, and the time of one PLGC-sized S3R-CR epoch (661 cubes).
@@ -37,6 +39,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from ..data import SplitFileDataset, UnlabelledCubes, make_loader
 from ..data.cache import CACHE_ENV
+from ..data.datasets import CACHE_BYTES
 from ..data.synthetic import simulate_cube, write_dataset
 from ..lowrank import gram, loo_coefficients, loo_rss
 from ..pretrain import S3RObjective
@@ -251,6 +254,27 @@ def _data(n: int, size: int, crop: int, batch: int) -> dict:
             "resnet18_train_crops_per_s": consume, "loader_over_model": max(loader_rates.values()) / consume}
 
 
+def _memory_cache(n: int, size: int) -> dict:
+    """Crops/s over a set of small cubes (the labels benchmark's kind: ``size`` px, float16 .npy, whole-cube
+    crops, one pass in split order) with the datasets' memory cache (the default) and with every crop
+    re-opening its file (``cache_bytes=0``), measured alternately."""
+    with tempfile.TemporaryDirectory() as tmp:
+        write_dataset(tmp, "pdac_like", n=n, size=size, seed=0, dtype="float16", split=(1.0, 0.0, 0.0))
+        sets = {"memory": SplitFileDataset(f"{tmp}/train.txt", crop=size, cache_bytes=CACHE_BYTES),
+                "files": SplitFileDataset(f"{tmp}/train.txt", crop=size, cache_bytes=0)}
+        times: dict[str, list] = {k: [] for k in sets}
+        for rep in range(4):
+            for name, ds in sets.items():
+                ds.set_epoch(rep)
+                t = time.perf_counter()
+                for i in range(len(ds)):
+                    ds[i]
+                if rep:  # the first pass fills the memory cache (and the page cache): not timed
+                    times[name].append(time.perf_counter() - t)
+    rate = {k: n / median(v) for k, v in times.items()}
+    return {"cubes": n, "cube": [size, size, 40], "crops_per_s": rate, "speedup": rate["memory"] / rate["files"]}
+
+
 def _write_formats(folder: Path, cube: np.ndarray) -> dict[str, Path]:
     """One cube ``(H, W, B)`` float32 in each readable format; MATLAB v7.3 is HDF5 after a 512-byte header."""
     import h5py
@@ -285,7 +309,8 @@ def _formats(shape: tuple[int, int, int], crop: int, crops: int) -> dict:
             for mode, env in (("cache", str(Path(tmp) / "cache")), ("no cache", "off")):
                 os.environ[CACHE_ENV] = env
                 for name, path in paths.items():
-                    ds = UnlabelledCubes(path, crop=crop, crops_per_cube=crops if mode == "cache" else 4)
+                    ds = UnlabelledCubes(path, crop=crop, crops_per_cube=crops if mode == "cache" else 4,
+                                         cache_bytes=0)  # the files' read rates, not the memory cache's
                     ds[0]  # the cache's one decode (and the page cache) outside the timing
                     t = time.perf_counter()
                     for i in range(len(ds)):
@@ -376,6 +401,7 @@ def run(results_dir: Path, quick: bool = False) -> dict:
                "precision": _precision("s3r_resnet18", (4, 40, 32, 32) if quick else (16, 40, 96, 96), dev,
                                        3 if quick else 5),
                "data": _data(n=12 if quick else 40, size=96 if quick else 256, crop=64 if quick else 128, batch=16),
+               "memory_cache": _memory_cache(n=40 if quick else 200, size=40),
                "formats": _formats((96, 112, 40) if quick else (512, 612, 40), 32 if quick else 128,
                                    16 if quick else 200),
                "inference": _inference(dev, 2 if quick else 4, 96 if quick else 224, 5 if quick else 15),
