@@ -1,6 +1,7 @@
 """The powered label-efficiency benchmark: probe, spectral baselines, statistics and the quick run."""
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -54,7 +55,24 @@ def test_compare_rows_tests_each_row_against_reference_and_best_other():
     assert "p_vs_random" not in rows["random"]
 
 
-def test_quick_label_benchmark_runs_pairs_and_reports(tmp_path):
+def test_probe_cache_reuses_only_the_same_computation(tmp_path):
+    encoder, path, calls = tmp_path / "encoder.safetensors", tmp_path / "probes" / "row.json", []
+    encoder.write_bytes(b"weights")
+
+    def compute():
+        calls.append(1)
+        return {0.25: [[True, False], [False, False]], 1.0: [[True, True], [True, False]]}
+
+    first = labels.probe_cached(path, encoder, TINY, compute)
+    assert labels.probe_cached(path, encoder, TINY, compute) == first == compute() and len(calls) == 2
+    encoder.write_bytes(b"other weights")  # another encoder at the same path: computed again
+    labels.probe_cached(path, encoder, TINY, compute)
+    labels.probe_cached(path, encoder, replace(TINY, seeds=3), compute)  # another budget: again
+    labels.probe_cached(path, None, TINY, compute)  # a row without an encoder file
+    assert len(calls) == 5 and labels.probe_cached(path, None, TINY, compute) == first and len(calls) == 5
+
+
+def test_quick_label_benchmark_runs_pairs_and_reports(tmp_path, monkeypatch):
     res, work = tmp_path / "bench" / "results", tmp_path / "work"
     b = TINY
     p = labels.run(res, b, work)
@@ -91,6 +109,15 @@ def test_quick_label_benchmark_runs_pairs_and_reports(tmp_path):
         (res / png).unlink()
     run_bench(["report"], results=str(res))
     assert (res / "labels_pdac_like.png").is_file() and (res / "labels_convergence_pdac_like.png").is_file()
+
+    def recompute(*args, **kwargs):
+        raise AssertionError("a cached probe was computed again")
+
+    for name in ("features", "pixel_runs", "probe_runs"):  # a second invocation reads every probe row back
+        monkeypatch.setattr(labels, name, recompute)
+    again = labels.run(tmp_path / "again", b, work)["tables"]["pdac_like"]
+    assert again["probe"] == t["probe"] and again["convergence"] == t["convergence"]
+    assert again["finetune"] == t["finetune"]
 
 
 def test_quick_transfer_compares_stems_on_the_same_cubes(tmp_path):

@@ -35,6 +35,7 @@ from ..bands import normalize
 from ..data import read_cube
 from ..data.datasets import read_split_file
 from ..data.synthetic import PRESETS, write_dataset
+from ..files import file_digest, write_json
 from ..finetune import stratified_fraction
 from ..models import build_encoder
 from ..plots import accuracy_vs_labels, probe_convergence
@@ -48,6 +49,10 @@ SPECTRAL = {"mean_spectrum": "mean spectrum (logistic regression)",
             "pixel_spectra": "per-pixel spectra, averaged over the cube",
             "random": "random-init features"}
 PIXELS_PER_CUBE = 64  # training pixels drawn per training cube for the per-pixel classifier
+# probe results are cached in <work>/probes/<data>/<row>.json, keyed by what they were computed from (the
+# encoder file's digest, the model, the fractions, the seeds) and this version: raise it when the probe, the
+# features or the spectral baselines change how they compute
+PROBE_VERSION = 1
 
 
 @dataclass(frozen=True)
@@ -152,6 +157,21 @@ def probe_runs(feats: dict, cubes: Cubes, b: LabelBudget) -> dict:
     return runs
 
 
+def probe_cached(path: Path, source, b: LabelBudget, compute) -> dict:
+    """``compute()`` (a ``{fraction: [per seed: per-test-cube correctness]}`` of :func:`probe_runs` or
+    :func:`pixel_runs`), or the result saved at ``path`` by the same computation: same encoder file
+    (``source``, by content digest; None for rows without one), model, fractions, seeds and probe version."""
+    key = {"source": None if source is None else file_digest(source)[0], "model": b.model,
+           "fractions": [float(f) for f in b.probe_fractions], "seeds": b.seeds, "version": PROBE_VERSION}
+    if path.is_file():
+        saved = json.loads(path.read_text())
+        if saved.get("key") == key:
+            return {float(f): runs for f, runs in saved["runs"].items()}
+    runs = compute()
+    write_json(path, {"key": key, "runs": {f"{f:g}": r for f, r in runs.items()}}, indent=None)
+    return runs
+
+
 def probe_correct(feats: dict, cubes: Cubes, keep: np.ndarray) -> list:
     """Per test cube, whether a probe fitted on the training cubes ``keep`` classifies it correctly."""
     p = fit_probe(feats["train"][keep], cubes.y["train"][keep], feats["val"], cubes.y["val"], len(cubes.classes))
@@ -233,9 +253,13 @@ def run(results_dir: Path, b: LabelBudget, work: Path, amp: str = "auto") -> dic
                 table["probe"].setdefault(f"{f:g}", {})[name] = summarise(correct)
             write_result(results_dir, "labels", payload)
 
-        probe_row("mean_spectrum", probe_runs({s: x.mean(axis=(2, 3)) for s, x in cubes.x.items()}, cubes, b))
-        probe_row("pixel_spectra", pixel_runs(cubes, b))
-        probe_row("random", probe_runs(features("random", b, cubes), cubes, b))
+        def cached(name: str, source, compute, budget: LabelBudget = b) -> dict:
+            return probe_cached(work / "probes" / data.name / f"{name}.json", source, budget, compute)
+
+        probe_row("mean_spectrum", cached("mean_spectrum", None, lambda: probe_runs(
+            {s: x.mean(axis=(2, 3)) for s, x in cubes.x.items()}, cubes, b)))
+        probe_row("pixel_spectra", cached("pixel_spectra", None, lambda: pixel_runs(cubes, b)))
+        probe_row("random", cached("random", None, lambda: probe_runs(features("random", b, cubes), cubes, b)))
         jobs = [(m, "train") for m in b.probe_methods] + [(m, "pool") for m in b.pool_methods]
         runs = {}
         for method, setting in progress(jobs, desc=f"{preset}: pre-train + probe", unit="run"):
@@ -243,9 +267,11 @@ def run(results_dir: Path, b: LabelBudget, work: Path, amp: str = "auto") -> dic
             runs[name] = s = _pretrain(method, pool if setting == "pool" else data, b, work, amp,
                                        on_pool=setting == "pool")
             table["pretrain"][name] = {k: s[k] for k in ("epochs", "stop", "final_loss", "wall_time_s")}
-            probe_row(name, probe_runs(features(s["checkpoint"], b, cubes), cubes, b))
+            probe_row(name, cached(name, s["checkpoint"],
+                                   lambda: probe_runs(features(s["checkpoint"], b, cubes), cubes, b)))
         table["convergence"] = convergence({m: runs[m] for m in CONVERGENCE if m in runs}, b, cubes,
-                                           table["probe"]["1"]["random"]["mean"] if "1" in table["probe"] else None)
+                                           table["probe"]["1"]["random"]["mean"] if "1" in table["probe"] else None,
+                                           work / "probes" / data.name)
         _finish(results_dir, payload, preset, b)
     for key, model, methods in (("finetune", b.model, b.finetune_methods),
                                 ("finetune_large", b.large_model, b.large_methods)):
@@ -322,12 +348,13 @@ def _pretrain(method: str, data: Path, b: LabelBudget, work: Path, amp: str, on_
                     amp=amp, snapshot_every=1 if snapshots else 0)
 
 
-def convergence(runs: dict, b: LabelBudget, cubes: Cubes, random_acc) -> dict:
+def convergence(runs: dict, b: LabelBudget, cubes: Cubes, random_acc, probes: Path) -> dict:
     """Probe accuracy (all training labels) of each method's encoder after every pre-training epoch, against
     its cumulative pre-training wall time; per method the time to reach 95 % of its own final probe
     accuracy and of the best method's, and those times over SimSiam's (the paper: S3R converges >= 3x
-    faster)."""
+    faster). Each snapshot's probe is cached under ``probes``."""
     curves = {}
+    one = replace(b, probe_fractions=(1.0,), seeds=1)  # all training labels: one probe
     for method, s in runs.items():
         folder = Path(s["checkpoint"]).parent / "snapshots"
         times = {h["epoch"]: h["time_s"] for h in s["history"]}
@@ -335,7 +362,9 @@ def convergence(runs: dict, b: LabelBudget, cubes: Cubes, random_acc) -> dict:
         for e in sorted(times):
             ckpt = folder / f"epoch_{e}.safetensors"
             if ckpt.is_file():
-                acc = 100 * float(np.mean(probe_correct(features(str(ckpt), b, cubes), cubes, cubes.subset(1.0, 0))))
+                correct = probe_cached(probes / "convergence" / f"{method}_epoch{e}.json", ckpt, one,
+                                       lambda: probe_runs(features(str(ckpt), b, cubes), cubes, one))[1.0][0]
+                acc = 100 * float(np.mean(correct))
                 points.append({"epoch": e, "time_s": float(times[e]), "accuracy": acc})
         curves[method] = {"points": points, "final": points[-1]["accuracy"] if points else None}
     best = max((c["final"] for c in curves.values() if c["final"] is not None), default=None)
