@@ -263,3 +263,11 @@ def test_an_interrupted_finetune_set_continues_and_a_finished_one_keeps_no_state
     # cached now: the resumable states (model + optimiser) are gone, the best weights stay
     assert not list((tmp_path / "ft").rglob("state*.safetensors"))
     assert (tmp_path / "ft" / "seed_0" / "best.safetensors").is_file()
+
+
+def test_results_record_how_the_benchmark_was_started(monkeypatch):
+    from s3r_zoo.bench.common import environment
+
+    for argv0, program in (("/venv/bin/s3r-zoo", "s3r-zoo"), ("/src/s3r_zoo/__main__.py", "python -m s3r_zoo")):
+        monkeypatch.setattr("sys.argv", [argv0, "bench", "labels", "--work", "runs/bench_labels"])
+        assert environment(torch.device("cpu"))["command"] == f"{program} bench labels --work runs/bench_labels"

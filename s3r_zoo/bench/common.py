@@ -118,11 +118,17 @@ def device_name(device: torch.device) -> str:
     return f"CPU ({platform.processor() or platform.machine()}, {os.cpu_count()} cores)"
 
 
+def _program() -> str:
+    """How the benchmark was started: ``s3r-zoo`` (the console script) or ``python -m s3r_zoo``."""
+    name = Path(sys.argv[0]).name
+    return "python -m s3r_zoo" if name == "__main__.py" else name
+
+
 def environment(device: torch.device) -> dict:
     return {
         "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        "command": " ".join([Path(sys.argv[0]).name] + [a if not os.path.isabs(a) else display_path(Path(a))
-                                                         for a in sys.argv[1:]]),
+        "command": " ".join([_program()] + [a if not os.path.isabs(a) else display_path(Path(a))
+                                             for a in sys.argv[1:]]),
         "machine": platform.platform(), "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
         "device": device_name(device),
         "versions": {"python": platform.python_version(), "torch": torch.__version__, "timm": timm.__version__,
