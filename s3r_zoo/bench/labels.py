@@ -253,8 +253,8 @@ def run(results_dir: Path, b: LabelBudget, work: Path, amp: str = "auto") -> dic
                 table["probe"].setdefault(f"{f:g}", {})[name] = summarise(correct)
             write_result(results_dir, "labels", payload)
 
-        def cached(name: str, source, compute, budget: LabelBudget = b) -> dict:
-            return probe_cached(work / "probes" / data.name / f"{name}.json", source, budget, compute)
+        def cached(name: str, source, compute) -> dict:
+            return probe_cached(work / "probes" / data.name / f"{name}.json", source, b, compute)
 
         probe_row("mean_spectrum", cached("mean_spectrum", None, lambda: probe_runs(
             {s: x.mean(axis=(2, 3)) for s, x in cubes.x.items()}, cubes, b)))
