@@ -17,6 +17,7 @@ holds ``aggregate.json``.
 from __future__ import annotations
 
 import json
+import math
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -64,6 +65,9 @@ class FinetuneSpec(RunSpec):
     linear_probe: bool = option(False, "freeze the encoder, train the linear head")
     label_fraction: float = option(1.0, "stratified fraction of the training labels to use", above=0, max=1)
     seeds: int = option(1, "number of seeds (runs); mean +- std are reported", min=1)
+    min_steps: int = option(0, "floor on optimiser steps: a small training set gets more epochs (validated about "
+                            "--epochs times in all), so 20 cubes train as long as the floor says, not one step per "
+                            "epoch", min=0)
     noise_std: float = option(0.02, "augmentation: Gaussian noise (normalised units)", min=0)
     max_degrees: float = option(15.0, "augmentation: largest rotation in degrees", min=0, max=180)
 
@@ -127,7 +131,8 @@ class BestTracker:
 
 
 def stratified_fraction(labels: Sequence[int], fraction: float, classes: Sequence[str], seed: int) -> list[int]:
-    """Indices of a stratified ``fraction`` of the items (per class: round(fraction x n))."""
+    """Indices of a stratified ``fraction`` of the items: per class round(fraction x n), at least one cube, so
+    a small fraction of a rare class still has an example (the same subsets for every method at one seed)."""
     if not 0 < fraction <= 1:
         raise ValueError(f"--label-fraction: expected 0 < F <= 1, found {fraction}")
     rng = np.random.default_rng(seed)
@@ -135,11 +140,9 @@ def stratified_fraction(labels: Sequence[int], fraction: float, classes: Sequenc
     labels = np.asarray(labels)
     for c, name in enumerate(classes):
         idx = np.flatnonzero(labels == c)
-        n = int(round(fraction * idx.size))
-        if n == 0:
-            raise ValueError(f"--label-fraction {fraction}: class '{name}' has {idx.size} training cubes and would "
-                             f"keep none; use a larger fraction")
-        keep += rng.choice(idx, n, replace=False).tolist()
+        if idx.size == 0:
+            raise ValueError(f"--label-fraction {fraction}: class '{name}' has no training cubes")
+        keep += rng.choice(idx, max(1, int(round(fraction * idx.size))), replace=False).tolist()
     return sorted(keep)
 
 
@@ -191,8 +194,11 @@ def _datasets(spec: FinetuneSpec, seed: int) -> tuple[CubeDataset, CubeDataset, 
 def _run_seed(spec: FinetuneSpec, seed: int, out: Path) -> dict:
     train, val, test = _datasets(spec, seed)
     first = train.cube(0)
-    cfg = TrainConfig.from_spec(spec, batch_size=min(spec.batch_size, len(train)), schedule="linear",
-                                patience=10**9, seed=seed,
+    batch_size = min(spec.batch_size, len(train))
+    epochs = max(spec.epochs, math.ceil(spec.min_steps / (len(train) // batch_size)))
+    val_every = max(1, epochs // spec.epochs)  # the step floor adds epochs, not validations or state saves
+    cfg = TrainConfig.from_spec(spec, batch_size=batch_size, epochs=epochs, schedule="linear",
+                                patience=10**9, seed=seed, state_every=spec.state_every * val_every,
                                 extra={"init": spec.init, "model": spec.model, "data": spec.data,
                                        "probe": spec.linear_probe, "fraction": spec.label_fraction})
     trainer = Trainer(cfg, out)
@@ -220,6 +226,8 @@ def _run_seed(spec: FinetuneSpec, seed: int, out: Path) -> dict:
                         extra={"classes": train.classes, "crop": train.crop[0]})
 
     def on_epoch_end(epoch: int, loss: float) -> None:
+        if epoch % val_every and epoch != epochs:
+            return
         logits, labels = evaluate(objective, val, trainer.device)
         m = classification_metrics(logits, labels, train.classes)
         improved = tracker.update(epoch, m["accuracy"], save_best) if trainer.is_main else False
@@ -236,7 +244,8 @@ def _run_seed(spec: FinetuneSpec, seed: int, out: Path) -> dict:
                                    "labels": labels.tolist(), "predicted": logits.argmax(1).tolist()}
     metrics.update(best_epoch=tracker.best["epoch"], best_val_accuracy=tracker.best["score"], seed=seed,
                    crop=train.crop[0],
-                   train_size=len(train), train_loss=summary["final_loss"], wall_time_s=summary["wall_time_s"])
+                   train_size=len(train), train_loss=summary["final_loss"], wall_time_s=summary["wall_time_s"],
+                   epochs=summary["epochs"], steps=summary["steps"])
     write_json(out / "metrics.json", metrics)
     confusion_matrix(metrics["confusion_matrix"], train.classes, out / "confusion_matrix.png",
                      title=f"{spec.model} init={Path(spec.init).name}, seed {seed} (test)")

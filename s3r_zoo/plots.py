@@ -9,10 +9,12 @@ import numpy as np
 
 from .files import atomic_write
 
-__all__ = ["loss_curve", "loss_curves", "validation_curves", "beta_profiles", "confusion_matrix"]
+__all__ = ["pyplot", "save_figure", "loss_curve", "validation_curves", "beta_profiles", "confusion_matrix",
+           "accuracy_vs_labels"]
 
 
-def _plt():
+def pyplot():
+    """matplotlib's pyplot on the headless Agg backend."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -21,15 +23,17 @@ def _plt():
     return plt
 
 
-def _save(fig, path: Union[str, Path]) -> Path:
-    out = atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=110))
-    _plt().close(fig)
+def save_figure(fig, path: Union[str, Path], dpi: Union[int, str] = 110) -> Path:
+    """Write ``fig`` as a PNG atomically (temporary file, then rename) and close it (``dpi="figure"``: the
+    figure's own)."""
+    out = atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=dpi))
+    pyplot().close(fig)
     return out
 
 
 def loss_curve(history: Sequence[dict], path: Union[str, Path], title: str = "training loss") -> Path:
     """Loss per epoch against epochs and wall-clock time."""
-    plt = _plt()
+    plt = pyplot()
     epochs = [h["epoch"] for h in history]
     loss = [h["loss"] for h in history]
     times = [h["time_s"] for h in history]
@@ -50,13 +54,13 @@ def loss_curve(history: Sequence[dict], path: Union[str, Path], title: str = "tr
         ax.grid(alpha=0.3)
     fig.suptitle(title)
     fig.tight_layout()
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def validation_curves(history: Sequence[dict], path: Union[str, Path], title: str = "held-out validation") -> Path:
     """S3R's held-out metrics per epoch next to their baselines: CR L1 (zeros, per-band mean), locality
     (closed form) and BR unexplained variance (least-squares floor, per-band mean; log scale)."""
-    plt = _plt()
+    plt = pyplot()
     val = [(h["epoch"], h["val"]) for h in history if isinstance(h.get("val"), dict) and "cr_l1" in h["val"]]
     if not val:
         raise ValueError("validation curves: the history holds no held-out S3R metrics")
@@ -81,28 +85,7 @@ def validation_curves(history: Sequence[dict], path: Union[str, Path], title: st
         ax.legend(fontsize=7)
     fig.suptitle(title)
     fig.tight_layout()
-    return _save(fig, path)
-
-
-def loss_curves(histories: dict, path: Union[str, Path], title: str = "training loss") -> Path:
-    """Several runs' loss, each divided by its first epoch (objectives differ in units),
-    against wall-clock time and epochs. ``histories``: {label: trainer history}."""
-    plt = _plt()
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
-    for label, history in histories.items():
-        loss = np.array([h["loss"] for h in history])
-        norm = loss / loss[0] if loss[0] else loss
-        axes[0].plot([h["time_s"] for h in history], norm, marker="o", ms=3, label=label)
-        axes[1].plot([h["epoch"] for h in history], norm, marker="o", ms=3, label=label)
-    axes[0].set_xlabel("wall-clock (s)")
-    axes[1].set_xlabel("epoch")
-    for ax in axes:
-        ax.set_ylabel("loss / first-epoch loss")
-        ax.grid(alpha=0.3)
-    axes[1].legend(fontsize=8)
-    fig.suptitle(title)
-    fig.tight_layout()
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def beta_profiles(bands: Sequence[int], beta_hat: Union[np.ndarray, dict], path: Union[str, Path],
@@ -117,7 +100,7 @@ def beta_profiles(bands: Sequence[int], beta_hat: Union[np.ndarray, dict], path:
         beta_true: Same shape, the closed-form beta~, drawn dashed.
         wavelengths: x-axis in nm instead of band index.
     """
-    plt = _plt()
+    plt = pyplot()
     series = beta_hat if isinstance(beta_hat, dict) else {"predicted": beta_hat}
     x = np.asarray(wavelengths) if wavelengths is not None else np.arange(next(iter(series.values())).shape[1])
     fig, axes = plt.subplots(1, len(bands), figsize=(3.2 * len(bands), 3.0), squeeze=False, sharey=False)
@@ -134,13 +117,13 @@ def beta_profiles(bands: Sequence[int], beta_hat: Union[np.ndarray, dict], path:
     axes[0][0].legend(fontsize=8)
     fig.suptitle(title)
     fig.tight_layout()
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def confusion_matrix(cm: Sequence[Sequence[int]], classes: Sequence[str], path: Union[str, Path],
                      title: str = "confusion matrix (test)") -> Path:
     """Counts with row-normalised colour (recall per true class)."""
-    plt = _plt()
+    plt = pyplot()
     cm = np.asarray(cm)
     norm = cm / np.maximum(cm.sum(axis=1, keepdims=True), 1)
     fig, ax = plt.subplots(figsize=(1.2 * len(classes) + 2.5, 1.0 * len(classes) + 2))
@@ -154,17 +137,17 @@ def confusion_matrix(cm: Sequence[Sequence[int]], classes: Sequence[str], path: 
     ax.set_ylabel("true")
     ax.set_title(title)
     fig.tight_layout()
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def accuracy_vs_labels(panels: dict, labels: dict, path: Union[str, Path], title: str = "label efficiency",
                        dashed: Sequence[str] = (), chance: Optional[float] = None) -> Path:
     """Test accuracy against the fraction of training labels (log axis), one line per method with its
     95 % bootstrap band, one panel per non-empty entry of ``panels`` ({panel title: {fraction: {method:
-    {"mean", "ci95"}}}}, as ``bench labels`` / ``bench transfer`` write them). ``dashed``: reference rows
+    {"mean", "ci95"}}}}, as ``s3r-zoo evaluate`` and the label benchmarks write them). ``dashed``: reference rows
     (spectral baselines, random init, scratch); rows pre-trained on the unlabelled pool are dotted;
     ``chance``: a grey line at that accuracy (%)."""
-    plt = _plt()
+    plt = pyplot()
     panels = {k: v for k, v in panels.items() if v}
     methods = list(dict.fromkeys(m for rows in panels.values() for f in rows for m in rows[f]))
     colours = {m: plt.get_cmap("tab20")(i % 20) for i, m in enumerate(methods)}
@@ -186,6 +169,7 @@ def accuracy_vs_labels(panels: dict, labels: dict, path: Union[str, Path], title
             ax.annotate("chance", (xs[0] if fracs else 1, chance), fontsize=7, color="0.4", va="bottom")
         ax.set_xscale("log")
         ax.set_xticks([float(f) * 100 for f in fracs], [f"{float(f) * 100:g}" for f in fracs])
+        ax.minorticks_off()
         ax.set_xlabel("training labels used (%)")
         ax.set_title(panel, fontsize=10)
         ax.grid(alpha=0.3)
@@ -197,30 +181,4 @@ def accuracy_vs_labels(panels: dict, labels: dict, path: Union[str, Path], title
     fig.legend(handles=handles, loc="center right", fontsize=7, frameon=False)
     fig.suptitle(title, fontsize=10)
     fig.tight_layout(rect=(0, 0, 1 - 2.6 / fig.get_figwidth(), 1))
-    return _save(fig, path)
-
-
-def probe_convergence(curves: dict, labels: dict, path: Union[str, Path], title: str = "convergence",
-                      chance: Optional[float] = None) -> Path:
-    """Linear-probe accuracy of each method's encoder after every pre-training epoch, against the
-    cumulative pre-training wall time (left) and the epoch (right); ``curves``: {method: {"points": [...]}}."""
-    plt = _plt()
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5), sharey=True)
-    for i, (m, c) in enumerate(curves.items()):
-        pts = c["points"]
-        for ax, key in zip(axes, ("time_s", "epoch")):
-            ax.plot([p[key] for p in pts], [p["accuracy"] for p in pts], marker="o", ms=3, color=f"C{i % 10}",
-                    label=labels.get(m, m))
-    if chance is not None:
-        for ax in axes:
-            ax.axhline(chance, color="0.5", lw=1)
-            ax.annotate("chance", (0, chance), fontsize=7, color="0.4", va="bottom")
-    axes[0].set_xlabel("pre-training wall time (s)")
-    axes[1].set_xlabel("pre-training epoch (0 = random init)")
-    axes[0].set_ylabel("linear-probe test accuracy (%), all labels")
-    for ax in axes:
-        ax.grid(alpha=0.3)
-    axes[1].legend(fontsize=8, loc="lower right")
-    fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    return _save(fig, path)
+    return save_figure(fig, path)

@@ -34,8 +34,9 @@ from .data.datasets import read_split_file
 from .data.report import false_colour
 from .data.stats import BandStats
 from .embed import embed_cube, list_sources, relative_name, same_bands, windows
-from .files import atomic_write, check_writable_dir, write_csv, write_json
+from .files import check_writable_dir, write_csv, write_json
 from .models.names import model_name
+from .plots import pyplot, save_figure
 from .progress import progress
 from .train.engine import resolve_amp
 
@@ -73,10 +74,7 @@ def load_classifier(path: str) -> tuple[torch.nn.Module, list[str], BandStats, d
 
 
 def _heatmap(cube, boxes, probs: np.ndarray, cls: int, name: str, path: Path) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     h, w = cube.shape[:2]
     acc, cnt = np.zeros((h, w)), np.zeros((h, w))
@@ -90,9 +88,7 @@ def _heatmap(cube, boxes, probs: np.ndarray, cls: int, name: str, path: Path) ->
     ax.set_title(f"{path.stem}: {len(boxes)} windows", fontsize=9)
     ax.set_axis_off()
     fig.tight_layout()
-    out = atomic_write(path, lambda tmp: fig.savefig(tmp, format="png"))
-    plt.close(fig)
-    return out
+    return save_figure(fig, path, dpi="figure")
 
 
 def run_predict(spec: PredictSpec) -> dict:

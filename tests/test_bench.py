@@ -1,13 +1,15 @@
-"""`s3r-zoo bench`: measurements, the shared protocol, and the generated report."""
+"""`python -m benchmarks`: measurements, the shared protocol, and the generated report."""
 
 import json
 
+import numpy as np
+import pytest
 import torch
 
-from s3r_zoo.bench.protocol import Budget
-from s3r_zoo.bench.report import write_report
-from s3r_zoo.bench.speed import adamw_fit, adamw_fit_all, adamw_fit_dfs3r
-from s3r_zoo.cli import main
+from benchmarks.__main__ import main
+from benchmarks.protocol import Budget
+from benchmarks.report import write_report
+from benchmarks.speed import adamw_fit, adamw_fit_all, adamw_fit_dfs3r
 from s3r_zoo.lowrank import gram, loo_coefficients, loo_rss
 from s3r_zoo.pretrain.targets import coefficient_targets
 
@@ -45,7 +47,7 @@ def test_closed_form_beats_adamw_on_residual():
 
 
 def test_accuracy_protocol_runs_caches_and_reports(tmp_path, monkeypatch):
-    from s3r_zoo.bench import accuracy
+    from benchmarks import accuracy
 
     res, work = tmp_path / "bench" / "results", tmp_path / "work"
     p = accuracy.run(res, TINY, work, methods=["scratch", "imagenet", "simsiam_3", "s3r_cr"])
@@ -144,37 +146,37 @@ def test_report_renders_speed_and_convergence(tmp_path):
 
 
 def test_bench_cli_rejects_unknown_parts(capsys):
-    assert main(["bench", "sped"]) == 2
+    assert main(["sped"]) == 2
     assert "unknown part(s) ['sped']" in capsys.readouterr().err
 
 
 def test_bench_cli_refuses_unknown_methods_writing_nothing(tmp_path, capsys):
-    assert main(["bench", "accuracy", "--methods", "scratch,s3r_xx", "--results", str(tmp_path / "r")]) == 2
+    assert main(["accuracy", "--methods", "scratch,s3r_xx", "--results", str(tmp_path / "r")]) == 2
     assert "--methods: unknown ['s3r_xx']" in capsys.readouterr().err
     assert not (tmp_path / "r").exists()
 
 
 def test_bench_report_only(tmp_path, capsys):
-    assert main(["bench", "report", "--results", str(tmp_path / "r")]) == 0
+    assert main(["report", "--results", str(tmp_path / "r")]) == 0
     assert (tmp_path / "RESULTS.md").is_file()
 
 
 def test_bench_cli_prints_the_tables_it_ran(tmp_path, capsys, monkeypatch):
-    from s3r_zoo.bench import speed
+    from benchmarks import speed
 
     def fake_run(results_dir, quick=False):  # the measurements are tested above; here: what is printed
         (results_dir / "speed.json").write_text(json.dumps(_speed_payload()))
         return _speed_payload()
 
     monkeypatch.setattr(speed, "run", fake_run)
-    assert main(["bench", "speed", "--results", str(tmp_path / "r")]) == 0
+    assert main(["speed", "--results", str(tmp_path / "r")]) == 0
     out = capsys.readouterr().out
     assert "## Speed" in out and "**300x** faster | >= 200x: met" in out and "## Accuracy" not in out
 
 
 def test_hims_tiles_are_contiguous_nchw(tmp_path, monkeypatch):
     # a channels_last-strided input would charge a layout conversion to one side of the step ratio
-    from s3r_zoo.bench.common import HIMS_ENV, hims_tiles
+    from benchmarks.common import HIMS_ENV, hims_tiles
 
     monkeypatch.setenv(HIMS_ENV, str(tmp_path))  # no cube there: the simulated fallback
     x, source = hims_tiles(16, 2)
@@ -184,7 +186,7 @@ def test_hims_tiles_are_contiguous_nchw(tmp_path, monkeypatch):
 
 
 def test_coefficients_measure_held_out_masked_crops_beside_baselines(tmp_path):
-    from s3r_zoo.bench import coefficients
+    from benchmarks import coefficients
     from s3r_zoo.pretrain import PretrainSpec, run_pretrain
 
     runs = {}
@@ -210,8 +212,8 @@ def test_coefficients_measure_held_out_masked_crops_beside_baselines(tmp_path):
 
 
 def test_weights_part_fine_tunes_scratch_and_every_release_with_the_same_protocol(tmp_path, monkeypatch):
-    from s3r_zoo.bench import weights
-    from s3r_zoo.bench.protocol import QUICK
+    from benchmarks import weights
+    from benchmarks.protocol import QUICK
 
     calls, outs = [], []
 
@@ -237,7 +239,7 @@ def test_weights_part_fine_tunes_scratch_and_every_release_with_the_same_protoco
 
 
 def test_a_cached_run_matches_its_spec_but_not_how_it_was_carried_out(tmp_path):
-    from s3r_zoo.bench.protocol import _cached
+    from benchmarks.protocol import _cached
 
     spec = {"model": "s3r_resnet18", "lr": 1e-3, "epochs": 30, "state_every": 10, "num_workers": 0}
     path = tmp_path / "bench_aggregate.json"
@@ -249,14 +251,14 @@ def test_a_cached_run_matches_its_spec_but_not_how_it_was_carried_out(tmp_path):
 
 
 def test_an_interrupted_finetune_set_continues_and_a_finished_one_keeps_no_states(tmp_path, monkeypatch):
-    from s3r_zoo.bench import protocol
+    from benchmarks import protocol
 
     data = protocol.prepare_data(tmp_path / "data", "pdac_like", 18, 24, 0.0)
     budget = Budget(presets={"pdac_like": (18, 24)}, finetune_epochs=1, seeds=2, batch_size=4)
     with monkeypatch.context() as m:  # killed after its seeds ran, before the aggregate was cached
-        m.setattr(protocol, "_drop_states", lambda run: None)
+        m.setattr("s3r_zoo.evaluate.run.drop_states", lambda run: None)
         first = protocol.finetune("scratch", data, 24, budget, 1.0, tmp_path / "ft")
-    (tmp_path / "ft" / "bench_aggregate.json").unlink()
+    (tmp_path / "ft" / "aggregate.json").unlink()
     assert (tmp_path / "ft" / "seed_1" / "state.safetensors").is_file()
     again = protocol.finetune("scratch", data, 24, budget, 1.0, tmp_path / "ft")  # resumes every seed
     assert [r["accuracy"] for r in again["runs"]] == [r["accuracy"] for r in first["runs"]]
@@ -266,8 +268,26 @@ def test_an_interrupted_finetune_set_continues_and_a_finished_one_keeps_no_state
 
 
 def test_results_record_how_the_benchmark_was_started(monkeypatch):
-    from s3r_zoo.bench.common import environment
+    from benchmarks.common import environment
 
-    for argv0, program in (("/venv/bin/s3r-zoo", "s3r-zoo"), ("/src/s3r_zoo/__main__.py", "python -m s3r_zoo")):
-        monkeypatch.setattr("sys.argv", [argv0, "bench", "labels", "--work", "runs/bench_labels"])
-        assert environment(torch.device("cpu"))["command"] == f"{program} bench labels --work runs/bench_labels"
+    for argv0, program in (("/src/benchmarks/__main__.py", "python -m benchmarks"), ("/x/run.py", "run.py")):
+        monkeypatch.setattr("sys.argv", [argv0, "labels", "--work", "runs/bench_labels"])
+        assert environment(torch.device("cpu"))["command"] == f"{program} labels --work runs/bench_labels"
+
+
+def test_loader_batches_and_workers_are_deterministic(tmp_path):
+    from benchmarks.speed import make_loader
+    from s3r_zoo.data import HSIFolder
+    from s3r_zoo.data.synthetic import simulate_cube
+
+    for i in range(5):
+        (tmp_path / f"c{i % 2}").mkdir(exist_ok=True)
+        np.save(tmp_path / f"c{i % 2}" / f"x{i}.npy", simulate_cube("pdac_like", i % 2, 16, seed=i).data)
+    ds = HSIFolder(tmp_path, crop=8, seed=3)
+    a = [x for x, _ in make_loader(ds, batch_size=2, num_workers=0, seed=5)]
+    b = [x for x, _ in make_loader(ds, batch_size=2, num_workers=2, seed=5)]
+    assert [t.shape for t in a] == [(2, 40, 8, 8), (2, 40, 8, 8), (1, 40, 8, 8)]
+    for s, t in zip(a, b):
+        assert torch.equal(s, t)
+    with pytest.raises(ValueError, match="batch_size: expected >= 1"):
+        make_loader(ds, batch_size=0)

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from s3r_zoo.data import (BandStats, CubeDataset, HSIFolder, SplitFileDataset, UnlabelledCubes,
-                          compute_band_stats, make_loader, read_split_file)
+                          compute_band_stats, read_split_file)
 from s3r_zoo.data.stats import RunningBandStats
 
 WL = np.linspace(400, 700, 7)
@@ -152,17 +152,6 @@ def test_stats_reject_nan_and_bad_json(tmp_path):
     (tmp_path / "s.json").write_text("{}")
     with pytest.raises(ValueError, match="s.json: not a band-stats JSON"):
         BandStats.load(tmp_path / "s.json")
-
-
-def test_loader_batches_and_workers_are_deterministic(folder):
-    ds = HSIFolder(folder, crop=8, seed=3)
-    a = [x for x, _ in make_loader(ds, batch_size=2, num_workers=0, seed=5)]
-    b = [x for x, _ in make_loader(ds, batch_size=2, num_workers=2, seed=5)]
-    assert [t.shape for t in a] == [(2, 7, 8, 8), (2, 7, 8, 8), (1, 7, 8, 8)]
-    for s, t in zip(a, b):
-        assert torch.equal(s, t)
-    with pytest.raises(ValueError, match="batch_size: expected >= 1"):
-        make_loader(ds, batch_size=0)
 
 
 def test_nan_policy_applies_per_crop(tmp_path):

@@ -15,7 +15,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "s3r_zoo"
 
 # bottom to top; a unit imports only from the lines above its own
 LAYERS = [
-    {"version", "files", "spectral", "lowrank", "options", "metrics", "significance", "progress"},  # pure helpers
+    {"version", "files", "spectral", "lowrank", "options", "metrics", "progress"},  # pure helpers
     {"bands", "plots"},  # band metadata, normalisation, band adaptation; PNG plots
     {"checkpoint", "data", "weights"},  # file formats: checkpoints, cubes and data sets, weight lookup
     {"models"},  # timm registry, release records, encoders, heads
@@ -23,8 +23,8 @@ LAYERS = [
     {"baselines"},  # Table 2 objectives
     {"pretrain"},  # S3R objectives, the objective table, the pre-training runner
     {"finetune", "hub", "embed"},  # fine-tuning; hub export / push; features of a folder of cubes
-    {"release", "demo", "predict"},  # predict: a fine-tuned checkpoint applied to new cubes
-    {"bench"},
+    {"release", "demo", "predict", "evaluate"},  # predict: a fine-tuned checkpoint applied to new cubes;
+    # evaluate: the label-efficiency protocol on the user's data
     {"cli"},
     {"__main__", "__init__"},  # the command line entry point; the package's public surface
 ]

@@ -14,8 +14,8 @@ from s3r_zoo.finetune import ClassifierObjective
 from s3r_zoo.pretrain import PretrainSpec, S3RObjective, coefficient_targets, run_pretrain
 from s3r_zoo.pretrain.objectives import band_regression_error
 from s3r_zoo.pretrain.run import select_target_bands
-from s3r_zoo.train import engine
-from s3r_zoo.train.engine import resolve_amp
+from s3r_zoo.train import setup
+from s3r_zoo.train.setup import resolve_amp
 
 B = 8
 
@@ -131,7 +131,7 @@ def test_fine_tuning_augments_each_sample_on_its_own():
 
 @pytest.mark.parametrize("fast,expected", [(True, "bf16"), (False, "none")])
 def test_amp_auto(monkeypatch, fast, expected):
-    monkeypatch.setattr(engine, "cpu_has_fast_bf16", lambda: fast)
+    monkeypatch.setattr(setup, "cpu_has_fast_bf16", lambda: fast)
     assert resolve_amp("auto", torch.device("cpu")) == expected
     assert resolve_amp("fp16", torch.device("cpu")) == "fp16"  # an explicit choice is kept (and refused later)
 

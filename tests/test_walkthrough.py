@@ -17,6 +17,8 @@ SMALL = {  # the same commands at test size: later options win in argparse
                  "--val-crops", "4", "--mask-patch", "8"],
     "finetune": ["--epochs", "2", "--batch-size", "8", "--lr", "1e-3"],
     "embed": ["--tile", "16"],
+    "evaluate": ["--seeds", "2", "--epochs", "1", "--min-steps", "2", "--batch-size", "8", "--probe-fractions", "0.5",
+                 "1", "--finetune-fractions", "1"],
 }
 
 
@@ -50,7 +52,7 @@ def _scans(folder: Path):
 def test_readme_walkthrough_end_to_end(tmp_path, monkeypatch, capsys):
     commands = _readme_commands()
     assert [c[0] if c[0] != "data" else f"data {c[1]}" for c in commands] == [
-        "data split", "data qc", "pretrain", "finetune", "predict", "embed"]
+        "data split", "data qc", "pretrain", "finetune", "predict", "embed", "evaluate"]
     _scans(tmp_path)
     monkeypatch.chdir(tmp_path)
     for argv in commands:
@@ -62,3 +64,6 @@ def test_readme_walkthrough_end_to_end(tmp_path, monkeypatch, capsys):
     predicted = json.loads(Path("runs/predict/predict.json").read_text())
     assert predicted["accuracy"] == finetuned["accuracy"]
     assert np.load("runs/embed/features.npy").shape == (24 * 4, 512)  # four 16-px windows per 32-px scan
+    evaluated = json.loads(Path("runs/evaluate/evaluate.json").read_text())
+    assert evaluated["complete"] and set(evaluated["probe"]["1"]) == {"mean_spectrum", "random", "encoder.safetensors"}
+    assert set(evaluated["finetune"]["1"]) == {"scratch", "encoder.safetensors"}

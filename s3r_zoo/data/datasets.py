@@ -21,7 +21,7 @@ from typing import Callable, Optional, Sequence, Union
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
 
 from ..bands import normalize
 from ..progress import progress
@@ -31,8 +31,8 @@ from .io import (HIMS_PATTERN, SUFFIX_FORMATS, Cube, CubeReadError, apply_nan_po
 from .cache import open_cube
 from .stats import BandStats
 
-__all__ = ["CubeDataset", "HSIFolder", "SplitFileDataset", "UnlabelledCubes", "make_loader", "find_cubes",
-           "cube_sources", "read_split_file"]
+__all__ = ["CubeDataset", "HSIFolder", "SplitFileDataset", "UnlabelledCubes", "find_cubes",
+           "cube_sources", "read_split_file", "open_source"]
 
 PathLike = Union[str, Path]
 CROP_MODES = ("random", "center", "grid", "none")
@@ -380,32 +380,10 @@ class UnlabelledCubes(CubeDataset):
         super().__init__([(f, -1) for f in files], **kwargs)
 
 
-def _worker_init(worker_id: int) -> None:
-    seed = torch.initial_seed() % 2**32
-    np.random.seed(seed)
-
-
-def make_loader(dataset: Dataset, batch_size: int, shuffle: bool = True, num_workers: Optional[int] = None,
-                drop_last: bool = False, seed: int = 0, pin_memory: Optional[bool] = None) -> DataLoader:
-    """A DataLoader set up to keep the accelerator busy.
-
-    Workers default to ``min(8, cpus - 1)``; pinned memory when CUDA is available;
-    persistent workers and a prefetch of 4 batches per worker. Under ``torchrun``
-    (an initialised process group) a :class:`DistributedSampler` shards the data.
-    """
-    if batch_size < 1:
-        raise ValueError(f"batch_size: expected >= 1, found {batch_size}")
-    if num_workers is None:
-        num_workers = max(0, min(8, (os.cpu_count() or 1) - 1))
-    if pin_memory is None:
-        pin_memory = torch.cuda.is_available()
-    sampler = None
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
-        from torch.utils.data.distributed import DistributedSampler
-
-        sampler = DistributedSampler(dataset, shuffle=shuffle, seed=seed, drop_last=drop_last)
-        shuffle = False
-    g = torch.Generator().manual_seed(seed)
-    return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, sampler=sampler, num_workers=num_workers,
-                      pin_memory=pin_memory, drop_last=drop_last, generator=g, worker_init_fn=_worker_init,
-                      persistent_workers=num_workers > 0, prefetch_factor=4 if num_workers > 0 else None)
+def open_source(source: PathLike, **kwargs) -> CubeDataset:
+    """The one answer to "what is this path?": a split file (``.txt`` of ``<path> <label>`` lines) gives a
+    :class:`SplitFileDataset`, a cube file, a HIMS folder or a folder of cubes an :class:`UnlabelledCubes`."""
+    p = Path(source)
+    if p.is_file() and p.suffix == ".txt":
+        return SplitFileDataset(p, **kwargs)
+    return UnlabelledCubes(p, **kwargs)

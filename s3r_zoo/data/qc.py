@@ -36,14 +36,15 @@ boxed, and the per-band R^2 with the noise bands in red and the weak ones in ora
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional, Union
+from typing import Any, Callable, Optional, Union
 
 import numpy as np
 import torch
 
-from ..files import atomic_write
+from ..files import check_writable_dir, write_csv, write_json
 from ..lowrank import ridge_lambda
-from .io import Cube
+from ..plots import pyplot, save_figure
+from .io import Cube, read_cube
 from .report import cube_report, false_colour
 
 __all__ = ["cube_qc", "residual_map", "save_qc_png", "SATURATION_REPEATS", "WEAK_R2"]
@@ -174,10 +175,7 @@ def cube_qc(cube: Cube, r2_min: float = 0.1, z: float = 5.0) -> tuple[dict, np.n
 def save_qc_png(cube: Cube, record: dict, score: np.ndarray, path: Union[str, Path],
                 title: Optional[str] = None) -> Path:
     """The three panels of the module docstring, written atomically."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
     from matplotlib.colors import LogNorm
     from matplotlib.patches import Rectangle
 
@@ -227,6 +225,45 @@ def save_qc_png(cube: Cube, record: dict, score: np.ndarray, path: Union[str, Pa
     ax_r2.set_title(f"band quality (red: noise; orange: weak, R2 < {WEAK_R2:g})", fontsize=9)
     fig.suptitle(title or Path(cube.path).name, fontsize=10)
     fig.tight_layout()
-    out = atomic_write(path, lambda tmp: fig.savefig(tmp, format="png"))
-    plt.close(fig)
-    return out
+    return save_figure(fig, path, dpi="figure")
+
+
+def qc_source(source: Union[str, Path], out: Union[str, Path], r2_min: float = 0.1, z: float = 5.0,
+              report: Callable[[str], Any] = print, **read_options: Any) -> list[dict]:
+    """QC of a cube, a HIMS folder or a folder of cubes: per cube ``<name>_qc.json`` and ``<name>_qc.png`` in
+    ``out`` (names relative to ``source``: no machine path in the outputs), for a folder ``qc_ranking.csv``
+    (worst first); ``report`` gets one line per cube. Returns the records."""
+    from ..progress import progress
+    from .datasets import cube_sources
+
+    src, out = Path(str(source).rstrip("/")), Path(out)
+    if not 0 <= r2_min <= 1 or z <= 0:
+        raise ValueError(f"--r2-min: expected 0..1, found {r2_min}; --z: expected > 0, found {z}")
+    check_writable_dir(out)
+    files, single = cube_sources(src)
+    rows = []
+    for f in progress(files, desc="qc", unit="cube", disable=len(files) < 2):
+        cube = read_cube(f, nan="keep", **read_options)
+        record, score = cube_qc(cube, r2_min, z)
+        rel = f.name if single else f.relative_to(src).as_posix()
+        record["path"] = rel
+        stem = rel.replace("/", "__").rsplit(".", 1)[0] if not Path(rel).is_dir() else rel.replace("/", "__")
+        write_json(out / f"{stem}_qc.json", record)
+        save_qc_png(cube, record, score, out / f"{stem}_qc.png", title=f"{rel}: QC score {record['qc_score']:g}")
+        rows.append(record)
+        noise = ", ".join(f"{n['nm']:g} nm" if n["nm"] is not None else f"band {n['band']}"
+                          for n in record["noise_bands"]) or "none"
+        weak = record["weakest_kept_band"]
+        report(f"{rel}: QC score {record['qc_score']:g} ({100 * record['artefact_fraction']:.2f} % artefact pixels, "
+               f"{record['nonfinite_pixels']} NaN/Inf pixels); noise bands: {noise}; weakest of the rest: "
+               f"{weak['nm'] if weak['nm'] is not None else 'band ' + str(weak['band'])}"
+               f"{' nm' if weak['nm'] is not None else ''} (R2 {weak['r2']:.3f})")
+    if not single:
+        write_csv(out / "qc_ranking.csv",
+                  ["path", "qc_score", "artefact_fraction", "nonfinite_pixels", "saturated_values", "noise_bands",
+                   "weakest_kept_band_r2"],
+                  [[r["path"], r["qc_score"], f"{r['artefact_fraction']:.6f}", r["nonfinite_pixels"],
+                    sum(r["saturated_per_band"].values()), " ".join(str(n["band"]) for n in r["noise_bands"]),
+                    r["weakest_kept_band"]["r2"]] for r in sorted(rows, key=lambda r: -r["qc_score"])])
+        report(f"ranking (worst first) -> {out / 'qc_ranking.csv'}")
+    return rows

@@ -8,8 +8,8 @@ from typing import Optional, Union
 import numpy as np
 import torch
 
-from ..files import atomic_write
 from ..lowrank import loo_r2
+from ..plots import pyplot, save_figure
 from .io import Cube
 
 __all__ = ["cube_report", "false_colour", "save_preview", "format_report"]
@@ -88,10 +88,7 @@ def false_colour(cube: Cube, rgb_nm: tuple[float, float, float] = RGB_NM) -> np.
 
 def save_preview(cube: Cube, path: Union[str, Path], title: Optional[str] = None) -> Path:
     """Write the false-colour preview as PNG (atomically)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     img = false_colour(cube)
     fig, ax = plt.subplots(figsize=(6, 6 * img.shape[0] / img.shape[1]), dpi=120)
@@ -99,6 +96,4 @@ def save_preview(cube: Cube, path: Union[str, Path], title: Optional[str] = None
     ax.set_axis_off()
     ax.set_title(title or Path(cube.path).name, fontsize=8)
     fig.tight_layout()
-    out = atomic_write(path, lambda tmp: fig.savefig(tmp, format="png"))
-    plt.close(fig)
-    return out
+    return save_figure(fig, path, dpi="figure")

@@ -8,9 +8,9 @@
 
 from .objectives import RegressObjective, S3RObjective
 from .registry import OBJECTIVE_NAMES, make_objective
-from .run import build_dataset, load_objective, run_pretrain
+from .run import build_dataset, run_pretrain
 from .spec import PretrainSpec
 from .targets import coefficient_targets
 
 __all__ = ["S3RObjective", "RegressObjective", "OBJECTIVE_NAMES", "make_objective", "PretrainSpec", "run_pretrain",
-           "build_dataset", "load_objective", "coefficient_targets"]
+           "build_dataset", "coefficient_targets"]

@@ -14,7 +14,8 @@ from ..baselines import BYOLObjective, ConvDeconvObjective, MHSIMObjective, SimS
 from ..train import Objective
 from .objectives import RegressObjective, S3RObjective
 
-__all__ = ["OBJECTIVES", "OBJECTIVE_NAMES", "SUBSET_OBJECTIVES", "TARGETED", "make_objective"]
+__all__ = ["OBJECTIVES", "OBJECTIVE_NAMES", "SUBSET_OBJECTIVES", "TARGETED", "COEFFICIENT_OBJECTIVES",
+           "PRIOR_BY_DEFAULT", "make_objective"]
 
 # builder(spec, encoder, mean, std, targets): the spec gives the objective's options, `targets`
 # the bands S3R may draw as b (None = all of them)
@@ -39,6 +40,8 @@ OBJECTIVES: dict[str, Builder] = {
 OBJECTIVE_NAMES = tuple(OBJECTIVES)
 TARGETED = ("cr", "br", "regress")  # the objectives that draw a target band b
 SUBSET_OBJECTIVES = ("simsiam", "byol")  # the ones that can take a random band subset per sample (--bands)
+COEFFICIENT_OBJECTIVES = ("cr", "br")  # S3R: a beta^ head regressing closed-form coefficients (Gram of the crops)
+PRIOR_BY_DEFAULT = ("br",)  # --head-prior auto starts these heads from the band-mean beta~ (docs/method.md)
 
 
 def make_objective(spec: Any, encoder: nn.Module, mean: Sequence[float], std: Sequence[float],

@@ -13,7 +13,6 @@ CR/BR, ``beta_profile.png`` (beta^_b against band, next to the closed-form beta~
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import platform
@@ -23,10 +22,9 @@ from typing import Optional
 
 import numpy as np
 import torch
-from safetensors import safe_open
 
 from ..checkpoint import save_checkpoint
-from ..data.datasets import CubeDataset, SplitFileDataset, UnlabelledCubes
+from ..data.datasets import CubeDataset, open_source
 from ..data.stats import BandStats, compute_band_stats
 from ..data.synthetic import PRESETS, SyntheticHSI
 from ..files import write_json
@@ -36,12 +34,12 @@ from ..options import check_spec
 from ..plots import beta_profiles, loss_curve, validation_curves
 from ..train import Objective, TrainConfig, Trainer, seed_everything
 from .objectives import S3RObjective
-from .registry import TARGETED, make_objective
+from .registry import COEFFICIENT_OBJECTIVES, TARGETED, make_objective
 from .spec import NOT_RECIPE, PretrainSpec, uses_head_prior
 from .targets import coefficient_targets
 from .validation import PretextValidation, crop_grams, mean_coefficients, split_train_val, validation_crops
 
-__all__ = ["run_pretrain", "build_dataset", "load_objective", "make_pretrain_objective", "held_out_crops"]
+__all__ = ["run_pretrain", "build_dataset", "make_pretrain_objective", "select_target_bands"]
 
 _logger = logging.getLogger(__name__)
 
@@ -55,11 +53,7 @@ def build_dataset(spec: PretrainSpec) -> tuple[CubeDataset | SyntheticHSI, Optio
         ds = SyntheticHSI(preset, n=spec.synthetic_n, size=spec.crop, seed=spec.seed)
         return ds, ds.wavelengths, f"simulated {preset} ({spec.synthetic_n} cubes of {spec.crop}px)"
     path = Path(spec.data)
-    kw = dict(crop=spec.crop, crops_per_cube=spec.crops_per_cube, nan=spec.nan, seed=spec.seed)
-    if path.is_file() and path.suffix == ".txt":
-        ds: CubeDataset = SplitFileDataset(path, **kw)
-    else:
-        ds = UnlabelledCubes(path, **kw)
+    ds = open_source(path, crop=spec.crop, crops_per_cube=spec.crops_per_cube, nan=spec.nan, seed=spec.seed)
     first = ds.cube(0)
     # named by the file or folder, never by the machine's path to it
     return ds, first.wavelengths, f"{path.name} ({len(ds.items)} cubes, {spec.crop}px crops, nan={spec.nan})"
@@ -162,7 +156,7 @@ def run_pretrain(spec: PretrainSpec) -> dict:
         if isinstance(d, CubeDataset):
             d.check_files()  # NaN/Inf policy against every file once, before any training
     recipe = {k: v for k, v in asdict(spec).items() if k not in NOT_RECIPE}
-    grams = crop_grams(ds, spec.stats_samples) if spec.objective in ("cr", "br") else None
+    grams = crop_grams(ds, spec.stats_samples) if spec.objective in COEFFICIENT_OBJECTIVES else None
     targets, target_record = select_target_bands(spec, ds, wavelengths, grams)
     extra = {k: v for k, v in recipe.items() if k not in asdict(TrainConfig())}
     if targets is not None:  # part of the fingerprint: a resume must draw from the same bands
@@ -229,17 +223,6 @@ def run_pretrain(spec: PretrainSpec) -> dict:
     return summary
 
 
-def held_out_crops(spec: PretrainSpec) -> tuple[torch.Tensor, torch.Tensor, str]:
-    """A run's fixed held-out crops, its per-band-mean beta~ baseline and what was held out,
-    rebuilt from its spec as :func:`run_pretrain` built them (for analysis after the run)."""
-    full, _, _ = build_dataset(spec)
-    ds, val, held_out = split_train_val(full, spec.val_fraction, spec.crop, spec.seed, spec.val_crops)
-    if val is None:
-        raise ValueError(f"{spec.out}: this run held nothing out (--val-fraction 0); no held-out crops to measure on")
-    return (validation_crops(val, spec.val_crops), mean_coefficients(crop_grams(ds, spec.stats_samples)[0], spec.ridge),
-            held_out)
-
-
 def _validation_record(summary: dict, held_out: str) -> dict:
     """What was held out, which epoch's weights are exported, and that epoch's held-out metrics."""
     if held_out == "none":
@@ -247,27 +230,3 @@ def _validation_record(summary: dict, held_out: str) -> dict:
     best = next((h for h in summary["history"] if h["epoch"] == summary.get("best_epoch")), None)
     return {"held_out": held_out, "exported": f"best validation epoch {summary.get('best_epoch')}",
             "best_epoch": summary.get("best_epoch"), "metrics": best.get("val") if best else None}
-
-
-def load_objective(run_dir) -> tuple[Objective, PretrainSpec, BandStats]:
-    """The full pre-training objective of a finished run (encoder AND head), for analysis.
-
-    Released checkpoints hold the encoder only; the beta^ head of S3R lives in the run's
-    ``state.safetensors``. Rebuilds the objective from ``summary.json``'s recipe and
-    ``stats.json``, then loads the saved weights.
-    """
-    run = Path(run_dir)
-    missing = [f for f in ("summary.json", "stats.json", "state.safetensors") if not (run / f).is_file()]
-    if missing:
-        raise FileNotFoundError(f"{run}: expected a finished `s3r-zoo pretrain` folder; missing {missing}")
-    summary = json.loads((run / "summary.json").read_text())
-    recipe = summary["recipe"]
-    spec = PretrainSpec(**{k: v for k, v in recipe.items() if k in PretrainSpec.__dataclass_fields__}, out=str(run))
-    stats = BandStats.load(run / "stats.json")
-    objective = make_pretrain_objective(spec, stats, summary.get("target_bands"))
-    with safe_open(str(run / "state.safetensors"), framework="pt") as f:
-        sd = {k[6:]: f.get_tensor(k) for k in f.keys() if k.startswith("model.")}
-    if isinstance(objective, S3RObjective) and "beta_prior" not in sd:
-        sd["beta_prior"] = objective.beta_prior  # a run from before the head prior: a zero prior
-    objective.load_state_dict(sd)
-    return objective.eval(), spec, stats

@@ -7,7 +7,7 @@ from typing import Optional
 
 from ..options import option
 from ..train.spec import RunSpec
-from .registry import OBJECTIVE_NAMES
+from .registry import COEFFICIENT_OBJECTIVES, OBJECTIVE_NAMES, PRIOR_BY_DEFAULT
 
 __all__ = ["PretrainSpec", "NOT_RECIPE", "HEAD_PRIORS", "uses_head_prior"]
 
@@ -58,5 +58,5 @@ class PretrainSpec(RunSpec):
 def uses_head_prior(spec: PretrainSpec) -> bool:
     """Whether S3R's beta^ head starts from the band-mean prior (``--head-prior``; docs/method.md says why
     auto means BR only: the prior cures BR's ill-conditioned start but held the CR head at the baseline)."""
-    return spec.objective in ("cr", "br") and (spec.head_prior == "band-mean" or
-                                               (spec.head_prior == "auto" and spec.objective == "br"))
+    return spec.objective in COEFFICIENT_OBJECTIVES and (
+        spec.head_prior == "band-mean" or (spec.head_prior == "auto" and spec.objective in PRIOR_BY_DEFAULT))

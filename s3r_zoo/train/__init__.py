@@ -10,7 +10,9 @@
 from .engine import AMP_MODES, NonFiniteError, NonFiniteLossError, TrainConfig, Trainer, seed_everything
 from .masking import apply_masks, band_patch_masks, patch_grid, zero_patches
 from .objective import Objective
-from .state import ResumeError
+from .spec import RunSpec, result_fields
+from .state import ResumeError, drop_states
 
 __all__ = ["Objective", "Trainer", "TrainConfig", "ResumeError", "NonFiniteError", "NonFiniteLossError", "seed_everything",
-           "AMP_MODES", "band_patch_masks", "patch_grid", "zero_patches", "apply_masks"]
+           "AMP_MODES", "band_patch_masks", "patch_grid", "zero_patches", "apply_masks", "RunSpec", "result_fields",
+           "drop_states"]

@@ -1,4 +1,4 @@
-"""The one training loop. Every :class:`~.objective.Objective` trains with it.
+"""The one training loop. Every :class:`~.objective.Objective` trains with it (its settings: :mod:`.setup`).
 
 * AdamW, exponential (pre-training) or linear (fine-tuning) lr decay per epoch, gradient
   clipping, early stop on the training loss (patience, min-delta), at most ``epochs``
@@ -7,15 +7,14 @@
   ``channels_last``; optional ``torch.compile``;
 * ``torchrun``: PyTorch DDP with a DistributedSampler (nccl on GPU, gloo on CPU); rank 0
   logs and writes checkpoints;
-* never lose work: ``state.safetensors`` (:mod:`.state`, checksummed, the previous one
-  kept) every ``state_every`` epochs (default 1; always after the last one) and every
-  ``ckpt_every`` steps, holding model, optimiser,
-  scheduler, scaler, RNG states and the data position (epoch, step); ``resume=True``
-  continues to the same result as an uninterrupted run (bit-exact on CPU);
-* never silently wrong: a run refused for its output folder or its saved configuration
-  writes nothing (:meth:`Trainer.preflight`); a non-finite loss or gradient skips its step
-  (counted, logged), too many in a row or a whole epoch of them stop the run; non-finite weights or
-  BatchNorm statistics stop it before anything is saved (:class:`NonFiniteError`).
+* never lose work: ``state.safetensors`` (:mod:`.state`, checksummed, the previous one kept) every
+  ``state_every`` epochs (always after the last) and every ``ckpt_every`` steps: model, optimiser,
+  scheduler, scaler, RNG states, data position; ``resume=True`` continues to the same result as an
+  uninterrupted run (bit-exact on CPU);
+* never silently wrong: a run refused for its output folder or saved configuration writes nothing
+  (:meth:`Trainer.preflight`); a non-finite loss or gradient skips its step (counted, logged), too
+  many in a row or a whole epoch of them stop the run; non-finite weights or BatchNorm statistics
+  stop it before anything is saved (:class:`NonFiniteError`).
 
 :meth:`Trainer.fit` reads as its steps: :meth:`~Trainer._start` (seed, optimiser, state),
 then per epoch :meth:`~Trainer._train_epoch` (one :meth:`~Trainer._step` per batch) and
@@ -27,14 +26,11 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
-import random
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator, Optional
+from typing import Any, Callable, Optional
 
-import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
@@ -44,126 +40,17 @@ from torch.utils.data.distributed import DistributedSampler
 from ..files import atomic_write, check_writable_dir
 from ..progress import progress
 from .objective import Objective
-from .state import ResumeError, check_fingerprint, has_state, load_state, read_fingerprint, save_state
+from .setup import (AMP_MODES, SCHEDULES, NonFiniteError, NonFiniteLossError, SkipSampler, TrainConfig,
+                    cpu_has_fast_bf16, dist_info, first_non_finite, resolve_amp, seed_everything)
+from .state import (STATE_FILE, ResumeError, check_fingerprint, has_state, load_state, read_fingerprint, save_state,
+                    trim_metrics)
 
 __all__ = ["TrainConfig", "Trainer", "ResumeError", "NonFiniteLossError", "NonFiniteError", "seed_everything",
            "AMP_MODES", "first_non_finite", "resolve_amp", "cpu_has_fast_bf16"]
 
 _logger = logging.getLogger(__name__)
-STATE_FILE = "state.safetensors"
-# options that change how a run is carried out (workers, logging, how often the state is saved), never its numbers
-OPERATIONAL = ("num_workers", "log_every", "ckpt_every", "state_every", "tensorboard")
 BEST_FILE = "best_val.safetensors"  # the objective's weights at the best validation epoch
 METRICS_FILE = "metrics.jsonl"
-AMP_MODES = ("auto", "none", "bf16", "fp16")
-
-
-def cpu_has_fast_bf16() -> bool:
-    """Whether this CPU runs bf16 matrix work natively (AVX-512-BF16 or AMX)."""
-    checks = [getattr(torch.cpu, name, None) for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported")]
-    return any(bool(f()) for f in checks if f is not None)
-
-
-def resolve_amp(amp: str, device: torch.device) -> str:
-    """``auto`` -> ``bf16`` where the device computes bf16 natively (CUDA with bf16, a CPU with
-    AVX-512-BF16 or AMX), else ``none`` (fp32); other values unchanged."""
-    if amp != "auto":
-        return amp
-    if device.type == "cuda":
-        return "bf16" if torch.cuda.is_bf16_supported() else "none"
-    return "bf16" if device.type == "cpu" and cpu_has_fast_bf16() else "none"
-SCHEDULES = ("exponential", "linear")
-
-
-class NonFiniteError(RuntimeError):
-    """Training diverged: a loss, weight or buffer is NaN/Inf."""
-
-
-class NonFiniteLossError(NonFiniteError):
-    """The loss stayed NaN/Inf for too many consecutive steps, or for a whole epoch."""
-
-
-def first_non_finite(tensors: dict[str, torch.Tensor], limit: int = 3) -> list[str]:
-    """Names of (up to ``limit``) floating tensors holding NaN/Inf."""
-    bad = []
-    for name, t in tensors.items():
-        if t.is_floating_point() and not bool(torch.isfinite(t).all()):
-            bad.append(name)
-            if len(bad) >= limit:
-                break
-    return bad
-
-
-def seed_everything(seed: int) -> None:
-    """Seed torch, numpy and random: call it before building models, so that the seed fixes their init."""
-    torch.manual_seed(seed)
-    np.random.seed(seed % 2**32)
-    random.seed(seed)
-
-
-@dataclass
-class TrainConfig:
-    """The trainer's settings; everything except ``epochs`` (and logging) must match on resume.
-
-    Run specs declare the user-facing options (:mod:`s3r_zoo.options`); :meth:`from_spec`
-    takes the fields of the same name from a spec, so no option is copied by hand.
-    """
-
-    epochs: int = 200
-    batch_size: int = 16
-    lr: float = 1e-4
-    weight_decay: float = 0.05
-    gamma: float = 0.99
-    schedule: str = "exponential"  # or "linear" (decay to 0 over `epochs`, fine-tuning)
-    grad_clip: Optional[float] = 1.0
-    amp: str = "none"
-    channels_last: bool = False
-    compile: bool = False
-    patience: int = 10
-    min_delta: float = 1e-4
-    seed: int = 0
-    num_workers: int = 0
-    ckpt_every: int = 0
-    state_every: int = 1  # epochs between saves of the resumable state (the last epoch is always saved)
-    log_every: int = 10
-    max_bad_steps: int = 20
-    tensorboard: bool = False  # also write TensorBoard scalars to <out>/tensorboard (needs `tensorboard`)
-    extra: dict = field(default_factory=dict)  # objective / data description, part of the fingerprint
-
-    @classmethod
-    def from_spec(cls, spec: Any, **overrides: Any) -> "TrainConfig":
-        """The config from a run spec's fields of the same name, then ``overrides``."""
-        names = {f.name for f in fields(cls)}
-        values = {k: v for k, v in vars(spec).items() if k in names}
-        values.update(overrides)
-        return cls(**values)
-
-    def fingerprint(self) -> str:
-        d = asdict(self)
-        for k in ("epochs", *OPERATIONAL):  # a resume may also extend the epoch budget
-            d.pop(k)
-        return json.dumps(d, sort_keys=True, default=str)
-
-
-class _SkipSampler(Sampler):
-    """Yields a base sampler's indices after the first ``skip`` (mid-epoch resume)."""
-
-    def __init__(self, base: Sampler, skip: int):
-        self.base, self.skip = base, skip
-
-    def __iter__(self) -> Iterator[int]:
-        it = iter(self.base)
-        for _ in range(self.skip):
-            next(it, None)
-        return it
-
-    def __len__(self) -> int:
-        return max(0, len(self.base) - self.skip)
-
-
-def _dist_info() -> tuple[int, int, int]:
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    return world, int(os.environ.get("RANK", "0")), int(os.environ.get("LOCAL_RANK", "0"))
 
 
 @dataclass
@@ -191,7 +78,7 @@ class Trainer:
             raise ValueError(f"amp: expected one of {AMP_MODES}, found {config.amp!r}")
         if config.schedule not in SCHEDULES:
             raise ValueError(f"schedule: expected one of {SCHEDULES}, found {config.schedule!r}")
-        self.world, self.rank, local = _dist_info()
+        self.world, self.rank, local = dist_info()
         if self.world > 1 and not torch.distributed.is_initialized():
             torch.distributed.init_process_group(backend="nccl" if torch.cuda.is_available() else "gloo")
         if device is None:
@@ -463,25 +350,10 @@ class Trainer:
         return load_file(str(path)) if path.is_file() else None
 
     def _trim_metrics(self, pos: Optional[dict]) -> None:
-        """Fresh run: start metrics.jsonl anew. Resume: drop the records after the saved position."""
-        path = self.out / METRICS_FILE
+        """Fresh run: start metrics.jsonl (and the best weights) anew. Resume: drop the records after ``pos``."""
         if pos is None:
             (self.out / BEST_FILE).unlink(missing_ok=True)
-        if pos is None or not path.exists():
-            path.unlink(missing_ok=True)
-            return
-        keep = []
-        for line in path.read_text().splitlines():
-            try:
-                r = json.loads(line)
-            except json.JSONDecodeError:
-                continue  # a line cut by the kill
-            if r.get("kind") in ("step", "skip"):
-                if r.get("step", 0) <= pos["global_step"]:
-                    keep.append(line)
-            elif r.get("epoch", 0) <= pos["epoch"]:
-                keep.append(line)
-        path.write_text("".join(line + "\n" for line in keep))
+        trim_metrics(self.out / METRICS_FILE, pos)
 
     def _save(self, fit: _Fit, pos: dict) -> None:
         if self.is_main:
@@ -511,7 +383,7 @@ class Trainer:
     def _loader(self, dataset: Dataset, epoch: int, skip_batches: int) -> DataLoader:
         if hasattr(dataset, "set_epoch"):
             dataset.set_epoch(epoch)
-        sampler = _SkipSampler(self._sampler(dataset, epoch), skip_batches * self.cfg.batch_size)
+        sampler = SkipSampler(self._sampler(dataset, epoch), skip_batches * self.cfg.batch_size)
         w = self.cfg.num_workers
         # its own generator: creating the iterator must not draw from the global RNG that the
         # objective uses (masks, target bands), or a resumed run would drift from an uninterrupted one

@@ -8,15 +8,18 @@ YAML, with its type, default, help and allowed values (see :mod:`s3r_zoo.options
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Optional
+from dataclasses import asdict, dataclass, is_dataclass
+from typing import Any, Optional
 
 from ..data.io import NAN_POLICIES
 from ..models.names import MODEL_NAMES
 from ..options import option
-from .engine import AMP_MODES
 
-__all__ = ["RunSpec"]
+__all__ = ["RunSpec", "result_fields", "AMP_MODES", "OPERATIONAL"]
+
+AMP_MODES = ("auto", "none", "bf16", "fp16")
+# options that change how a run is carried out (workers, logging, how often the state is saved), never its numbers
+OPERATIONAL = ("num_workers", "log_every", "ckpt_every", "state_every", "tensorboard")
 
 
 @dataclass
@@ -42,3 +45,11 @@ class RunSpec:
                               "most N epochs; each save writes model + optimiser)", min=1)
     tensorboard: bool = option(False, "also log to <out>/tensorboard (pip install tensorboard)")
     resume: bool = option(False, "continue the run in --out")
+
+
+def result_fields(spec: Any) -> dict:
+    """What a run's numbers depend on: a spec (or its ``asdict``) without the options that only change how
+    it is carried out (workers, logging, state saving) and ``resume``. Two runs with equal result fields give
+    the same results, so a finished one can stand in for the other (``s3r-zoo evaluate``'s cache)."""
+    d = asdict(spec) if is_dataclass(spec) else dict(spec)
+    return {k: v for k, v in d.items() if k not in (*OPERATIONAL, "resume")}

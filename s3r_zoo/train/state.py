@@ -21,7 +21,7 @@ import random
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Optional
+from typing import Optional, Union
 
 import numpy as np
 import torch
@@ -29,10 +29,11 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 from torch import nn
 
-__all__ = ["ResumeError", "StateCorruptError", "save_state", "load_state", "previous_state_path", "read_fingerprint", "has_state",
-           "fingerprint_diff", "check_fingerprint"]
+__all__ = ["ResumeError", "StateCorruptError", "save_state", "load_state", "previous_state_path", "read_fingerprint",
+           "has_state", "fingerprint_diff", "check_fingerprint", "drop_states", "trim_metrics", "STATE_FILE"]
 
 _logger = logging.getLogger(__name__)
+STATE_FILE = "state.safetensors"  # a run's resumable state, in its output folder
 
 
 class ResumeError(ValueError):
@@ -46,6 +47,34 @@ class StateCorruptError(ValueError):
 def previous_state_path(path: Path) -> Path:
     """Where the state before the latest one is kept (``state.prev.safetensors``)."""
     return path.with_name(path.name.replace(".safetensors", ".prev.safetensors"))
+
+
+def drop_states(folder: Union[str, Path]) -> None:
+    """Remove a finished run's resumable states (``state.safetensors`` and the previous one: model + optimiser,
+    ~270 MB for a ResNet-18), keeping its results and weights: for callers that keep many finished runs."""
+    path = Path(folder) / STATE_FILE
+    for f in (path, previous_state_path(path)):
+        f.unlink(missing_ok=True)
+
+
+def trim_metrics(path: Path, pos: Optional[dict]) -> None:
+    """A run's JSONL log at ``path``: removed for a fresh run (``pos`` None); on a resume, the records after the
+    saved position (``global_step`` for step records, ``epoch`` for the rest) and lines cut by a kill dropped."""
+    if pos is None or not path.exists():
+        path.unlink(missing_ok=True)
+        return
+    keep = []
+    for line in path.read_text().splitlines():
+        try:
+            r = json.loads(line)
+        except json.JSONDecodeError:
+            continue  # a line cut by the kill
+        if r.get("kind") in ("step", "skip"):
+            if r.get("step", 0) <= pos["global_step"]:
+                keep.append(line)
+        elif r.get("epoch", 0) <= pos["epoch"]:
+            keep.append(line)
+    path.write_text("".join(line + "\n" for line in keep))
 
 
 def _checksum(tensors: dict[str, torch.Tensor], meta: dict[str, str]) -> str:

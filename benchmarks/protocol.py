@@ -15,12 +15,12 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Optional
 
-from ..data.synthetic import write_dataset
-from ..files import write_json
-from ..finetune import FinetuneSpec, run_finetune
-from ..pretrain import PretrainSpec, run_pretrain
-from ..train.engine import OPERATIONAL, STATE_FILE
-from ..train.state import previous_state_path
+from s3r_zoo.data.synthetic import write_dataset
+from s3r_zoo.evaluate import cached_finetune
+from s3r_zoo.files import write_json
+from s3r_zoo.finetune import FinetuneSpec
+from s3r_zoo.pretrain import PretrainSpec, run_pretrain
+from s3r_zoo.train import drop_states, result_fields
 
 # name -> (objective, extra PretrainSpec fields); None = no pre-training
 METHODS: dict[str, Optional[tuple[str, dict]]] = {
@@ -104,23 +104,17 @@ def prepare_data(root: Path, preset: str, n: int, size: int, difficulty: float) 
     return out
 
 
-# a cached run matches a spec without the trainer's operational options and ``resume`` (how, not what, it ran)
-NOT_RESULT = (*OPERATIONAL, "resume")
 # benchmark runs are short (minutes) and cached whole: the resumable state every 10 epochs, not every epoch
 # (one save writes model + optimiser, ~135 MB for a ResNet-18: ~0.5 s on a CPU, as long as a 200-cube epoch's
 # validation and more than a 20-cube epoch's training)
 STATE_EVERY = 10
 
 
-def _cached(path: Path, spec: dict) -> Optional[dict]:
+def _cached(path: Path, spec) -> Optional[dict]:
     """The saved result at ``path`` if it was produced by ``spec`` (operational options aside)."""
     if path.is_file():
         saved = json.loads(path.read_text())
-
-        def numbers(d: Optional[dict]) -> Optional[dict]:
-            return None if d is None else {k: v for k, v in d.items() if k not in NOT_RESULT}
-
-        if numbers(saved.get("bench_spec")) == numbers(spec):
+        if saved.get("bench_spec") is not None and result_fields(saved["bench_spec"]) == result_fields(spec):
             return saved
     return None
 
@@ -140,7 +134,7 @@ def pretrain(method: str, data: Path, size: int, budget: Training, out_root: Pat
                         mask_patch=max(4, size // 8), snapshot_every=snapshot_every, state_every=STATE_EVERY,
                         **extra)
     key = asdict(spec)
-    cached = _cached(out / "bench_summary.json", key)
+    cached = _cached(out / "bench_summary.json", spec)
     if cached or cached_only:
         return cached
     if (out / "state.safetensors").exists():  # an interrupted run of this spec: continue it
@@ -148,7 +142,7 @@ def pretrain(method: str, data: Path, size: int, budget: Training, out_root: Pat
     summary = run_pretrain(spec)
     summary["bench_spec"] = key
     write_json(out / "bench_summary.json", summary)
-    _drop_states(out)
+    drop_states(out)  # the cached result replaces them; the weights stay
     return summary
 
 
@@ -158,22 +152,4 @@ def finetune(init: str, data: Path, size: int, budget: Training, fraction: float
     spec = FinetuneSpec(data=str(data), out=str(out), model=budget.model, init=init, epochs=budget.finetune_epochs,
                         batch_size=budget.batch_size, lr=budget.lr_finetune, crop=size, label_fraction=fraction,
                         seeds=budget.seeds, amp=amp, state_every=STATE_EVERY)
-    key = asdict(spec)
-    cached = _cached(out / "bench_aggregate.json", key)
-    if cached or cached_only:
-        return cached
-    if any(out.glob("seed_*/state.safetensors")):  # an interrupted run of this spec: continue it
-        spec = replace(spec, resume=True)
-    agg = run_finetune(spec)
-    agg["bench_spec"] = key
-    write_json(out / "bench_aggregate.json", agg)
-    for seed in out.glob("seed_*"):
-        _drop_states(seed)
-    return agg
-
-
-def _drop_states(run: Path) -> None:
-    """Remove a finished, cached run's resumable states (model + optimiser, and the previous one: ~270 MB
-    per ResNet-18 run). The cached result replaces them; the weights (encoder, best) stay."""
-    for f in (STATE_FILE, previous_state_path(Path(STATE_FILE)).name):
-        (run / f).unlink(missing_ok=True)
+    return cached_finetune(spec, cached_only=cached_only)

@@ -16,17 +16,23 @@ when absent, short CR/BR runs on the HIMS cube are made in the work folder.
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from pathlib import Path
 from typing import Optional
 
 import numpy as np
 import torch
+from safetensors import safe_open
 
-from ..plots import beta_profiles
-from ..pretrain import PretrainSpec, coefficient_targets, load_objective, run_pretrain
-from ..pretrain.run import held_out_crops
-from ..pretrain.validation import coefficient_metrics, summarize
+from s3r_zoo.data.stats import BandStats
+from s3r_zoo.plots import beta_profiles
+from s3r_zoo.pretrain import PretrainSpec, S3RObjective, coefficient_targets, run_pretrain
+from s3r_zoo.pretrain.run import build_dataset, make_pretrain_objective
+from s3r_zoo.pretrain.validation import (coefficient_metrics, crop_grams, mean_coefficients, split_train_val, summarize,
+                                        validation_crops)
+from s3r_zoo.train import Objective
+
 from .common import REPO_BENCHMARKS, display_path, environment, hims_cube_path, write_result
 
 TARGET_NM = (450.0, 550.0, 650.0)
@@ -106,3 +112,38 @@ def run(results_dir: Path, work: Path, quick: bool = False, cr_run: Optional[str
                "beta_tilde_mean": np.stack(true).tolist(), **environment(torch.device("cpu"))}
     write_result(results_dir, "coefficients", payload)
     return payload
+
+
+def held_out_crops(spec: PretrainSpec) -> tuple[torch.Tensor, torch.Tensor, str]:
+    """A run's fixed held-out crops, its per-band-mean beta~ baseline and what was held out,
+    rebuilt from its spec as :func:`run_pretrain` built them (for analysis after the run)."""
+    full, _, _ = build_dataset(spec)
+    ds, val, held_out = split_train_val(full, spec.val_fraction, spec.crop, spec.seed, spec.val_crops)
+    if val is None:
+        raise ValueError(f"{spec.out}: this run held nothing out (--val-fraction 0); no held-out crops to measure on")
+    return (validation_crops(val, spec.val_crops), mean_coefficients(crop_grams(ds, spec.stats_samples)[0], spec.ridge),
+            held_out)
+
+
+def load_objective(run_dir) -> tuple[Objective, PretrainSpec, BandStats]:
+    """The full pre-training objective of a finished run (encoder AND head), for analysis.
+
+    Released checkpoints hold the encoder only; the beta^ head of S3R lives in the run's
+    ``state.safetensors``. Rebuilds the objective from ``summary.json``'s recipe and
+    ``stats.json``, then loads the saved weights.
+    """
+    run = Path(run_dir)
+    missing = [f for f in ("summary.json", "stats.json", "state.safetensors") if not (run / f).is_file()]
+    if missing:
+        raise FileNotFoundError(f"{run}: expected a finished `s3r-zoo pretrain` folder; missing {missing}")
+    summary = json.loads((run / "summary.json").read_text())
+    recipe = summary["recipe"]
+    spec = PretrainSpec(**{k: v for k, v in recipe.items() if k in PretrainSpec.__dataclass_fields__}, out=str(run))
+    stats = BandStats.load(run / "stats.json")
+    objective = make_pretrain_objective(spec, stats, summary.get("target_bands"))
+    with safe_open(str(run / "state.safetensors"), framework="pt") as f:
+        sd = {k[6:]: f.get_tensor(k) for k in f.keys() if k.startswith("model.")}
+    if isinstance(objective, S3RObjective) and "beta_prior" not in sd:
+        sd["beta_prior"] = objective.beta_prior  # a run from before the head prior: a zero prior
+    objective.load_state_dict(sd)
+    return objective.eval(), spec, stats

@@ -31,18 +31,18 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..bands import normalize
-from ..data import read_cube
-from ..data.datasets import read_split_file
-from ..data.synthetic import PRESETS, write_dataset
-from ..files import file_digest, write_json
-from ..finetune import stratified_fraction
-from ..models import build_encoder
-from ..plots import accuracy_vs_labels, probe_convergence
-from ..progress import progress
-from ..significance import bootstrap_ci, paired_permutation_test
+from s3r_zoo.bands import normalize
+from s3r_zoo.data import read_cube
+from s3r_zoo.data.datasets import read_split_file
+from s3r_zoo.data.synthetic import PRESETS, write_dataset
+from s3r_zoo.files import file_digest, write_json
+from s3r_zoo.finetune import stratified_fraction
+from s3r_zoo.models import build_encoder
+from s3r_zoo.plots import accuracy_vs_labels
+from .plots import probe_convergence
+from s3r_zoo.progress import progress
+from s3r_zoo.evaluate import compare_rows, fit_probe, paired_permutation_test, summarise_correct
 from .common import environment, write_result
-from .linear import fit_probe
 from .protocol import CONVERGENCE, LABELS, Training, finetune, pretrain
 
 SPECTRAL = {"mean_spectrum": "mean spectrum (logistic regression)",
@@ -212,18 +212,6 @@ def pixel_runs(cubes: Cubes, b: LabelBudget) -> dict:
     return runs
 
 
-def summarise(correct: list) -> dict:
-    """Per-seed accuracies, their mean +- std and the 95 % bootstrap CI over test cubes (each cube scored
-    by its share of correct seeds; ``per_cube`` keeps those shares for the paired tests)."""
-    c = np.asarray(correct, dtype=np.float64)  # (seeds, cubes)
-    acc = 100 * c.mean(1)
-    per_cube = c.mean(0)
-    lo, hi = bootstrap_ci(per_cube)
-    out = {"runs": acc.round(2).tolist(), "mean": float(acc.mean()), "std": float(acc.std(ddof=1)) if len(acc) > 1
-           else 0.0, "ci95": [100 * lo, 100 * hi], "per_cube": per_cube.round(4).tolist()}
-    return out
-
-
 def run(results_dir: Path, b: LabelBudget, work: Path, amp: str = "auto") -> dict:
     """Every preset's probes and convergence first (cheap per row), then fine-tuning preset by preset (the
     benchmark model's rows on every preset, then the larger model's): an interrupted run has the probe
@@ -250,7 +238,7 @@ def run(results_dir: Path, b: LabelBudget, work: Path, amp: str = "auto") -> dic
 
         def probe_row(name: str, runs: dict) -> None:
             for f, correct in runs.items():
-                table["probe"].setdefault(f"{f:g}", {})[name] = summarise(correct)
+                table["probe"].setdefault(f"{f:g}", {})[name] = summarise_correct(correct)
             write_result(results_dir, "labels", payload)
 
         def cached(name: str, source, compute) -> dict:
@@ -264,7 +252,7 @@ def run(results_dir: Path, b: LabelBudget, work: Path, amp: str = "auto") -> dic
         runs = {}
         for method, setting in progress(jobs, desc=f"{preset}: pre-train + probe", unit="run"):
             name = method if setting == "train" else f"{method}@pool"
-            runs[name] = s = _pretrain(method, pool if setting == "pool" else data, b, work, amp,
+            runs[name] = s = pretrain_method(method, pool if setting == "pool" else data, b, work, amp,
                                        on_pool=setting == "pool")
             table["pretrain"][name] = {k: s[k] for k in ("epochs", "stop", "final_loss", "wall_time_s")}
             probe_row(name, cached(name, s["checkpoint"],
@@ -279,11 +267,11 @@ def run(results_dir: Path, b: LabelBudget, work: Path, amp: str = "auto") -> dic
             table = payload["tables"][preset]
             for method in methods:
                 init = ("scratch" if method == "scratch"
-                        else _pretrain(method, data, b, work, amp, model=model)["checkpoint"])
+                        else pretrain_method(method, data, b, work, amp, model=model)["checkpoint"])
                 for f in b.finetune_fractions:
                     agg = finetune(init, data, b.size, b.for_runs(b.crops_per_cube, model), f,
                                    work / b.folder("finetune", model) / data.name / f"{method}_f{f:g}", amp=amp)
-                    table[key].setdefault(f"{f:g}", {})[method] = summarise(finetune_correct(agg))
+                    table[key].setdefault(f"{f:g}", {})[method] = summarise_correct(finetune_correct(agg))
                     write_result(results_dir, "labels", payload)
                 _finish(results_dir, payload, preset, b)  # tests and plots after every method: a stop keeps them
     payload["complete"] = True
@@ -295,9 +283,9 @@ def _finish(results_dir: Path, payload: dict, preset: str, b: LabelBudget) -> No
     """Paired tests of every row of a preset's tables, its plots, and the result file."""
     table = payload["tables"][preset]
     for rows in table["probe"].values():
-        _compare_rows(rows, "random")
+        compare_rows(rows, "random")
     for rows in (*table["finetune"].values(), *table.get("finetune_large", {}).values()):
-        _compare_rows(rows, "scratch")
+        compare_rows(rows, "scratch")
     for f, rows in table.get("finetune_large", {}).items():  # the larger model against the benchmark model
         for m, r in rows.items():
             base = table["finetune"].get(f, {}).get(m)
@@ -337,7 +325,7 @@ def replot(results_dir: Path) -> None:
                 plot(results_dir, payload, preset)
 
 
-def _pretrain(method: str, data: Path, b: LabelBudget, work: Path, amp: str, on_pool: bool = False,
+def pretrain_method(method: str, data: Path, b: LabelBudget, work: Path, amp: str, on_pool: bool = False,
               model: str = "") -> dict:
     """One pre-training of the benchmark (cached by its spec) of ``model`` (default: the benchmark's): on the
     pool ``pool_crops_per_cube`` (the pool is larger), on the labelled train split ``crops_per_cube``; the
@@ -381,15 +369,3 @@ def convergence(runs: dict, b: LabelBudget, cubes: Cubes, random_acc, probes: Pa
 def _time_to(points: list, level: float):
     """First pre-training time at which the probe reaches ``level`` (None if never)."""
     return next((p["time_s"] for p in points if p["accuracy"] >= level - 1e-9), None)
-
-
-def _compare_rows(rows: dict, reference: str) -> None:
-    """Per row: the paired test against ``reference`` and against the best other row (over test cubes)."""
-    for m, r in rows.items():
-        if m != reference and reference in rows:
-            r["p_vs_" + reference] = paired_permutation_test(r["per_cube"], rows[reference]["per_cube"])
-        others = {o: v for o, v in rows.items() if o != m}
-        if others:
-            best = max(others, key=lambda o: others[o]["mean"])
-            r["best_other"] = best
-            r["p_vs_best_other"] = paired_permutation_test(r["per_cube"], others[best]["per_cube"])

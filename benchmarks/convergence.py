@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..plots import loss_curves
+from .plots import loss_curves
 from .common import environment, write_result
 from .protocol import CONVERGENCE, LABELS, Budget, prepare_data, pretrain
 

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import torch
 
-from ..files import first_line
-from ..models import build_encoder
+from s3r_zoo.files import first_line
+from s3r_zoo.models import build_encoder
 from .common import environment, write_result
 from .protocol import METHODS, TABLE1, TABLE2, Budget, finetune, prepare_data, pretrain
 

@@ -29,22 +29,23 @@ import os
 import tempfile
 import time
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
-
 import timm
 import torch
 import torch.nn.functional as F
+from torch.utils.data import DataLoader, Dataset
 from torch.utils.flop_counter import FlopCounterMode
 
-from ..data import SplitFileDataset, UnlabelledCubes, make_loader
-from ..data.cache import CACHE_ENV
-from ..data.datasets import CACHE_BYTES
-from ..data.synthetic import simulate_cube, write_dataset
-from ..lowrank import gram, loo_coefficients, loo_rss
-from ..pretrain import S3RObjective
-from ..pretrain.targets import DEFAULT_RIDGE, coefficient_targets
-from ..train.engine import cpu_has_fast_bf16
+from s3r_zoo.data import SplitFileDataset, UnlabelledCubes
+from s3r_zoo.data.cache import CACHE_ENV
+from s3r_zoo.data.datasets import CACHE_BYTES
+from s3r_zoo.data.synthetic import simulate_cube, write_dataset
+from s3r_zoo.lowrank import gram, loo_coefficients, loo_rss
+from s3r_zoo.pretrain import S3RObjective
+from s3r_zoo.pretrain.targets import DEFAULT_RIDGE, coefficient_targets
+from s3r_zoo.train.engine import cpu_has_fast_bf16
 from .common import environment, hims_tiles, interleaved_medians, median, write_result
 
 TARGETS = {"targets_speedup": 200.0, "step_ratio": 1.10, "bf16_over_fp32": 0.6, "loader_over_model": 2.0,
@@ -409,3 +410,34 @@ def run(results_dir: Path, quick: bool = False) -> dict:
                **environment(dev)}
     write_result(results_dir, "speed", payload)
     return payload
+
+
+def _worker_init(worker_id: int) -> None:
+    seed = torch.initial_seed() % 2**32
+    np.random.seed(seed)
+
+
+def make_loader(dataset: Dataset, batch_size: int, shuffle: bool = True, num_workers: Optional[int] = None,
+                drop_last: bool = False, seed: int = 0, pin_memory: Optional[bool] = None) -> DataLoader:
+    """A DataLoader set up to keep the accelerator busy.
+
+    Workers default to ``min(8, cpus - 1)``; pinned memory when CUDA is available;
+    persistent workers and a prefetch of 4 batches per worker. Under ``torchrun``
+    (an initialised process group) a :class:`DistributedSampler` shards the data.
+    """
+    if batch_size < 1:
+        raise ValueError(f"batch_size: expected >= 1, found {batch_size}")
+    if num_workers is None:
+        num_workers = max(0, min(8, (os.cpu_count() or 1) - 1))
+    if pin_memory is None:
+        pin_memory = torch.cuda.is_available()
+    sampler = None
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        from torch.utils.data.distributed import DistributedSampler
+
+        sampler = DistributedSampler(dataset, shuffle=shuffle, seed=seed, drop_last=drop_last)
+        shuffle = False
+    g = torch.Generator().manual_seed(seed)
+    return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, sampler=sampler, num_workers=num_workers,
+                      pin_memory=pin_memory, drop_last=drop_last, generator=g, worker_init_fn=_worker_init,
+                      persistent_workers=num_workers > 0, prefetch_factor=4 if num_workers > 0 else None)

@@ -1,7 +1,8 @@
-"""``s3r-zoo bench``: the evidence behind the zoo (speed, convergence, accuracy, the powered label-efficiency
+"""The benchmarks: the evidence behind the zoo (speed, convergence, accuracy, the powered label-efficiency
 benchmark, coefficients, and what the released weights give when fine-tuned).
 
-Each part writes ``<results>/<part>.json`` (numbers, command, versions, machine, device,
+Run from a checkout as ``python -m benchmarks PART [--quick]`` (see ``benchmarks/__main__.py``); they use
+``s3r_zoo``'s public API only, and the package never imports them. Each part writes ``<results>/<part>.json`` (numbers, command, versions, machine, device,
 date) and PNG plots; every run regenerates ``RESULTS.md`` beside the results folder. The
 default results folder is the checkout's ``benchmarks/results``; ``--quick`` (a CPU smoke
 run of every part in minutes) writes to ``runs/bench_quick/results`` instead, so it never

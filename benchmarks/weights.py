@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from ..models.releases import RELEASES
+from s3r_zoo.models.releases import RELEASES
 from .common import environment, write_result
 from .protocol import Budget, finetune, prepare_data
 

@@ -1,9 +1,10 @@
-"""The paired statistics of the benchmarks, against values computed by hand."""
+"""The paired statistics of `s3r-zoo evaluate` and the benchmarks (one implementation), against values
+computed by hand."""
 
 import numpy as np
 import pytest
 
-from s3r_zoo.significance import bootstrap_ci, mcnemar_exact, paired_permutation_test
+from s3r_zoo.evaluate import bootstrap_ci, compare_rows, paired_permutation_test, summarise_correct
 
 
 def test_paired_permutation_test_by_hand():
@@ -28,15 +29,6 @@ def test_paired_permutation_test_monte_carlo_agrees_with_its_exact_value():
         paired_permutation_test([1, 2], [1])
 
 
-def test_mcnemar_by_hand():
-    # 6 discordant items split 5 / 1: p = 2 * (C(6,0) + C(6,1)) / 2^6 = 14 / 64
-    a = [True] * 5 + [False] + [True] * 10
-    b = [False] * 5 + [True] + [True] * 10
-    assert mcnemar_exact(a, b) == pytest.approx(14 / 64)
-    assert mcnemar_exact([True, False], [True, False]) == 1.0  # no discordant item
-    assert mcnemar_exact([True] * 3 + [False] * 3, [False] * 3 + [True] * 3) == 1.0  # 3 / 3 split
-
-
 def test_bootstrap_ci_contains_the_mean_and_narrows_with_more_items():
     lo, hi = bootstrap_ci([1.0, 1.0, 1.0])
     assert lo == hi == 1.0
@@ -50,3 +42,23 @@ def test_bootstrap_ci_contains_the_mean_and_narrows_with_more_items():
     assert hi_l - lo_l < hi_s - lo_s
     with pytest.raises(ValueError, match="at least 2 values"):
         bootstrap_ci([1.0])
+
+
+def test_summarise_matches_hand_computed_values():
+    # 2 seeds x 4 test cubes: seed accuracies 75 % and 50 %; per cube shares 1, .5, .5, 0
+    s = summarise_correct([[1, 1, 0, 1], [1, 0, 1, 0]])
+    assert s["runs"] == [75.0, 50.0] and s["mean"] == 62.5
+    assert s["std"] == pytest.approx(np.std([75, 50], ddof=1))
+    assert s["per_cube"] == [1.0, 0.5, 0.5, 0.5]
+    lo, hi = s["ci95"]
+    assert 25 <= lo <= 62.5 <= hi <= 100
+
+
+def test_compare_rows_tests_each_row_against_reference_and_best_other():
+    a = summarise_correct([[1] * 10 + [0] * 10] * 2)      # 50 %
+    b = summarise_correct([[1] * 20] * 2)                 # 100 %: better on 10 cubes
+    rows = {"random": a, "s3r_cr": b}
+    compare_rows(rows, "random")
+    assert rows["s3r_cr"]["p_vs_random"] == pytest.approx(2 / 2 ** 10)  # exact sign flips: 10 non-zero pairs
+    assert rows["s3r_cr"]["best_other"] == "random" and rows["random"]["best_other"] == "s3r_cr"
+    assert "p_vs_random" not in rows["random"]

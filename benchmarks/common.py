@@ -16,21 +16,21 @@ import numpy as np
 import timm
 import torch
 
-from ..data import read_cube
-from ..data.synthetic import simulate_cube
-from ..files import write_json
-from ..progress import progress
-from ..version import __version__
+from s3r_zoo.data import read_cube
+from s3r_zoo.data.synthetic import simulate_cube
+from s3r_zoo.files import write_json
+from s3r_zoo.progress import progress
+from s3r_zoo.version import __version__
 
-REPO_BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
+REPO_BENCHMARKS = Path(__file__).resolve().parent  # this folder: benchmarks/ of the checkout
 HIMS_ENV = "S3R_ZOO_TEST_DATA"
 # the real cube, named by what it is (results never carry a machine's path to it)
 HIMS_NAME = "FDA HIMS bladder core BL2082-M13, cube_hwc_f16.npy"
 
 
 def default_results_dir() -> Path:
-    """``benchmarks/results`` of the checkout this package runs from, else ``./bench_results``."""
-    return REPO_BENCHMARKS / "results" if REPO_BENCHMARKS.is_dir() else Path("bench_results")
+    """``benchmarks/results`` of this checkout."""
+    return REPO_BENCHMARKS / "results"
 
 
 def hims_cube_path() -> Optional[Path]:
@@ -119,9 +119,9 @@ def device_name(device: torch.device) -> str:
 
 
 def _program() -> str:
-    """How the benchmark was started: ``s3r-zoo`` (the console script) or ``python -m s3r_zoo``."""
+    """How the benchmark was started: ``python -m benchmarks`` (or the script's name)."""
     name = Path(sys.argv[0]).name
-    return "python -m s3r_zoo" if name == "__main__.py" else name
+    return "python -m benchmarks" if name == "__main__.py" else name
 
 
 def environment(device: torch.device) -> dict:

@@ -21,13 +21,14 @@ import numpy as np
 import timm
 import torch
 
-from ..checkpoint import save_checkpoint
-from ..data.synthetic import PRESETS, write_dataset
-from ..models import arch_of
-from ..plots import accuracy_vs_labels
+from s3r_zoo.checkpoint import save_checkpoint
+from s3r_zoo.data.synthetic import PRESETS, write_dataset
+from s3r_zoo.evaluate import compare_rows, summarise_correct
+from s3r_zoo.models import arch_of
+from s3r_zoo.plots import accuracy_vs_labels
+
 from .common import environment, write_result
-from .labels import (Cubes, LabelBudget, _compare_rows, _pretrain, features, finetune_correct, prepare, probe_runs,
-                     summarise)
+from .labels import Cubes, LabelBudget, features, finetune_correct, prepare, pretrain_method, probe_runs
 from .protocol import finetune
 
 SOURCE = "pdac_like"
@@ -77,7 +78,7 @@ def replot(results_dir: Path) -> None:
 
 def run(results_dir: Path, b: LabelBudget, work: Path, amp: str = "auto") -> dict:
     n = b.presets.get(SOURCE, next(iter(b.presets.values())))
-    source = _pretrain("s3r_cr", prepare(work / "data", SOURCE, n, b), b, work, amp)["checkpoint"]
+    source = pretrain_method("s3r_cr", prepare(work / "data", SOURCE, n, b), b, work, amp)["checkpoint"]
     src_wl = PRESETS[SOURCE].wavelengths_nm
     payload = {"name": "transfer", "source": f"S3R-CR pre-trained on the {SOURCE} labelled train split "
                                               f"({len(src_wl)} bands, {src_wl[0]:g}-{src_wl[-1]:g} nm)",
@@ -89,18 +90,18 @@ def run(results_dir: Path, b: LabelBudget, work: Path, amp: str = "auto") -> dic
         data = target_data(work / "data", n, b, wl)
         cubes = Cubes(data)
         inits = {how: adapted(source, b, wl, how, work / "transfer") for how in ("wavelength", "repeat", "random_stem")}
-        inits["target"] = _pretrain("s3r_cr", data, b, work, amp)["checkpoint"]
+        inits["target"] = pretrain_method("s3r_cr", data, b, work, amp)["checkpoint"]
         probe, tuned = {}, {}
         for how, init in {**inits, "random": "random"}.items():
             for f, correct in probe_runs(features(init, b, cubes), cubes, b).items():
-                probe.setdefault(f"{f:g}", {})[how] = summarise(correct)
+                probe.setdefault(f"{f:g}", {})[how] = summarise_correct(correct)
         for how, init in {**inits, "scratch": "scratch"}.items():
             agg = finetune(init, data, b.size, b.for_runs(b.crops_per_cube), frac,
                            work / "finetune" / data.name / f"transfer_{how}_f{frac:g}", amp=amp)
-            tuned[how] = summarise(finetune_correct(agg))
+            tuned[how] = summarise_correct(finetune_correct(agg))
         for rows in probe.values():
-            _compare_rows(rows, "wavelength")
-        _compare_rows(tuned, "wavelength")
+            compare_rows(rows, "wavelength")
+        compare_rows(tuned, "wavelength")
         payload["targets"][name] = {"data": f"the {SOURCE} labelled cubes recorded with {len(wl)} bands, "
                                             f"{wl[0]:g}-{wl[-1]:g} nm", "probe": probe,
                                     "finetune": {f"{frac:g}": tuned}}

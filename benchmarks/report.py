@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from typing import Optional
 
-from ..files import atomic_write
+from s3r_zoo.files import atomic_write
 
 from .protocol import LABELS, PAPER_R18, PAPER_TABLE1_R18
 

@@ -1,6 +1,6 @@
 """Statistics that say whether one method beats another (NumPy only).
 
-Benchmarks compare methods on the SAME test cubes with the SAME seeds, so the tests here
+Evaluations compare methods on the SAME test cubes with the SAME seeds, so the tests here
 are paired: each compares per-item differences, not two independent means.
 
 * :func:`bootstrap_ci`: percentile bootstrap confidence interval of a mean (resampling the
@@ -8,19 +8,22 @@ are paired: each compares per-item differences, not two independent means.
 * :func:`paired_permutation_test`: two-sided p-value of "the mean paired difference is 0"
   by flipping the sign of each difference (exact enumeration up to 20 pairs, Monte Carlo
   above); for per-cube accuracies averaged over seeds, or per-seed accuracies.
-* :func:`mcnemar_exact`: two-sided exact McNemar test on the discordant items of two
-  classifiers' correct/incorrect answers on the same cubes.
+* :func:`summarise_correct`: a method's per-seed accuracies, mean +- std and bootstrap CI from
+  its per-seed, per-test-cube correctness;
+* :func:`compare_rows`: per row of a table, the paired test against a reference row and
+  against the best other row.
+
+``s3r-zoo evaluate`` and the benchmarks both use these: one implementation of the numbers.
 """
 
 from __future__ import annotations
 
 from itertools import product
-from math import comb
 from typing import Sequence
 
 import numpy as np
 
-__all__ = ["bootstrap_ci", "paired_permutation_test", "mcnemar_exact"]
+__all__ = ["bootstrap_ci", "paired_permutation_test", "summarise_correct", "compare_rows"]
 
 EXACT_MAX = 20  # pairs up to which every sign pattern is enumerated (2**20 patterns)
 
@@ -53,16 +56,30 @@ def paired_permutation_test(a: Sequence[float], b: Sequence[float], n_perm: int 
     return float((hits + 1) / (n_perm + 1))  # the observed pattern counts once: never p = 0
 
 
-def mcnemar_exact(correct_a: Sequence[bool], correct_b: Sequence[bool]) -> float:
-    """Two-sided exact McNemar p-value: among the items exactly one classifier gets right, is the split
-    binomial(n, 1/2)? 1.0 when no item is discordant."""
-    a, b = np.asarray(correct_a, dtype=bool), np.asarray(correct_b, dtype=bool)
-    if a.shape != b.shape:
-        raise ValueError(f"McNemar: expected answers on the same items, found {a.shape} and {b.shape}")
-    n01, n10 = int((a & ~b).sum()), int((~a & b).sum())
-    n = n01 + n10
-    if n == 0:
-        return 1.0
-    k = min(n01, n10)
-    tail = sum(comb(n, i) for i in range(k + 1)) / 2 ** n
-    return float(min(1.0, 2 * tail))
+def summarise_correct(correct: Sequence[Sequence[bool]]) -> dict:
+    """One method's numbers from its ``(seeds, test cubes)`` correctness: per-seed accuracies (%), their
+    mean +- std, the 95 % bootstrap CI over test cubes (each cube scored by its share of correct seeds) and
+    ``per_cube`` (those shares, for the paired tests)."""
+    c = np.asarray(correct, dtype=np.float64)
+    if c.ndim != 2 or c.shape[1] < 2:
+        raise ValueError(f"correctness: expected (seeds, cubes) with at least 2 test cubes, found shape {c.shape}")
+    acc = 100 * c.mean(1)
+    per_cube = c.mean(0)
+    lo, hi = bootstrap_ci(per_cube)
+    return {"runs": acc.round(2).tolist(), "mean": float(acc.mean()),
+            "std": float(acc.std(ddof=1)) if len(acc) > 1 else 0.0, "ci95": [100 * lo, 100 * hi],
+            "per_cube": per_cube.round(4).tolist()}
+
+
+def compare_rows(rows: dict, reference: str) -> None:
+    """Add to each row of ``rows`` ({name: :func:`summarise_correct` output}) its paired test against
+    ``reference`` (``p_vs_<reference>``) and against the best other row by mean (``best_other``,
+    ``p_vs_best_other``), over the same test cubes."""
+    for m, r in rows.items():
+        if m != reference and reference in rows:
+            r["p_vs_" + reference] = paired_permutation_test(r["per_cube"], rows[reference]["per_cube"])
+        others = {o: v for o, v in rows.items() if o != m}
+        if others:
+            best = max(others, key=lambda o: others[o]["mean"])
+            r["best_other"] = best
+            r["p_vs_best_other"] = paired_permutation_test(r["per_cube"], others[best]["per_cube"])

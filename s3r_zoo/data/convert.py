@@ -1,0 +1,26 @@
+"""``s3r-zoo data convert``: decode cubes of any format once into memory-mappable ``.npy`` files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Union
+
+from ..files import check_writable_dir
+from ..progress import progress
+from .cache import convert_cube
+from .datasets import cube_sources
+
+__all__ = ["convert_cubes"]
+
+
+def convert_cubes(source: Union[str, Path], out: Union[str, Path], **read_options: Any) -> list[Path]:
+    """Convert a cube, a HIMS folder or a folder of cubes (its layout kept) into ``out``; returns the files
+    written (``.npy``, float32, bands last, wavelengths in ``<name>.wavelengths_nm.txt``)."""
+    src, out = Path(source), Path(out)
+    check_writable_dir(out)
+    files, single = cube_sources(src)
+    written = []
+    for f in progress(files, desc="convert", unit="cube", disable=single):
+        rel = Path(f.name) if single else f.relative_to(src)
+        written.append(convert_cube(f, out / rel.with_suffix(".npy"), **read_options))
+    return written

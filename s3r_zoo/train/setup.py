@@ -1,0 +1,133 @@
+"""What a training run is set up with: the trainer's settings (:class:`TrainConfig`, whose shared fields
+default to :class:`~.spec.RunSpec`'s), mixed precision, seeding, the process's place in a ``torchrun``
+job, and the errors a diverging run raises. :mod:`.engine` is the loop that uses them."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any, Iterator, Optional
+
+import numpy as np
+import torch
+from torch.utils.data import Sampler
+
+from .spec import AMP_MODES, OPERATIONAL, RunSpec
+
+__all__ = ["TrainConfig", "NonFiniteError", "NonFiniteLossError", "seed_everything", "AMP_MODES", "OPERATIONAL",
+           "SCHEDULES", "first_non_finite", "resolve_amp", "cpu_has_fast_bf16", "SkipSampler", "dist_info"]
+
+_RUN = {f.name: f.default for f in fields(RunSpec)}  # the shared options' one declaration
+
+
+
+
+def cpu_has_fast_bf16() -> bool:
+    """Whether this CPU runs bf16 matrix work natively (AVX-512-BF16 or AMX)."""
+    checks = [getattr(torch.cpu, name, None) for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported")]
+    return any(bool(f()) for f in checks if f is not None)
+
+
+def resolve_amp(amp: str, device: torch.device) -> str:
+    """``auto`` -> ``bf16`` where the device computes bf16 natively (CUDA with bf16, a CPU with
+    AVX-512-BF16 or AMX), else ``none`` (fp32); other values unchanged."""
+    if amp != "auto":
+        return amp
+    if device.type == "cuda":
+        return "bf16" if torch.cuda.is_bf16_supported() else "none"
+    return "bf16" if device.type == "cpu" and cpu_has_fast_bf16() else "none"
+SCHEDULES = ("exponential", "linear")
+
+
+class NonFiniteError(RuntimeError):
+    """Training diverged: a loss, weight or buffer is NaN/Inf."""
+
+
+class NonFiniteLossError(NonFiniteError):
+    """The loss stayed NaN/Inf for too many consecutive steps, or for a whole epoch."""
+
+
+def first_non_finite(tensors: dict[str, torch.Tensor], limit: int = 3) -> list[str]:
+    """Names of (up to ``limit``) floating tensors holding NaN/Inf."""
+    bad = []
+    for name, t in tensors.items():
+        if t.is_floating_point() and not bool(torch.isfinite(t).all()):
+            bad.append(name)
+            if len(bad) >= limit:
+                break
+    return bad
+
+
+def seed_everything(seed: int) -> None:
+    """Seed torch, numpy and random: call it before building models, so that the seed fixes their init."""
+    torch.manual_seed(seed)
+    np.random.seed(seed % 2**32)
+    random.seed(seed)
+
+
+@dataclass
+class TrainConfig:
+    """The trainer's settings; everything except ``epochs`` (and logging) must match on resume.
+
+    Run specs declare the user-facing options (:mod:`s3r_zoo.options`); :meth:`from_spec`
+    takes the fields of the same name from a spec, so no option is copied by hand.
+    """
+
+    epochs: int = _RUN["epochs"]
+    batch_size: int = _RUN["batch_size"]
+    lr: float = _RUN["lr"]
+    weight_decay: float = _RUN["weight_decay"]
+    gamma: float = 0.99
+    schedule: str = "exponential"  # or "linear" (decay to 0 over `epochs`, fine-tuning)
+    grad_clip: Optional[float] = _RUN["grad_clip"]
+    amp: str = _RUN["amp"]
+    channels_last: bool = _RUN["channels_last"]
+    compile: bool = _RUN["compile"]
+    patience: int = 10
+    min_delta: float = 1e-4
+    seed: int = _RUN["seed"]
+    num_workers: int = _RUN["num_workers"]
+    ckpt_every: int = _RUN["ckpt_every"]
+    state_every: int = _RUN["state_every"]  # epochs between saves of the resumable state (the last epoch is always saved)
+    log_every: int = 10
+    max_bad_steps: int = 20
+    tensorboard: bool = _RUN["tensorboard"]  # also write TensorBoard scalars to <out>/tensorboard (needs `tensorboard`)
+    extra: dict = field(default_factory=dict)  # objective / data description, part of the fingerprint
+
+    @classmethod
+    def from_spec(cls, spec: Any, **overrides: Any) -> "TrainConfig":
+        """The config from a run spec's fields of the same name, then ``overrides``."""
+        names = {f.name for f in fields(cls)}
+        values = {k: v for k, v in vars(spec).items() if k in names}
+        values.update(overrides)
+        return cls(**values)
+
+    def fingerprint(self) -> str:
+        d = asdict(self)
+        for k in ("epochs", *OPERATIONAL):  # a resume may also extend the epoch budget
+            d.pop(k)
+        return json.dumps(d, sort_keys=True, default=str)
+
+
+class SkipSampler(Sampler):
+    """Yields a base sampler's indices after the first ``skip`` (mid-epoch resume)."""
+
+    def __init__(self, base: Sampler, skip: int):
+        self.base, self.skip = base, skip
+
+    def __iter__(self) -> Iterator[int]:
+        it = iter(self.base)
+        for _ in range(self.skip):
+            next(it, None)
+        return it
+
+    def __len__(self) -> int:
+        return max(0, len(self.base) - self.skip)
+
+
+def dist_info() -> tuple[int, int, int]:
+    """(world size, rank, local rank) of this process (torchrun's variables; 1, 0, 0 alone)."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    return world, int(os.environ.get("RANK", "0")), int(os.environ.get("LOCAL_RANK", "0"))
