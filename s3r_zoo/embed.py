@@ -35,13 +35,14 @@ from .bands import normalize
 from .checkpoint import read_checkpoint_info
 from .data.cache import open_cube
 from .data.datasets import cube_sources, read_split_file
-from .data.io import Cube, apply_nan_policy
+from .data.io import NAN_POLICIES, Cube, apply_nan_policy
 from .data.stats import BandStats
 from .files import check_writable_dir, save_npy, write_csv, write_json
 from .models import build_encoder
 from .models.names import MODEL_NAMES, model_name
+from .options import option
 from .progress import progress
-from .train.engine import resolve_amp
+from .train.engine import AMP_MODES, resolve_amp
 from .weights import hub_checkpoint
 
 __all__ = ["EmbedSpec", "run_embed", "windows", "list_sources", "relative_name", "same_bands", "load_model",
@@ -52,16 +53,21 @@ STATS_CUBES = 32
 
 @dataclass
 class EmbedSpec:
-    source: str
-    out: str
-    init: str
-    model: Optional[str] = None  # default: the checkpoint's or tag's architecture
-    tile: Optional[int] = None
-    stride: Optional[int] = None
-    batch_size: int = 16
-    amp: str = "auto"
-    nan: str = "error"
-    wavelengths: Optional[list[float]] = None
+    """Every option of ``s3r-zoo embed``, declared once."""
+
+    source: str = option("", "folder of cubes, split file (<path> <label> lines) or one cube", positional=True)
+    init: str = option("", "a tag (s3r_resnet50.cr_hims41_v2), a checkpoint file, or hf-hub:ORG/NAME", required=True,
+                       metavar="INIT")
+    out: str = option("", "output folder", required=True, metavar="DIR")
+    model: Optional[str] = option(None, "architecture (default: the checkpoint's or tag's)", choices=MODEL_NAMES)
+    tile: Optional[int] = option(None, "window side in pixels (default: one feature per whole cube)", min=1)
+    stride: Optional[int] = option(None, "step between windows (default: --tile)", min=1)
+    batch_size: int = option(16, "windows per forward pass", min=1)
+    amp: str = option("auto", "auto: bf16 where the CPU or GPU runs it natively", choices=AMP_MODES)
+    nan: str = option("error", "NaN/Inf in the cubes: refuse (error) or repair them",
+                      choices=tuple(p for p in NAN_POLICIES if p != "keep"))
+    wavelengths: Optional[list[float]] = option(None, "band centres of the data in nm (if its files have none)",
+                                                metavar="NM")
 
 
 def list_sources(source: str) -> tuple[list[Path], Path]:

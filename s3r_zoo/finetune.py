@@ -2,8 +2,10 @@
 
 docs/method.md: first conv adapted to the data's bands (by wavelength when both sides know
 them), augmentation (scale, rotation, Gaussian noise), AdamW lr 1e-4 with linear decay,
-at most 70 epochs, validation every epoch, keep the best-on-validation weights, test once
-at the end; mean and standard deviation over seeds. ``linear_probe`` freezes the encoder
+at most 70 epochs (``min_steps``: a floor on optimiser steps for small label subsets), validation
+every epoch (about ``epochs`` times in all under the floor), keep the weights of the lowest validation
+loss (the trainer's best-weights mechanism; ties keep the earlier epoch), test once at the end; mean
+and standard deviation over seeds. Each seed is one :class:`FinetuneRun` of the run template. ``linear_probe`` freezes the encoder
 (BatchNorm statistics included); ``label_fraction`` keeps a stratified fraction of the
 training labels. Training runs through the same :class:`~s3r_zoo.train.Trainer` as
 pre-training (AMP, torchrun, atomic resumable state, progress, JSONL), with the classifier
@@ -16,7 +18,6 @@ holds ``aggregate.json``.
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from dataclasses import asdict, dataclass
@@ -28,19 +29,19 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .checkpoint import load_checkpoint, save_checkpoint
+from .checkpoint import save_checkpoint
 from .data.datasets import CubeDataset, SplitFileDataset, read_split_file
-from .data.stats import BandStats, compute_band_stats
 from .data.transforms import HSIAugment
 from .files import write_json
 from .metrics import aggregate, classification_metrics
 from .models import arch_of, build_encoder
 from .options import check_spec, option
 from .plots import confusion_matrix
-from .train import Objective, TrainConfig, Trainer
+from .train import Objective, TrainConfig
+from .train.template import RunTemplate
 from .train.spec import RunSpec
 
-__all__ = ["FinetuneSpec", "ClassifierObjective", "BestTracker", "stratified_fraction", "run_finetune", "evaluate",
+__all__ = ["FinetuneSpec", "ClassifierObjective", "FinetuneRun", "stratified_fraction", "run_finetune", "evaluate",
            "default_crop", "MAX_DEFAULT_CROP"]
 
 
@@ -112,24 +113,6 @@ class ClassifierObjective(Objective):
         return {"loss": F.cross_entropy(logits.float(), labels), "logits": logits.detach()}
 
 
-class BestTracker:
-    """Keeps the best-on-validation weights (first best wins ties), durable across resumes."""
-
-    def __init__(self, folder: Path, metric: str = "accuracy"):
-        self.folder, self.metric = folder, metric
-        self.path = folder / "best.json"
-        self.best = json.loads(self.path.read_text()) if self.path.exists() else {"epoch": 0, "score": -np.inf}
-
-    def update(self, epoch: int, score: float, save_fn) -> bool:
-        """Record ``score`` of ``epoch``; call ``save_fn(path)`` to write the weights if it is a new best."""
-        if not score > self.best["score"]:
-            return False
-        save_fn(self.folder / "best.safetensors")
-        self.best = {"epoch": epoch, "score": float(score), "metric": self.metric}
-        write_json(self.path, self.best, indent=None)
-        return True
-
-
 def stratified_fraction(labels: Sequence[int], fraction: float, classes: Sequence[str], seed: int) -> list[int]:
     """Indices of a stratified ``fraction`` of the items: per class round(fraction x n), at least one cube, so
     a small fraction of a rare class still has an example (the same subsets for every method at one seed)."""
@@ -191,65 +174,69 @@ def _datasets(spec: FinetuneSpec, seed: int) -> tuple[CubeDataset, CubeDataset, 
     return train, val, test
 
 
-def _run_seed(spec: FinetuneSpec, seed: int, out: Path) -> dict:
-    train, val, test = _datasets(spec, seed)
-    first = train.cube(0)
-    batch_size = min(spec.batch_size, len(train))
-    epochs = max(spec.epochs, math.ceil(spec.min_steps / (len(train) // batch_size)))
-    val_every = max(1, epochs // spec.epochs)  # the step floor adds epochs, not validations or state saves
-    cfg = TrainConfig.from_spec(spec, batch_size=batch_size, epochs=epochs, schedule="linear",
-                                patience=10**9, seed=seed, state_every=spec.state_every * val_every,
-                                extra={"init": spec.init, "model": spec.model, "data": spec.data,
-                                       "probe": spec.linear_probe, "fraction": spec.label_fraction})
-    trainer = Trainer(cfg, out)
-    trainer.preflight(spec.resume)  # a refused run writes nothing, not even stats.json
-    stats_path = out / "stats.json"
-    if spec.resume and stats_path.exists():
-        stats = BandStats.load(stats_path)
-    else:
-        n = min(len(train), 64)
-        stats = compute_band_stats((train[i] for i in range(n)), num_bands=first.num_bands,
-                                   wavelengths=first.wavelengths, total=n, desc="band stats")
-        stats.save(stats_path)
-    torch.manual_seed(seed)
-    model = build_encoder(spec.model, first.num_bands, spec.init, num_classes=len(train.classes),
-                          wavelengths=first.wavelengths)
-    augment = HSIAugment(scale=(0.6, 1.0), max_degrees=spec.max_degrees, noise_std=spec.noise_std)
-    objective = ClassifierObjective(model, stats.mean, stats.std, augment, linear_probe=spec.linear_probe)
-    tracker = BestTracker(out)
-    arch = arch_of(spec.model)
+class FinetuneRun(RunTemplate):
+    """One seed of fine-tuning as the run template's steps: the best-on-validation-loss weights are exported
+    as ``best.safetensors`` and tested once."""
 
-    def save_best(path: Path) -> None:
-        save_checkpoint(path, model.state_dict(), architecture=arch, objective=f"finetune:{spec.init}",
-                        data=spec.data, recipe=asdict(spec), wavelengths_nm=None if first.wavelengths is None
-                        else first.wavelengths.tolist(), mean=stats.mean, std=stats.std,
-                        extra={"classes": train.classes, "crop": train.crop[0]})
+    def prepare(self):
+        spec = self.spec
+        self.train_ds, self.val, self.test = _datasets(spec, self.seed)
+        first = self.train_ds.cube(0)
+        self.wavelengths, self.num_bands = first.wavelengths, first.num_bands
+        self.batch_size = min(spec.batch_size, len(self.train_ds))
+        self.epochs = max(spec.epochs, math.ceil(spec.min_steps / (len(self.train_ds) // self.batch_size)))
+        self.val_every = max(1, self.epochs // spec.epochs)  # the step floor adds epochs, not validations
+        return self.train_ds
 
-    def on_epoch_end(epoch: int, loss: float) -> None:
-        if epoch % val_every and epoch != epochs:
-            return
-        logits, labels = evaluate(objective, val, trainer.device)
-        m = classification_metrics(logits, labels, train.classes)
-        improved = tracker.update(epoch, m["accuracy"], save_best) if trainer.is_main else False
-        trainer.log({"kind": "val", "epoch": epoch, "accuracy": m["accuracy"],
-                      "balanced_accuracy": m["balanced_accuracy"], "best": improved})
+    def config(self, train) -> TrainConfig:
+        spec = self.spec
+        return TrainConfig.from_spec(spec, batch_size=self.batch_size, epochs=self.epochs, schedule="linear",
+                                     patience=10**9, min_delta=0.0, seed=self.seed, val_every=self.val_every,
+                                     state_every=spec.state_every * self.val_every,
+                                     extra={"init": spec.init, "model": spec.model, "data": spec.data,
+                                            "probe": spec.linear_probe, "fraction": spec.label_fraction})
 
-    summary = trainer.fit(objective, train, resume=spec.resume, on_epoch_end=on_epoch_end)
-    best_sd, _ = load_checkpoint(out / "best.safetensors")
-    model.load_state_dict(best_sd)
-    logits, labels = evaluate(objective, test, trainer.device)
-    metrics = classification_metrics(logits, labels, train.classes)
-    # per test cube, in split-file order: what paired tests between methods need (same cubes, same seeds)
-    metrics["test_predictions"] = {"paths": [os.path.relpath(p, spec.data) for p, _ in test.items],
-                                   "labels": labels.tolist(), "predicted": logits.argmax(1).tolist()}
-    metrics.update(best_epoch=tracker.best["epoch"], best_val_accuracy=tracker.best["score"], seed=seed,
-                   crop=train.crop[0],
-                   train_size=len(train), train_loss=summary["final_loss"], wall_time_s=summary["wall_time_s"],
-                   epochs=summary["epochs"], steps=summary["steps"])
-    write_json(out / "metrics.json", metrics)
-    confusion_matrix(metrics["confusion_matrix"], train.classes, out / "confusion_matrix.png",
-                     title=f"{spec.model} init={Path(spec.init).name}, seed {seed} (test)")
-    return metrics
+    def validation(self, trainer):
+        classes = self.train_ds.classes
+
+        def validate(objective) -> dict:  # the trainer keeps the weights of the lowest validation loss
+            logits, labels = evaluate(objective, self.val, trainer.device)
+            m = classification_metrics(logits, labels, classes)
+            loss = F.cross_entropy(torch.from_numpy(logits).double(), torch.from_numpy(labels).long())
+            return {"loss": float(loss), "accuracy": m["accuracy"], "balanced_accuracy": m["balanced_accuracy"]}
+
+        return validate
+
+    def build(self, stats) -> ClassifierObjective:
+        spec = self.spec
+        self.model = build_encoder(spec.model, self.num_bands, spec.init, num_classes=len(self.train_ds.classes),
+                                   wavelengths=self.wavelengths)
+        augment = HSIAugment(scale=(0.6, 1.0), max_degrees=spec.max_degrees, noise_std=spec.noise_std)
+        return ClassifierObjective(self.model, stats.mean, stats.std, augment, linear_probe=spec.linear_probe)
+
+    def export(self, trainer, objective, summary: dict) -> dict:
+        spec, out, train, stats = self.spec, self.out, self.train_ds, self.stats
+        save_checkpoint(out / "best.safetensors", self.model.state_dict(), architecture=arch_of(spec.model),
+                        objective=f"finetune:{spec.init}", data=spec.data, recipe=asdict(spec),
+                        wavelengths_nm=None if self.wavelengths is None else self.wavelengths.tolist(),
+                        mean=stats.mean, std=stats.std, extra={"classes": train.classes, "crop": train.crop[0]})
+        best = next((h for h in summary["history"] if h["epoch"] == summary.get("best_epoch")), {})
+        best_val = best.get("val") or {}
+        write_json(out / "best.json", {"epoch": summary.get("best_epoch"), "metric": "validation loss",
+                                        **{f"val_{k}": v for k, v in best_val.items()}}, indent=None)
+        logits, labels = evaluate(objective, self.test, trainer.device)
+        metrics = classification_metrics(logits, labels, train.classes)
+        # per test cube, in split-file order: what paired tests between methods need (same cubes, same seeds)
+        metrics["test_predictions"] = {"paths": [os.path.relpath(p, spec.data) for p, _ in self.test.items],
+                                       "labels": labels.tolist(), "predicted": logits.argmax(1).tolist()}
+        metrics.update(best_epoch=summary.get("best_epoch"), best_val_loss=best_val.get("loss"),
+                       best_val_accuracy=best_val.get("accuracy"), seed=self.seed, crop=train.crop[0],
+                       train_size=len(train), train_loss=summary["final_loss"], wall_time_s=summary["wall_time_s"],
+                       epochs=summary["epochs"], steps=summary["steps"])
+        write_json(out / "metrics.json", metrics)
+        confusion_matrix(metrics["confusion_matrix"], train.classes, out / "confusion_matrix.png",
+                         title=f"{spec.model} init={Path(spec.init).name}, seed {self.seed} (test)")
+        return metrics
 
 
 def run_finetune(spec: FinetuneSpec) -> dict:
@@ -258,7 +245,7 @@ def run_finetune(spec: FinetuneSpec) -> dict:
     if not spec.data:
         raise ValueError("--data: required (a folder with train.txt, val.txt and test.txt)")
     out = Path(spec.out)
-    runs = [_run_seed(spec, spec.seed + k, out / f"seed_{spec.seed + k}") for k in range(spec.seeds)]
+    runs = [FinetuneRun(spec, out / f"seed_{spec.seed + k}", seed=spec.seed + k).run() for k in range(spec.seeds)]
     agg = {"spec": asdict(spec), "runs": runs, "aggregate": aggregate(runs)}
     write_json(out / "aggregate.json", agg)
     return agg

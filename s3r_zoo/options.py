@@ -36,7 +36,7 @@ class OptionError(ValueError):
 
 def option(default: Any, help: str, *, choices: Optional[Sequence[Any]] = None, min: Optional[float] = None,
            max: Optional[float] = None, above: Optional[float] = None, cli: bool = True,
-           metavar: Optional[str] = None) -> Any:
+           metavar: Optional[str] = None, positional: bool = False, required: bool = False) -> Any:
     """A dataclass field that declares one run option.
 
     Args:
@@ -48,9 +48,12 @@ def option(default: Any, help: str, *, choices: Optional[Sequence[Any]] = None, 
         above: Values must be strictly greater than this (numbers).
         cli: False for options that only a YAML file or the library sets.
         metavar: Name of the value in ``--help``.
+        positional: A positional command-line argument (``s3r-zoo embed SOURCE``) instead of ``--name``.
+        required: The command line requires it (its default then only stands for "not given").
     """
     meta = {_META: dict(help=help, choices=tuple(choices) if choices is not None else None, min=min, max=max,
-                        above=above, cli=cli, metavar=metavar)}
+                        above=above, cli=cli, metavar=metavar,
+                        positional=positional, required=required)}
     if isinstance(default, list):
         return dataclasses.field(default_factory=lambda: list(default), metadata=meta)
     return dataclasses.field(default=default, metadata=meta)
@@ -202,6 +205,9 @@ def add_arguments(parser: argparse.ArgumentParser, cls: type, skip: Sequence[str
         meta = f.metadata[_META]
         if not meta["cli"] or f.name in skip:
             continue
+        if meta.get("positional"):
+            parser.add_argument(f.name, help=meta["help"], metavar=meta["metavar"] or f.name.upper())
+            continue
         flag = "--" + f.name.replace("_", "-")
         base, _ = _unwrap_optional(hints[f.name])
         default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
@@ -215,7 +221,7 @@ def add_arguments(parser: argparse.ArgumentParser, cls: type, skip: Sequence[str
             continue
         if default not in (None, "", []):
             help_text += f" (default: {default})"
-        kw: dict[str, Any] = dict(dest=f.name, help=help_text)
+        kw: dict[str, Any] = dict(dest=f.name, help=help_text, required=bool(meta.get("required")))
         if meta["choices"] is not None:
             kw["metavar"] = "{" + ",".join(str(c) for c in meta["choices"]) + "}"
         elif meta["metavar"]:

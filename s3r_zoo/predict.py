@@ -31,28 +31,36 @@ import torch
 from .checkpoint import load_checkpoint, read_checkpoint_info
 from .data.cache import open_cube
 from .data.datasets import read_split_file
+from .data.io import NAN_POLICIES
 from .data.report import false_colour
 from .data.stats import BandStats
 from .embed import embed_cube, list_sources, relative_name, same_bands, windows
 from .files import check_writable_dir, write_csv, write_json
 from .models.names import model_name
+from .options import option
 from .plots import pyplot, save_figure
 from .progress import progress
-from .train.engine import resolve_amp
+from .train.engine import AMP_MODES, resolve_amp
 
 __all__ = ["PredictSpec", "run_predict", "load_classifier"]
 
 
 @dataclass
 class PredictSpec:
-    source: str
-    checkpoint: str
-    out: str
-    tile: Optional[int] = None
-    stride: Optional[int] = None
-    batch_size: int = 16
-    amp: str = "none"
-    nan: str = "error"
+    """Every option of ``s3r-zoo predict``, declared once."""
+
+    source: str = option("", "folder of cubes, split file (<path> <label>: accuracy is reported) or one cube",
+                         positional=True)
+    checkpoint: str = option("", "what finetune saved: <out>/seed_<k>/best.safetensors", required=True,
+                             metavar="FILE")
+    out: str = option("", "output folder", required=True, metavar="DIR")
+    tile: Optional[int] = option(None, "window side; default: whole cube if it fits the training crop, else windows "
+                                 "of the training crop; 0: always whole cubes (as finetune's test)", min=0)
+    stride: Optional[int] = option(None, "step between windows (default: half a window)", min=1)
+    batch_size: int = option(16, "windows per forward pass", min=1)
+    amp: str = option("none", "mixed precision (default none: fp32, as finetune evaluates)", choices=AMP_MODES)
+    nan: str = option("error", "NaN/Inf in the cubes: refuse (error) or repair them",
+                      choices=tuple(p for p in NAN_POLICIES if p != "keep"))
 
 
 def load_classifier(path: str) -> tuple[torch.nn.Module, list[str], BandStats, dict]:

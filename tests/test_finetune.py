@@ -9,7 +9,7 @@ import torch
 
 from s3r_zoo.cli import main
 from s3r_zoo.data.synthetic import write_dataset
-from s3r_zoo.finetune import BestTracker, FinetuneSpec, run_finetune, stratified_fraction
+from s3r_zoo.finetune import ClassifierObjective, FinetuneSpec, run_finetune, stratified_fraction
 from s3r_zoo.metrics import aggregate, binary_auroc, classification_metrics
 
 
@@ -30,19 +30,32 @@ def test_finetune_beats_chance(pdac, tmp_path):
     for f in ("best.safetensors", "best.json", "metrics.json", "confusion_matrix.png", "metrics.jsonl"):
         assert (tmp_path / "seed_0" / f).is_file()
     vals = [json.loads(line) for line in (tmp_path / "seed_0" / "metrics.jsonl").read_text().splitlines()]
-    val_acc = [v["accuracy"] for v in vals if v["kind"] == "val"]
-    assert len(val_acc) == 10 and run["best_val_accuracy"] == max(val_acc)
-    assert run["best_epoch"] == 1 + val_acc.index(max(val_acc))  # first best wins ties
+    vals = [v for v in vals if v["kind"] == "val"]
+    val_loss = [v["loss"] for v in vals]
+    assert len(vals) == 10 and run["best_val_loss"] == min(val_loss)  # selected by validation loss
+    assert run["best_epoch"] == 1 + val_loss.index(min(val_loss))  # ties keep the earlier epoch
+    assert run["best_val_accuracy"] == vals[run["best_epoch"] - 1]["accuracy"]
+    assert json.loads((tmp_path / "seed_0" / "best.json").read_text())["epoch"] == run["best_epoch"]
 
 
-def test_best_tracker_picks_scripted_epoch(tmp_path):
-    curve = [0.40, 0.55, 0.70, 0.65, 0.70, 0.50]
-    saved = []
-    t = BestTracker(tmp_path)
-    for epoch, score in enumerate(curve, 1):
-        t.update(epoch, score, lambda p, e=epoch: saved.append(e))
-    assert t.best["epoch"] == 3 and saved == [1, 2, 3]
-    assert BestTracker(tmp_path).best["epoch"] == 3  # survives a restart
+def test_best_weights_follow_the_lowest_validation_loss_every_val_every_epochs(tmp_path):
+    """The trainer's one best-weights mechanism, as fine-tuning uses it: validated every 2 epochs and at the
+    last, the lowest loss kept (a tie keeps the earlier epoch), nothing decided between validations."""
+    from s3r_zoo.data.synthetic import SyntheticHSI
+    from s3r_zoo.train import TrainConfig, Trainer
+
+    ds = SyntheticHSI("pdac_like", n=4, size=16, seed=0)
+    obj = ClassifierObjective(timm.create_model("s3r_resnet18", in_chans=40, num_classes=2), [0.5] * 40, [0.2] * 40)
+    scripted, seen = iter([0.9, 0.5, 0.5]), []
+
+    def validate(o):
+        seen.append(len(seen))
+        return {"loss": next(scripted)}
+
+    cfg = TrainConfig(epochs=5, batch_size=4, patience=10**9, min_delta=0.0, val_every=2, amp="none")
+    s = Trainer(cfg, tmp_path, device="cpu").fit(obj, ds, validate=validate)
+    assert len(seen) == 3 and s["best_epoch"] == 4 and s["best_loss"] == 0.5  # epochs 2, 4 and the last (5)
+    assert [h.get("val", {}).get("loss") for h in s["history"]] == [None, 0.9, None, 0.5, 0.5]
 
 
 def test_linear_probe_freezes_encoder(pdac, tmp_path):

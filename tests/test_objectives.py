@@ -206,7 +206,7 @@ def test_early_stopping_is_keras_style_on_the_validation_loss(tmp_path, losses, 
     ds = SyntheticHSI("pdac_like", n=4, size=16, seed=0)
     obj = S3RObjective(timm.create_model("s3r_resnet18", in_chans=40), [0.5] * 40, [0.2] * 40, mask_patch=4)
     scripted = iter(losses)
-    cfg = TrainConfig(epochs=len(losses), batch_size=4, patience=3, min_delta=min_delta)
+    cfg = TrainConfig(epochs=len(losses), batch_size=4, patience=3, min_delta=min_delta, amp="none")
     s = Trainer(cfg, tmp_path, device="cpu").fit(obj, ds, validate=lambda o: {"loss": next(scripted)})
     assert s["stop"] == ("early_stop" if stop_epoch else "max_epochs")
     assert s["epochs"] == (stop_epoch or len(losses)) and s["best_epoch"] == best_epoch

@@ -14,12 +14,11 @@ import logging
 import sys
 from typing import Optional, Sequence
 
-from ..data.io import NAN_POLICIES
 from ..finetune import FinetuneSpec
 from ..models.names import MODEL_NAMES
 from ..options import add_arguments, build_spec, load_yaml
 from ..pretrain.spec import PretrainSpec
-from ..train.engine import AMP_MODES, NonFiniteError
+from ..train.engine import NonFiniteError
 from ..version import __version__
 from .data import add_data
 from .publish import add_publish
@@ -108,62 +107,43 @@ def _run_finetune(args: argparse.Namespace) -> int:
 
 
 def _add_embed(sub: argparse._SubParsersAction) -> None:
+    from ..embed import EmbedSpec
+
     p = sub.add_parser("embed", help="encoder features of a folder, split file or cube -> features.npy + index.csv",
                        description="Whole-cube or tiled features from a tag, a checkpoint or an hf-hub: id, the "
                                    "stem adapted to the data's bands by wavelength. Resumable: run the same command "
                                    "again after an interruption.")
-    p.add_argument("source", help="folder of cubes, split file (<path> <label> lines) or one cube")
-    p.add_argument("--init", required=True, help="a tag (s3r_resnet50.cr_hims41_v2), a checkpoint file, or "
-                                                 "hf-hub:ORG/NAME")
-    p.add_argument("--out", required=True, help="output folder")
-    p.add_argument("--model", choices=MODEL_NAMES, help="architecture (default: the checkpoint's or tag's)")
-    p.add_argument("--tile", type=int, help="window side in pixels (default: one feature per whole cube)")
-    p.add_argument("--stride", type=int, help="step between windows (default: --tile)")
-    p.add_argument("--batch-size", type=int, default=16, help="windows per forward pass (default 16)")
-    p.add_argument("--amp", default="auto", choices=AMP_MODES, help="auto: bf16 where the CPU or GPU runs it natively")
-    p.add_argument("--nan", default="error", choices=[x for x in NAN_POLICIES if x != "keep"],
-                   help="NaN/Inf in the cubes: refuse (error) or repair them")
-    p.add_argument("--wavelengths", type=float, nargs="+", metavar="NM",
-                   help="band centres of the data in nm (if its files have none)")
-    p.set_defaults(func=_run_embed)
+    add_arguments(p, EmbedSpec)
+    p.set_defaults(func=_run_embed, spec_cls=EmbedSpec, config=None)
 
 
 def _run_embed(args: argparse.Namespace) -> int:
-    from ..embed import EmbedSpec, run_embed
+    from ..embed import run_embed
 
-    s = run_embed(EmbedSpec(source=args.source, out=args.out, init=args.init, model=args.model, tile=args.tile,
-                            stride=args.stride, batch_size=args.batch_size, amp=args.amp, nan=args.nan,
-                            wavelengths=args.wavelengths))
+    spec = _spec(args)
+    s = run_embed(spec)
     print(f"{s['cubes']} cube(s) -> {s['features'][0]} feature vectors of {s['features'][1]} ({s['model']}, "
-          f"normalised by {s['normalisation']}) -> {args.out}/features.npy, index.csv")
+          f"normalised by {s['normalisation']}) -> {spec.out}/features.npy, index.csv")
     return 0
 
 
 def _add_predict(sub: argparse._SubParsersAction) -> None:
+    from ..predict import PredictSpec
+
     p = sub.add_parser("predict", help="class probabilities of new cubes from a fine-tuned checkpoint -> CSV "
                                        "(+ heatmaps of tiled scenes)")
-    p.add_argument("source", help="folder of cubes, split file (<path> <label>: accuracy is reported) or one cube")
-    p.add_argument("--checkpoint", required=True, help="what finetune saved: <out>/seed_<k>/best.safetensors")
-    p.add_argument("--out", required=True, help="output folder")
-    p.add_argument("--tile", type=int, help="window side; default: whole cube if it fits the training crop, else "
-                                            "windows of the training crop; 0: always whole cubes (as finetune's test)")
-    p.add_argument("--stride", type=int, help="step between windows (default: half a window)")
-    p.add_argument("--batch-size", type=int, default=16, help="windows per forward pass (default 16)")
-    p.add_argument("--amp", default="none", choices=AMP_MODES,
-                   help="mixed precision (default none: fp32, as finetune evaluates)")
-    p.add_argument("--nan", default="error", choices=[x for x in NAN_POLICIES if x != "keep"],
-                   help="NaN/Inf in the cubes: refuse (error) or repair them")
-    p.set_defaults(func=_run_predict)
+    add_arguments(p, PredictSpec)
+    p.set_defaults(func=_run_predict, spec_cls=PredictSpec, config=None)
 
 
 def _run_predict(args: argparse.Namespace) -> int:
-    from ..predict import PredictSpec, run_predict
+    from ..predict import run_predict
 
-    s = run_predict(PredictSpec(source=args.source, checkpoint=args.checkpoint, out=args.out, tile=args.tile,
-                                stride=args.stride, batch_size=args.batch_size, amp=args.amp, nan=args.nan))
+    spec = _spec(args)
+    s = run_predict(spec)
     counts = ", ".join(f"{c}: {n}" for c, n in s["predicted_counts"].items())
     acc = f"; accuracy {100 * s['accuracy']:.2f} %" if "accuracy" in s else ""
-    print(f"{s['cubes']} cube(s) ({s['tiled_cubes']} tiled): {counts}{acc} -> {args.out}/predictions.csv")
+    print(f"{s['cubes']} cube(s) ({s['tiled_cubes']} tiled): {counts}{acc} -> {spec.out}/predictions.csv")
     return 0
 
 

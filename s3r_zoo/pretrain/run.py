@@ -1,4 +1,5 @@
-"""``s3r-zoo pretrain``: data -> band stats -> objective -> trainer -> export + plots.
+"""``s3r-zoo pretrain``: the run template (:mod:`s3r_zoo.train.template`) with S3R's steps: data (and the
+Gram matrices of the training crops) -> band stats -> objective -> trainer -> export + plots.
 
 Objectives: S3R (``cr``, ``br``), the Table 1 ablation (``regress``) and the Table 2
 baselines (``simsiam``, ``byol`` with ``bands=3`` or all, ``mhsim``, ``convdeconv``,
@@ -25,21 +26,22 @@ import torch
 
 from ..checkpoint import save_checkpoint
 from ..data.datasets import CubeDataset, open_source
-from ..data.stats import BandStats, compute_band_stats
+from ..data.stats import BandStats
 from ..data.synthetic import PRESETS, SyntheticHSI
 from ..files import write_json
 from ..models import arch_of, build_encoder
 from ..lowrank import loo_r2
 from ..options import check_spec
 from ..plots import beta_profiles, loss_curve, validation_curves
-from ..train import Objective, TrainConfig, Trainer, seed_everything
+from ..train import Objective, TrainConfig, Trainer
+from ..train.template import RunTemplate
 from .objectives import S3RObjective
 from .registry import COEFFICIENT_OBJECTIVES, TARGETED, make_objective
 from .spec import NOT_RECIPE, PretrainSpec, uses_head_prior
 from .targets import coefficient_targets
 from .validation import PretextValidation, crop_grams, mean_coefficients, split_train_val, validation_crops
 
-__all__ = ["run_pretrain", "build_dataset", "make_pretrain_objective", "select_target_bands"]
+__all__ = ["run_pretrain", "PretrainRun", "build_dataset", "make_pretrain_objective", "select_target_bands"]
 
 _logger = logging.getLogger(__name__)
 
@@ -57,21 +59,6 @@ def build_dataset(spec: PretrainSpec) -> tuple[CubeDataset | SyntheticHSI, Optio
     first = ds.cube(0)
     # named by the file or folder, never by the machine's path to it
     return ds, first.wavelengths, f"{path.name} ({len(ds.items)} cubes, {spec.crop}px crops, nan={spec.nan})"
-
-
-def _stats(spec: PretrainSpec, ds, wavelengths) -> BandStats:
-    path = Path(spec.out) / "stats.json"
-    if spec.resume and path.exists():
-        stats = BandStats.load(path)
-        if len(stats.mean) != ds[0][0].shape[0]:
-            raise ValueError(f"{path}: band stats of {len(stats.mean)} bands, but --data has {ds[0][0].shape[0]}; "
-                             f"this --out folder belongs to other data")
-        return stats
-    n = min(len(ds), spec.stats_samples)
-    stats = compute_band_stats((ds[i] for i in range(n)), num_bands=ds[0][0].shape[0], wavelengths=wavelengths,
-                               total=n, desc="band stats")
-    stats.save(path)
-    return stats
 
 
 def make_pretrain_objective(spec: PretrainSpec, stats: BandStats,
@@ -146,81 +133,105 @@ def _beta_plot(spec: PretrainSpec, objective: S3RObjective, crops: torch.Tensor,
                          title=f"{spec.model} S3R-{spec.objective.upper()}: beta^_b on {len(x)} {where} crops, masked")
 
 
+class PretrainRun(RunTemplate):
+    """S3R (or a baseline) pre-training as the run template's steps; the encoder is exported."""
+
+    def __init__(self, spec: PretrainSpec):
+        super().__init__(spec, Path(spec.out))
+        self.stats_samples = spec.stats_samples
+        self.recipe = {k: v for k, v in asdict(spec).items() if k not in NOT_RECIPE}
+
+    def prepare(self):
+        spec = self.spec
+        full, self.wavelengths, self.data_desc = build_dataset(spec)
+        ds, self.val_ds, self.held_out = split_train_val(full, spec.val_fraction, spec.crop, spec.seed,
+                                                         spec.val_crops)
+        for d in (ds, self.val_ds):
+            if isinstance(d, CubeDataset):
+                d.check_files()  # NaN/Inf policy against every file once, before any training
+        # S3R's coefficient heads need the Gram matrices of the training crops (target bands, head prior)
+        self.grams = crop_grams(ds, spec.stats_samples) if spec.objective in COEFFICIENT_OBJECTIVES else None
+        self.targets, self.target_record = select_target_bands(spec, ds, self.wavelengths, self.grams)
+        self.band_mean = mean_coefficients(self.grams[0], spec.ridge) if self.grams is not None else None
+        self.train = ds
+        return ds
+
+    def config(self, train) -> TrainConfig:
+        extra = {k: v for k, v in self.recipe.items() if k not in asdict(TrainConfig())}
+        if self.targets is not None:  # part of the fingerprint: a resume must draw from the same bands
+            extra["resolved_target_bands"] = self.targets
+        spec = self.spec
+        return TrainConfig.from_spec(spec, gamma=spec.gamma, patience=spec.patience, min_delta=spec.min_delta,
+                                     extra=extra)
+
+    def validation(self, trainer: Trainer):
+        self.crops = None
+        if self.val_ds is None:
+            return None
+        self.crops = validation_crops(self.val_ds, self.spec.val_crops)
+        return PretextValidation(self.crops, self.band_mean, seed=self.spec.seed + 2, batch_size=self.spec.batch_size,
+                                 autocast=trainer.autocast, ridge=self.spec.ridge)
+
+    def build(self, stats: BandStats) -> Objective:
+        objective = make_pretrain_objective(self.spec, stats, self.targets)
+        if self.band_mean is not None and uses_head_prior(self.spec):
+            objective.start_from(self.band_mean)  # a resumed run then loads its trained state over it
+        return objective
+
+    def save_encoder(self, objective: Objective, path: Path, **extra) -> None:
+        spec, subset = self.spec, self.spec.bands is not None  # a random band subset: no fixed bands or stats
+        save_checkpoint(path, objective.exported().state_dict(), architecture=arch_of(spec.model),
+                        objective=spec.objective + (f"_{spec.bands}bands" if subset else ""), data=self.data_desc,
+                        recipe=self.recipe, wavelengths_nm=None if self.wavelengths is None or subset
+                        else self.wavelengths.tolist(), mean=None if subset else self.stats.mean,
+                        std=None if subset else self.stats.std, extra=extra)
+
+    def epoch_end(self, trainer: Trainer, objective: Objective):
+        every = self.spec.snapshot_every
+        if not every:
+            return None
+
+        def snapshot(epoch: int, loss: float) -> None:  # before the epoch's state save: a resume never skips one
+            if trainer.is_main and epoch % every == 0:
+                self.save_encoder(objective, self.out / "snapshots" / f"epoch_{epoch}.safetensors", epoch=epoch,
+                                  loss=loss)
+
+        return snapshot
+
+    def export(self, trainer: Trainer, objective: Objective, summary: dict) -> dict:
+        spec, out, targets = self.spec, self.out, self.targets
+        summary["validation"] = _validation_record(summary, self.held_out)
+        device_name = (torch.cuda.get_device_name(trainer.device) if trainer.device.type == "cuda"
+                       else f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+                            f"{torch.get_num_threads()} threads")
+        ckpt = out / "encoder.safetensors"
+        self.save_encoder(objective, ckpt, final_loss=summary["final_loss"], best_loss=summary["best_loss"],
+                          epochs=summary["epochs"], steps=summary["steps"], stop=summary["stop"],
+                          wall_time_s=round(summary["wall_time_s"], 1), hardware=f"{trainer.device.type}: {device_name}",
+                          torch=torch.__version__, validation=summary["validation"],
+                          **({"target_bands": targets, "target_band_rule": self.target_record} if targets else {}))
+        summary.update(checkpoint=str(ckpt), data=self.data_desc, recipe=self.recipe)
+        if targets is not None:
+            summary.update(target_bands=targets, target_band_rule=self.target_record)
+        if summary["history"]:
+            summary["loss_curve_png"] = str(loss_curve(summary["history"], out / "loss_curve.png",
+                                                       title=f"{spec.model} {spec.objective}: {self.data_desc}"))
+        if isinstance(objective, S3RObjective):
+            if any("cr_l1" in (h.get("val") or {}) for h in summary["history"]):
+                summary["validation_curve_png"] = str(validation_curves(
+                    summary["history"], out / "validation_curve.png",
+                    title=f"{spec.model} S3R-{spec.objective.upper()}, held out: {summary['validation']['held_out']}"))
+            crops = self.crops if self.crops is not None else torch.stack(
+                [self.train[i][0] for i in range(min(16, len(self.train)))])
+            summary["beta_profile_png"] = str(_beta_plot(spec, objective, crops, self.wavelengths, trainer.device,
+                                                         held_out=self.val_ds is not None))
+        write_json(out / "summary.json", summary)
+        return summary
+
+
 def run_pretrain(spec: PretrainSpec) -> dict:
     """Run (or resume) a pre-training and export the encoder; returns the summary."""
-    spec = check_spec(spec)  # the checks of the command line, for library callers too
-    out = Path(spec.out)
-    full, wavelengths, data_desc = build_dataset(spec)
-    ds, val_ds, held_out = split_train_val(full, spec.val_fraction, spec.crop, spec.seed, spec.val_crops)
-    for d in (ds, val_ds):
-        if isinstance(d, CubeDataset):
-            d.check_files()  # NaN/Inf policy against every file once, before any training
-    recipe = {k: v for k, v in asdict(spec).items() if k not in NOT_RECIPE}
-    grams = crop_grams(ds, spec.stats_samples) if spec.objective in COEFFICIENT_OBJECTIVES else None
-    targets, target_record = select_target_bands(spec, ds, wavelengths, grams)
-    extra = {k: v for k, v in recipe.items() if k not in asdict(TrainConfig())}
-    if targets is not None:  # part of the fingerprint: a resume must draw from the same bands
-        extra["resolved_target_bands"] = targets
-    cfg = TrainConfig.from_spec(spec, extra=extra)
-    trainer = Trainer(cfg, out)
-    trainer.preflight(spec.resume)  # a refused run writes nothing, not even stats.json
-    stats = _stats(spec, ds, wavelengths)
-    validate, crops = None, None
-    band_mean = mean_coefficients(grams[0], spec.ridge) if grams is not None else None
-    if val_ds is not None:
-        crops = validation_crops(val_ds, spec.val_crops)
-        validate = PretextValidation(crops, band_mean, seed=spec.seed + 2, batch_size=spec.batch_size,
-                                     autocast=trainer.autocast, ridge=spec.ridge)
-    seed_everything(spec.seed)  # the seed fixes the initial weights too: build the models after it
-    objective = make_pretrain_objective(spec, stats, targets)
-    if band_mean is not None and uses_head_prior(spec):
-        objective.start_from(band_mean)  # a resumed run then loads its trained state over it
-    subset = spec.bands is not None  # random bands per sample: no fixed wavelengths or per-band stats
-
-    def save_encoder(path: Path, **extra) -> None:
-        save_checkpoint(path, objective.exported().state_dict(), architecture=arch_of(spec.model),
-                        objective=spec.objective + (f"_{spec.bands}bands" if subset else ""), data=data_desc,
-                        recipe=recipe, wavelengths_nm=None if wavelengths is None or subset else wavelengths.tolist(),
-                        mean=None if subset else stats.mean, std=None if subset else stats.std, extra=extra)
-
-    def snapshot(epoch: int, loss: float) -> None:  # before the epoch's state save: a resume never skips one
-        if trainer.is_main and epoch % spec.snapshot_every == 0:
-            save_encoder(out / "snapshots" / f"epoch_{epoch}.safetensors", epoch=epoch, loss=loss)
-
-    summary = trainer.fit(objective, ds, resume=spec.resume, validate=validate,
-                          on_epoch_end=snapshot if spec.snapshot_every else None)
-    best = trainer.best_weights()
-    if best is not None:  # export the weights of the best validation epoch, not the last
-        objective.load_state_dict(best)
-    summary["validation"] = _validation_record(summary, held_out)
-    if not trainer.is_main:
-        return summary
-    device_name = (torch.cuda.get_device_name(trainer.device) if trainer.device.type == "cuda"
-                   else f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
-                        f"{torch.get_num_threads()} threads")
-    ckpt = out / "encoder.safetensors"
-    save_encoder(ckpt, final_loss=summary["final_loss"], best_loss=summary["best_loss"], epochs=summary["epochs"],
-                 steps=summary["steps"], stop=summary["stop"], wall_time_s=round(summary["wall_time_s"], 1),
-                 hardware=f"{trainer.device.type}: {device_name}", torch=torch.__version__,
-                 validation=summary["validation"],
-                 **({"target_bands": targets, "target_band_rule": target_record} if targets else {}))
-    summary.update(checkpoint=str(ckpt), data=data_desc, recipe=recipe)
-    if targets is not None:
-        summary.update(target_bands=targets, target_band_rule=target_record)
-    if summary["history"]:
-        summary["loss_curve_png"] = str(loss_curve(summary["history"], out / "loss_curve.png",
-                                                   title=f"{spec.model} {spec.objective}: {data_desc}"))
-    if isinstance(objective, S3RObjective) and any("cr_l1" in (h.get("val") or {}) for h in summary["history"]):
-        summary["validation_curve_png"] = str(validation_curves(
-            summary["history"], out / "validation_curve.png",
-            title=f"{spec.model} S3R-{spec.objective.upper()}, held out: {summary['validation']['held_out']}"))
-    if isinstance(objective, S3RObjective):
-        if crops is None:
-            crops = torch.stack([ds[i][0] for i in range(min(16, len(ds)))])
-        summary["beta_profile_png"] = str(_beta_plot(spec, objective, crops, wavelengths, trainer.device,
-                                                     held_out=val_ds is not None))
-    write_json(out / "summary.json", summary)
-    return summary
+    return PretrainRun(check_spec(spec)).run()  # the checks of the command line, for library callers too
 
 
 def _validation_record(summary: dict, held_out: str) -> dict:

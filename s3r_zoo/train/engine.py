@@ -300,15 +300,18 @@ class Trainer:
         epoch = pos["epoch"]
         self._check_finite(fit)
         fit.sched.step()
-        val = self._validate(fit.objective) if self._validate is not None else None
-        monitored = val["loss"] if val is not None else epoch_loss
-        improved = monitored < pos["best"] - cfg.min_delta
-        if improved:
-            pos.update(best=monitored, best_epoch=epoch + 1, bad_epochs=0)
-            if val is not None and self.is_main:
-                self._save_best(fit, epoch + 1, monitored)
-        else:
-            pos["bad_epochs"] += 1
+        due = (epoch + 1) % cfg.val_every == 0 or epoch + 1 >= cfg.epochs
+        val = self._validate(fit.objective) if self._validate is not None and due else None
+        improved = False
+        if val is not None or self._validate is None:  # epochs between validations change nothing here
+            monitored = val["loss"] if val is not None else epoch_loss
+            improved = monitored < pos["best"] - cfg.min_delta
+            if improved:
+                pos.update(best=monitored, best_epoch=epoch + 1, bad_epochs=0)
+                if val is not None and self.is_main:
+                    self._save_best(fit, epoch + 1, monitored)
+            else:
+                pos["bad_epochs"] += 1
         pos.update(epoch=epoch + 1, step=0)
         record = {"epoch": epoch + 1, "loss": epoch_loss, "time_s": time.perf_counter() - fit.t0}
         if val is not None:

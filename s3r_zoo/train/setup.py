@@ -71,8 +71,8 @@ def seed_everything(seed: int) -> None:
 class TrainConfig:
     """The trainer's settings; everything except ``epochs`` (and logging) must match on resume.
 
-    Run specs declare the user-facing options (:mod:`s3r_zoo.options`); :meth:`from_spec`
-    takes the fields of the same name from a spec, so no option is copied by hand.
+    The options every run shares are declared once, in :class:`~.spec.RunSpec` (their defaults here are
+    RunSpec's); :meth:`from_spec` hands them over by name, and each run adds its own settings.
     """
 
     epochs: int = _RUN["epochs"]
@@ -93,16 +93,19 @@ class TrainConfig:
     state_every: int = _RUN["state_every"]  # epochs between saves of the resumable state (the last epoch is always saved)
     log_every: int = 10
     max_bad_steps: int = 20
+    val_every: int = 1  # epochs between validations (and the last epoch): best weights and early stopping follow them
     tensorboard: bool = _RUN["tensorboard"]  # also write TensorBoard scalars to <out>/tensorboard (needs `tensorboard`)
     extra: dict = field(default_factory=dict)  # objective / data description, part of the fingerprint
 
     @classmethod
-    def from_spec(cls, spec: Any, **overrides: Any) -> "TrainConfig":
-        """The config from a run spec's fields of the same name, then ``overrides``."""
-        names = {f.name for f in fields(cls)}
-        values = {k: v for k, v in vars(spec).items() if k in names}
-        values.update(overrides)
-        return cls(**values)
+    def from_spec(cls, spec: RunSpec, **overrides: Any) -> "TrainConfig":
+        """The config from the options every run shares (:class:`~.spec.RunSpec`, named one by one), then
+        ``overrides`` (what a run adds: its schedule, patience, fingerprint extras ...)."""
+        values = dict(epochs=spec.epochs, batch_size=spec.batch_size, lr=spec.lr, weight_decay=spec.weight_decay,
+                      grad_clip=spec.grad_clip, amp=spec.amp, channels_last=spec.channels_last, compile=spec.compile,
+                      seed=spec.seed, num_workers=spec.num_workers, ckpt_every=spec.ckpt_every,
+                      state_every=spec.state_every, tensorboard=spec.tensorboard)
+        return cls(**{**values, **overrides})
 
     def fingerprint(self) -> str:
         d = asdict(self)
