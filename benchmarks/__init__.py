@@ -14,7 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Optional, Sequence
 
-from . import accuracy, coefficients, convergence, labels, speed, transfer, weights
+from . import accuracy, coefficients, convergence, labels, released, speed, transfer
 from .common import default_results_dir
 from .protocol import BUDGETS, METHODS
 from .report import write_report
@@ -61,7 +61,7 @@ def run_bench(parts: Sequence[str], quick: bool = False, budget: Optional[str] =
         elif part == "coefficients":
             out[part] = coefficients.run(results_dir, work_dir, quick=quick, cr_run=cr_run, br_run=br_run)
         elif part == "weights":
-            out[part] = weights.run(results_dir, b, work_dir, amp=amp)
+            out[part] = released.run(results_dir, b, work_dir, amp=amp)  # part "weights": the released weights
     if "report" in parts:  # the plots of the powered benchmark are redrawn from their JSON too
         labels.replot(results_dir)
         transfer.replot(results_dir)

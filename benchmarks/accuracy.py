@@ -1,4 +1,4 @@
-"""``s3r-zoo bench accuracy``: Table 2 and the Table 1 ablation on simulated data.
+"""``python -m benchmarks accuracy``: Table 2 and the Table 1 ablation on simulated data.
 
 Protocol (docs/method.md): each method pre-trains on the train split only, then fine-tunes with
 the same recipe for every initialisation (best-on-validation weights, tested once),

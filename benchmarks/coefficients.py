@@ -1,4 +1,4 @@
-"""``s3r-zoo bench coefficients``: the paper's Fig. 3 on the real HIMS cube, on held-out crops.
+"""``python -m benchmarks coefficients``: the paper's Fig. 3 on the real HIMS cube, on held-out crops.
 
 beta^_b predicted by an S3R-CR and an S3R-BR run (encoder + head, from the runs'
 ``state.safetensors``) for a few target bands b, on each run's HELD-OUT crops (the region

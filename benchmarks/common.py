@@ -16,11 +16,11 @@ import numpy as np
 import timm
 import torch
 
+from s3r_zoo import __version__
 from s3r_zoo.data import read_cube
 from s3r_zoo.data.synthetic import simulate_cube
 from s3r_zoo.files import write_json
 from s3r_zoo.progress import progress
-from s3r_zoo.version import __version__
 
 REPO_BENCHMARKS = Path(__file__).resolve().parent  # this folder: benchmarks/ of the checkout
 HIMS_ENV = "S3R_ZOO_TEST_DATA"

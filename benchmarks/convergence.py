@@ -1,4 +1,4 @@
-"""``s3r-zoo bench convergence``: loss against wall-clock and epochs, same data, same budget.
+"""``python -m benchmarks convergence``: loss against wall-clock and epochs, same data, same budget.
 
 S3R-CR, S3R-BR, SimSiam, BYOL and MHSIM (all bands) pre-train on the train split of the
 first simulated preset of the budget. Reported: seconds per epoch, the ratio S3R / SimSiam

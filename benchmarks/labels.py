@@ -1,4 +1,4 @@
-"""``s3r-zoo bench labels``: the powered label-efficiency benchmark.
+"""``python -m benchmarks labels``: the powered label-efficiency benchmark.
 
 Protocol (benchmarks/NOTES.md, "Powered protocol"):
 
@@ -297,7 +297,7 @@ def _finish(results_dir: Path, payload: dict, preset: str, b: LabelBudget) -> No
 
 
 def plot(results_dir: Path, payload: dict, preset: str) -> list:
-    """The PNGs of one preset's tables (from labels.json alone: ``bench report`` redraws them)."""
+    """The PNGs of one preset's tables (from labels.json alone: ``python -m benchmarks report`` redraws them)."""
     table, b = payload["tables"][preset], payload["budget"]
     chance = 100 / len(PRESETS[preset].classes) if preset in PRESETS else None
     accuracy_vs_labels({f"linear probe (frozen {b['model']} features)": table["probe"],

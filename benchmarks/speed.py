@@ -1,4 +1,4 @@
-"""``s3r-zoo bench speed``: every cost of the zoo, side by side in one run.
+"""``python -m benchmarks speed``: every cost of the zoo, side by side in one run.
 
 1. beta~ by closed form vs a 100-step AdamW fit, on real HIMS tiles, for the one target
    band per sample that training uses and for all bands at once (one inverse vs B fits).

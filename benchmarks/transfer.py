@@ -1,4 +1,4 @@
-"""``s3r-zoo bench transfer``: an encoder pre-trained on one sensor, used on another.
+"""``python -m benchmarks transfer``: an encoder pre-trained on one sensor, used on another.
 
 The source is S3R-CR pre-trained on the ``pdac_like`` labelled train split of ``bench labels``
 (40 bands, 450-750 nm). The targets are the same tissue (same cubes, seeds and split) seen by

@@ -74,7 +74,7 @@ def test_accuracy_protocol_runs_caches_and_reports(tmp_path, monkeypatch):
 
     text = write_report(res).read_text()
     assert "### Table 2 on `pdac_like`" in text and "**S3R-CR**" in text and "91.21 (2.23)" in text
-    assert "Not run yet: `s3r-zoo bench speed`" in text
+    assert "Not run yet: `python -m benchmarks speed`" in text
     assert "Not part of this run (`--methods`): ImageNet-1k, BYOL, 3 bands, BYOL, all bands, SimSiam, all bands" in text
     assert again["complete"] and "Incomplete" not in text
 
@@ -87,7 +87,7 @@ def test_accuracy_protocol_runs_caches_and_reports(tmp_path, monkeypatch):
 
 
 def _speed_payload() -> dict:
-    """A speed.json as `s3r-zoo bench speed` writes it (made-up numbers)."""
+    """A speed.json as `python -m benchmarks speed` writes it (made-up numbers)."""
     env = {"device": "cpu", "date": "2026-11-24T00:00:00", "versions": {"torch": "x", "timm": "y"}}
     return {"name": "speed", "data_source": "tiles", **env,
             "targets": {"targets_speedup": 200, "step_ratio": 1.1, "loader_over_model": 2, "inference_ratio": 0.98,
@@ -212,7 +212,7 @@ def test_coefficients_measure_held_out_masked_crops_beside_baselines(tmp_path):
 
 
 def test_weights_part_fine_tunes_scratch_and_every_release_with_the_same_protocol(tmp_path, monkeypatch):
-    from benchmarks import weights
+    from benchmarks import released as weights
     from benchmarks.protocol import QUICK
 
     calls, outs = [], []

@@ -85,3 +85,26 @@ def test_the_check_finds_an_upward_import(tmp_path, where, code):
     (pkg / "models").mkdir(exist_ok=True)
     (pkg / "train").mkdir(exist_ok=True)
     assert len(_upward(pkg)) == 1 and where in _upward(pkg)[0]
+
+
+def test_benchmarks_use_the_public_api_only():
+    """benchmarks/ imports from s3r_zoo only names a module exports (its ``__all__``): no private helper and no
+    trainer internals, so the package can change inside without breaking the harness."""
+    import importlib
+
+    bad = []
+    for path in sorted((PACKAGE.parent / "benchmarks").glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == "s3r_zoo":
+                module = importlib.import_module(node.module)
+                public = getattr(module, "__all__", None)
+                bad += [f"{path.name}:{node.lineno}: {node.module}.{a.name}" for a in node.names
+                        if (a.name not in public if public is not None else a.name.startswith("_"))]
+    assert not bad, "benchmarks import names their modules do not export:\n" + "\n".join(bad)
+
+
+def test_the_package_never_imports_the_benchmarks():
+    hits = [f"{where}" for src, dst, where in _imports() if dst in ("bench", "benchmarks")]
+    text_hits = [str(p.relative_to(PACKAGE.parent)) for p in PACKAGE.rglob("*.py") if "import benchmarks" in
+                 p.read_text() or "from benchmarks" in p.read_text()]
+    assert not hits and not text_hits and not (PACKAGE / "bench").exists()

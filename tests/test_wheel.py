@@ -19,9 +19,15 @@ def _run(args, cwd, env):
 
 
 def test_wheel_installed_elsewhere_runs_demo_and_evaluate(tmp_path):
+    import shutil
+
+    src = tmp_path / "src"  # a copy of what the package is built from: an in-tree build/ would leave stale files
+    shutil.copytree(ROOT / "s3r_zoo", src / "s3r_zoo", ignore=shutil.ignore_patterns("__pycache__"))
+    for f in ("setup.cfg", "pyproject.toml", "README.md"):
+        shutil.copy(ROOT / f, src / f)
     isolation = [] if importlib.util.find_spec("setuptools") is None else ["--no-build-isolation"]
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", *isolation, "-q", "-w", str(tmp_path / "whl"),
-                    str(ROOT)], check=True, capture_output=True, timeout=600)
+                    str(src)], check=True, capture_output=True, timeout=600)
     (wheel,) = (tmp_path / "whl").glob("s3r_zoo-*.whl")
     subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(tmp_path / "site"),
                     str(wheel)], check=True, capture_output=True, timeout=600)

@@ -26,7 +26,7 @@ step() {  # step NAME COMMAND...: run, log to $out/NAME.log, record rc and secon
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$out/summary.txt"
 python3 -c "import torch, timm; print('torch', torch.__version__, 'timm', timm.__version__, 'cuda', torch.cuda.is_available())" | tee -a "$out/summary.txt"
 work=$(mktemp -d)
-step speed zoo bench speed --results "$out/bench"
+step speed python3 -m benchmarks speed --results "$out/bench"
 for amp in fp16 bf16; do
   for obj in cr br; do
     step "pretrain_${obj}_$amp" zoo pretrain --data "$data/hims_bladder/cube_hwc_f16.npy" --nan inpaint --model s3r_resnet18 --objective $obj \

@@ -66,15 +66,11 @@ def _add_data_split(dsub) -> None:
 
 
 def _run_data_split(args: argparse.Namespace) -> int:
-    from ..data.split import format_summary, make_splits, read_labels, write_splits
-    from ..files import check_writable_dir
+    from ..data.split import format_summary, split_labels
 
-    check_writable_dir(args.out)
-    scans, has_patient = read_labels(args.source)
-    splits, classes = make_splits(scans, args.ratios, args.folds, args.seed)  # every refusal before any write
-    summary = write_splits(args.out, splits, classes, has_patient, args.seed, args.ratios, args.folds)
+    summary = split_labels(args.source, args.out, args.ratios, args.folds, args.seed)
     print(format_summary(summary))
-    print(f"-> {args.out}: {', '.join(f'{n}.txt' for n in splits)}, split_summary.json")
+    print(f"-> {args.out}: {', '.join(f'{n}.txt' for n in summary['splits'])}, split_summary.json")
     return 0
 
 
@@ -134,16 +130,13 @@ def _read_options(args: argparse.Namespace) -> dict:
 
 def _run_data_info(args: argparse.Namespace) -> int:
     from ..data.io import read_cube
-    from ..data.report import cube_report, format_report, save_preview
-    from ..files import write_json
+    from ..data.report import cube_report, format_report, write_cube_report
 
     cube = read_cube(args.path, nan=args.nan, **_read_options(args))
     rep = cube_report(cube)
     print(format_report(rep))
     if args.out:
-        stem = Path(args.path.rstrip("/")).stem
-        preview = save_preview(cube, Path(args.out) / f"{stem}_preview.png")
-        report = write_json(Path(args.out) / f"{stem}_report.json", rep)
+        preview, report = write_cube_report(cube, rep, args.out, Path(args.path.rstrip("/")).stem)
         print(f"preview: {preview}\nreport:  {report}")
     return 0
 

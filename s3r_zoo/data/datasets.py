@@ -31,7 +31,7 @@ from .io import (HIMS_PATTERN, SUFFIX_FORMATS, Cube, CubeReadError, apply_nan_po
 from .cache import open_cube
 from .stats import BandStats
 
-__all__ = ["CubeDataset", "HSIFolder", "SplitFileDataset", "UnlabelledCubes", "find_cubes",
+__all__ = ["CubeDataset", "HSIFolder", "SplitFileDataset", "UnlabelledCubes", "find_cubes", "CACHE_BYTES",
            "cube_sources", "read_split_file", "open_source"]
 
 PathLike = Union[str, Path]

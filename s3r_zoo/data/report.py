@@ -97,3 +97,11 @@ def save_preview(cube: Cube, path: Union[str, Path], title: Optional[str] = None
     ax.set_title(title or Path(cube.path).name, fontsize=8)
     fig.tight_layout()
     return save_figure(fig, path, dpi="figure")
+
+
+def write_cube_report(cube: Cube, report: dict, out: Union[str, Path], stem: str) -> tuple[Path, Path]:
+    """``out/<stem>_preview.png`` and ``out/<stem>_report.json`` (``s3r-zoo data info --out``), atomically."""
+    from ..files import write_json
+
+    out = Path(out)
+    return save_preview(cube, out / f"{stem}_preview.png"), write_json(out / f"{stem}_report.json", report)

@@ -205,3 +205,14 @@ def format_summary(summary: dict) -> str:
         rows.append(f"{name:<{width}} {s['scans']:>6} {s['patients']:>8}  {cells}")
     note = "" if summary["patients_given"] else "\n(no patient IDs given: every scan counts as its own patient)"
     return "\n".join(rows) + "\n(per class: scans (patients))" + note
+
+
+def split_labels(source, out, ratios: Sequence[float] = (0.7, 0.15, 0.15), folds: int = 0, seed: int = 0) -> dict:
+    """``s3r-zoo data split``: read a class-folder tree or CSV, split it (every refusal before any write) and
+    write the split files and ``split_summary.json`` into ``out``; returns the summary."""
+    from ..files import check_writable_dir
+
+    check_writable_dir(out)
+    scans, has_patient = read_labels(source)
+    splits, classes = make_splits(scans, ratios, folds, seed)
+    return write_splits(out, splits, classes, has_patient, seed, ratios, folds)

@@ -1,4 +1,4 @@
-"""``s3r-zoo bench weights``: what the released encoders are worth when fine-tuned, next to scratch.
+"""``python -m benchmarks weights``: what the released encoders are worth when fine-tuned, next to scratch.
 
 For each architecture of the release records: fine-tuning from scratch and from each
 released tag (``timm.create_model('<model>.<tag>', pretrained=True, in_chans=40,
