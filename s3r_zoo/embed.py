@@ -34,7 +34,7 @@ from torch import nn
 from .bands import normalize
 from .checkpoint import read_checkpoint_info
 from .data.cache import open_cube
-from .data.datasets import cube_sources, read_split_file
+from .data.sources import source_files
 from .data.io import NAN_POLICIES, Cube, apply_nan_policy
 from .data.stats import BandStats
 from .files import check_writable_dir, save_npy, write_csv, write_json
@@ -45,7 +45,7 @@ from .progress import progress
 from .train.engine import AMP_MODES, resolve_amp
 from .weights import hub_checkpoint
 
-__all__ = ["EmbedSpec", "run_embed", "windows", "list_sources", "relative_name", "same_bands", "load_model",
+__all__ = ["EmbedSpec", "run_embed", "windows", "relative_name", "same_bands", "load_model",
            "embed_cube", "STATS_CUBES"]
 
 STATS_CUBES = 32
@@ -68,16 +68,6 @@ class EmbedSpec:
                       choices=tuple(p for p in NAN_POLICIES if p != "keep"))
     wavelengths: Optional[list[float]] = option(None, "band centres of the data in nm (if its files have none)",
                                                 metavar="NM")
-
-
-def list_sources(source: str) -> tuple[list[Path], Path]:
-    """(cube paths, the folder their index paths are relative to)."""
-    src = Path(source)
-    if src.is_file() and src.suffix == ".txt":
-        items, _ = read_split_file(src)
-        return [p for p, _ in items], src.parent
-    files, single = cube_sources(src)
-    return files, src.parent if single else src
 
 
 def relative_name(path: Path, base: Path) -> str:
@@ -177,7 +167,7 @@ def run_embed(spec: EmbedSpec) -> dict:
         raise ValueError(f"--batch-size: expected at least 1, found {spec.batch_size}")
     out = Path(spec.out)
     check_writable_dir(out)
-    paths, base = list_sources(spec.source)
+    paths, base, _ = source_files(spec.source)
     first = _read(paths[0], spec)
     init = str(hub_checkpoint(spec.init)) if spec.init.startswith("hf-hub:") else spec.init  # resolved once
     model, name = load_model(init, spec.model, first.num_bands, first.wavelengths)

@@ -30,7 +30,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from .checkpoint import save_checkpoint
-from .data.datasets import CubeDataset, SplitFileDataset, read_split_file
+from .data.datasets import CubeDataset, SplitFileDataset
+from .data.sources import read_split_file
 from .data.transforms import HSIAugment
 from .files import write_json
 from .metrics import aggregate, classification_metrics

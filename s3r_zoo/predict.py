@@ -30,11 +30,11 @@ import torch
 
 from .checkpoint import load_checkpoint, read_checkpoint_info
 from .data.cache import open_cube
-from .data.datasets import read_split_file
+from .data.sources import source_files
 from .data.io import NAN_POLICIES
 from .data.report import false_colour
 from .data.stats import BandStats
-from .embed import embed_cube, list_sources, relative_name, same_bands, windows
+from .embed import embed_cube, relative_name, same_bands, windows
 from .files import check_writable_dir, write_csv, write_json
 from .models.names import model_name
 from .options import option
@@ -108,11 +108,7 @@ def run_predict(spec: PredictSpec) -> dict:
     out = Path(spec.out)
     check_writable_dir(out)
     model, classes, stats, facts = load_classifier(spec.checkpoint)
-    paths, base = list_sources(spec.source)
-    labels = None
-    if Path(spec.source).suffix == ".txt":
-        items, names = read_split_file(spec.source)
-        labels = [names[lbl] for _, lbl in items]
+    paths, base, labels = source_files(spec.source)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     amp = resolve_amp(spec.amp, device)
     model = model.to(device).to(memory_format=torch.channels_last)

@@ -8,7 +8,7 @@ from typing import Any, Union
 from ..files import check_writable_dir
 from ..progress import progress
 from .cache import convert_cube
-from .datasets import cube_sources
+from .sources import cube_sources
 
 __all__ = ["convert_cubes"]
 

@@ -14,7 +14,6 @@ the number of workers. Call :meth:`CubeDataset.set_epoch` each epoch.
 
 from __future__ import annotations
 
-import os
 from dataclasses import replace
 from pathlib import Path
 from typing import Callable, Optional, Sequence, Union
@@ -26,97 +25,18 @@ from torch.utils.data import Dataset
 from ..bands import normalize
 from ..progress import progress
 from ..spectral import interpolation_matrix, validate_wavelengths
-from .io import (HIMS_PATTERN, SUFFIX_FORMATS, Cube, CubeReadError, apply_nan_policy, band_name, detect_format,
+from .io import (HIMS_PATTERN, Cube, CubeReadError, apply_nan_policy, band_name, detect_format,
                  nonfinite_scan, nonfinite_summary)
 from .cache import open_cube
+from .sources import _is_split_file, cube_sources, find_cubes, read_split_file, source_files  # noqa: F401
 from .stats import BandStats
 
 __all__ = ["CubeDataset", "HSIFolder", "SplitFileDataset", "UnlabelledCubes", "find_cubes", "CACHE_BYTES",
-           "cube_sources", "read_split_file", "open_source"]
+           "cube_sources", "read_split_file", "open_source", "source_files"]
 
 PathLike = Union[str, Path]
 CROP_MODES = ("random", "center", "grid", "none")
 CACHE_BYTES = 512 * 2**20  # per dataset: the cubes kept in memory after their first read
-
-
-def find_cubes(folder: PathLike) -> list[Path]:
-    """Cube files (and HIMS folders) under ``folder``, recursively, sorted."""
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise FileNotFoundError(f"{folder}: not a folder")
-    found = []
-    for root, dirs, files in os.walk(folder):
-        r = Path(root)
-        if any(HIMS_PATTERN.match(f) for f in files):
-            found.append(r)
-            dirs[:] = []
-            continue
-        # ENVI cubes are listed by their .hdr; their binary files have no entry in SUFFIX_FORMATS
-        found += [r / f for f in files if Path(f).suffix.lower() in SUFFIX_FORMATS]
-    return sorted(found)
-
-
-def cube_sources(source: PathLike) -> tuple[list[Path], bool]:
-    """``(cube paths, whether the source is one cube)`` of a cube file, a HIMS folder or a folder of cubes."""
-    src = Path(source)
-    if not src.exists():
-        raise FileNotFoundError(f"{src}: no such file or folder")
-    if src.is_file() or any(HIMS_PATTERN.match(f.name) for f in src.iterdir()):
-        detect_format(src)  # an unknown format: its one-line error now
-        return [src], True
-    files = find_cubes(src)
-    if not files:
-        raise ValueError(f"{src}: no cube files found")
-    return files, False
-
-
-def read_split_file(split_file: PathLike, root: Optional[PathLike] = None,
-                    classes: Optional[Sequence[str]] = None) -> tuple[list[tuple[Path, int]], list[str]]:
-    """Parse ``<path> <label>`` lines (label: class index or class name; ``#`` comments).
-
-    Relative paths are resolved against ``root`` (default: the split file's folder).
-    Every missing file is listed in one error.
-    """
-    split_file = Path(split_file)
-    base = Path(root) if root is not None else split_file.parent
-    try:
-        lines = split_file.read_text().splitlines()
-    except OSError as e:
-        raise FileNotFoundError(f"{split_file}: cannot read split file ({e})") from None
-    entries = []
-    for i, line in enumerate(lines, 1):
-        line = line.split("#", 1)[0].strip()
-        if not line:
-            continue
-        parts = line.rsplit(None, 1)
-        if len(parts) != 2:
-            raise ValueError(f"{split_file}:{i}: expected '<path> <label>', found {line!r}")
-        entries.append((i, parts[0], parts[1]))
-    if not entries:
-        raise ValueError(f"{split_file}: no '<path> <label>' lines")
-    names = list(classes) if classes is not None else None
-    if names is None and not all(lbl.lstrip("-").isdigit() for _, _, lbl in entries):
-        names = sorted({lbl for _, _, lbl in entries})
-    items, missing = [], []
-    for i, rel, lbl in entries:
-        path = Path(rel) if Path(rel).is_absolute() else base / rel
-        if not path.exists():
-            missing.append(f"line {i}: {path}")
-        if lbl.lstrip("-").isdigit():
-            label = int(lbl)
-            if label < 0 or (names is not None and label >= len(names)):
-                raise ValueError(f"{split_file}:{i}: label {label} outside the classes "
-                                 f"{names if names is not None else '[0, ...)'}")
-        else:
-            if lbl not in names:
-                raise ValueError(f"{split_file}:{i}: label '{lbl}' not in the classes {names}")
-            label = names.index(lbl)
-        items.append((path, label))
-    if missing:
-        raise FileNotFoundError(f"{split_file}: {len(missing)} listed files do not exist:\n  " + "\n  ".join(missing))
-    if names is None:
-        names = [str(c) for c in range(max(lbl for _, lbl in items) + 1)]
-    return items, names
 
 
 _SCANS: dict[tuple, tuple[dict[int, int], np.ndarray]] = {}
@@ -384,6 +304,4 @@ def open_source(source: PathLike, **kwargs) -> CubeDataset:
     """The one answer to "what is this path?": a split file (``.txt`` of ``<path> <label>`` lines) gives a
     :class:`SplitFileDataset`, a cube file, a HIMS folder or a folder of cubes an :class:`UnlabelledCubes`."""
     p = Path(source)
-    if p.is_file() and p.suffix == ".txt":
-        return SplitFileDataset(p, **kwargs)
-    return UnlabelledCubes(p, **kwargs)
+    return SplitFileDataset(p, **kwargs) if _is_split_file(p) else UnlabelledCubes(p, **kwargs)

@@ -234,7 +234,7 @@ def qc_source(source: Union[str, Path], out: Union[str, Path], r2_min: float = 0
     ``out`` (names relative to ``source``: no machine path in the outputs), for a folder ``qc_ranking.csv``
     (worst first); ``report`` gets one line per cube. Returns the records."""
     from ..progress import progress
-    from .datasets import cube_sources
+    from .sources import cube_sources
 
     src, out = Path(str(source).rstrip("/")), Path(out)
     if not 0 <= r2_min <= 1 or z <= 0:

@@ -30,7 +30,7 @@ from typing import Sequence
 import numpy as np
 
 from ..files import atomic_write, write_json
-from .datasets import find_cubes
+from .sources import find_cubes
 
 __all__ = ["Scan", "read_labels", "assign_groups", "make_splits", "write_splits", "format_summary"]
 

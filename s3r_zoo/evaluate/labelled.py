@@ -16,7 +16,8 @@ import numpy as np
 import torch
 
 from ..bands import normalize
-from ..data.datasets import CubeDataset, read_split_file
+from ..data.datasets import CubeDataset
+from ..data.sources import read_split_file
 from ..data.split import make_splits, read_labels, write_splits
 from ..data.stats import BandStats, compute_band_stats
 from ..progress import progress
