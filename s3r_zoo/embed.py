@@ -31,7 +31,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .bands import normalize
+from .bands import band_info, normalize
 from .checkpoint import read_checkpoint_info
 from .data.cache import open_cube
 from .data.sources import source_files
@@ -46,9 +46,9 @@ from .train.engine import AMP_MODES, resolve_amp
 from .weights import hub_checkpoint
 
 __all__ = ["EmbedSpec", "run_embed", "windows", "relative_name", "same_bands", "load_model",
-           "embed_cube", "STATS_CUBES"]
+           "embed_cube", "checkpoint_stats", "STATS_CUBES"]
 
-STATS_CUBES = 32
+STATS_CUBES = 32  # cubes whose statistics --normalize data uses
 
 
 @dataclass
@@ -68,6 +68,9 @@ class EmbedSpec:
                       choices=tuple(p for p in NAN_POLICIES if p != "keep"))
     wavelengths: Optional[list[float]] = option(None, "band centres of the data in nm (if its files have none)",
                                                 metavar="NM")
+    normalize: str = option("checkpoint", "checkpoint: the checkpoint's per-band mean/std, resampled to the data's "
+                            "bands (a cube's features never depend on which other cubes are embedded); data: the "
+                            f"mean/std of (up to {STATS_CUBES}) cubes of SOURCE", choices=("checkpoint", "data"))
 
 
 def relative_name(path: Path, base: Path) -> str:
@@ -110,13 +113,13 @@ def load_model(init: str, model: Optional[str], num_bands: int, wavelengths,
     return build_encoder(model, num_bands, init, num_classes=num_classes, wavelengths=wavelengths), model
 
 
-def _stats_of(init: str, cube: Cube) -> Optional[BandStats]:
-    """The checkpoint's band statistics when they are for these bands, else None."""
-    if not Path(init).is_file():
-        return None
-    info = read_checkpoint_info(init)
-    if info.mean is None or len(info.mean) != cube.num_bands or not same_bands(info.wavelengths_nm, cube.wavelengths):
-        return None
+def checkpoint_stats(init: str, model: nn.Module) -> BandStats:
+    """The per-band mean/std ``model`` was built with from ``init`` (a tag's or a checkpoint's, resampled to the
+    model's bands): the normalisation the weights were trained with, the same for every cube."""
+    if init in ("random", "scratch", "imagenet") or (Path(init).is_file() and read_checkpoint_info(init).mean is None):
+        raise ValueError(f"--init {init}: records no per-band statistics to normalise with; pass --normalize data to "
+                         f"use the statistics of the cubes being embedded")
+    info = band_info(model)
     return BandStats(mean=tuple(info.mean), std=tuple(info.std), count=0)
 
 
@@ -154,7 +157,7 @@ def embed_cube(model: nn.Module, cube: Cube, boxes: list[tuple[int, int, int, in
 
 def _fingerprint(spec: EmbedSpec, paths: list[Path]) -> dict:
     return {"init": spec.init, "model": spec.model, "tile": spec.tile, "stride": spec.stride, "nan": spec.nan,
-            "wavelengths": spec.wavelengths, "cubes": [str(p) for p in paths]}
+            "wavelengths": spec.wavelengths, "normalize": spec.normalize, "cubes": [str(p) for p in paths]}
 
 
 def run_embed(spec: EmbedSpec) -> dict:
@@ -177,10 +180,10 @@ def run_embed(spec: EmbedSpec) -> dict:
     if fp_file.is_file() and json.loads(fp_file.read_text()) != json.loads(json.dumps(fp)):
         raise ValueError(f"--out {out}: holds an unfinished embed with other settings or cubes; use another --out "
                          f"or delete {parts}")
-    stats = _stats_of(init, first)
-    norm = "checkpoint" if stats is not None else f"data ({min(len(paths), STATS_CUBES)} cubes)"
-    if stats is None:
-        stats = _data_stats(paths, spec)
+    if spec.normalize == "checkpoint":
+        stats, norm = checkpoint_stats(init, model), "checkpoint"
+    else:
+        stats, norm = _data_stats(paths, spec), f"data ({min(len(paths), STATS_CUBES)} cubes)"
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     amp = resolve_amp(spec.amp, device)
     model = model.to(device).eval().to(memory_format=torch.channels_last)

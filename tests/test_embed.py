@@ -59,7 +59,7 @@ def test_tiles_of_a_split_file_and_data_statistics(folder, tmp_path):
     d, ckpt, _ = folder
     (d / "test.txt").write_text("a.npy 0\nsub/c.npy 1\n")
     s = run_embed(EmbedSpec(source=str(d / "test.txt"), out=str(tmp_path / "t"), init="random",
-                            model="s3r_resnet18", tile=16, stride=16, amp="none"))
+                            model="s3r_resnet18", tile=16, stride=16, amp="none", normalize="data"))
     assert s["features"] == [9 + 2 * 3, 512] and s["normalisation"] == "data (2 cubes)"
     with open(tmp_path / "t" / "index.csv") as f:
         rows = list(csv.DictReader(f))
@@ -119,3 +119,31 @@ def test_a_cube_of_another_band_set_is_refused(folder, tmp_path, capsys):
     np.save(d / "other" / "d.npy", np.zeros((16, 16, B + 1), np.float32))
     assert main(["embed", str(d), "--init", str(ckpt), "--out", str(tmp_path / "o"), "--amp", "none"]) == 2
     assert "d.npy: its bands differ from those of" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("source", ["file", "tag"])
+def test_a_cubes_features_do_not_depend_on_the_other_cubes(folder, tmp_path, source):
+    """The checkpoint's statistics (a tag's resampled to the data's bands), never the batch's: one cube alone
+    gives the same vector as the same cube among others."""
+    from conftest import make_checkpoint
+
+    d, ckpt, _ = folder
+    init = str(ckpt)
+    if source == "tag":
+        init = "s3r_resnet18.cr_hims41_v2"
+        make_checkpoint(tmp_path / "repo_weights" / f"{init}.safetensors")  # 41 bands 380-780 nm, by wavelength
+    alone = tmp_path / "alone"
+    alone.mkdir()
+    np.save(alone / "b.npy", np.load(d / "b.npy"))
+    np.savetxt(alone / "wavelengths_nm.txt", WL)
+    one = run_embed(EmbedSpec(source=str(alone), out=str(tmp_path / "one"), init=init, amp="none"))
+    run_embed(EmbedSpec(source=str(d), out=str(tmp_path / "all"), init=init, amp="none"))
+    assert one["normalisation"] == "checkpoint"
+    np.testing.assert_array_equal(np.load(tmp_path / "one" / "features.npy")[0],
+                                  np.load(tmp_path / "all" / "features.npy")[1])
+
+
+def test_an_init_without_statistics_asks_for_data_statistics(folder, tmp_path, capsys):
+    d, _, _ = folder
+    assert main(["embed", str(d), "--init", "random", "--model", "s3r_resnet18", "--out", str(tmp_path / "r")]) == 2
+    assert "pass --normalize data" in capsys.readouterr().err and not (tmp_path / "r").exists()
