@@ -38,8 +38,7 @@ from .data.sources import source_files
 from .data.io import NAN_POLICIES, Cube, apply_nan_policy
 from .data.stats import BandStats
 from .files import check_writable_dir, save_npy, write_csv, write_json
-from .models import build_encoder
-from .models.names import MODEL_NAMES, model_name
+from .models import MODEL_NAMES, build_encoder, model_of
 from .options import option
 from .progress import progress
 from .train.engine import AMP_MODES, resolve_amp
@@ -103,13 +102,9 @@ def load_model(init: str, model: Optional[str], num_bands: int, wavelengths,
     """(encoder with ``num_bands`` inputs, its model name) from a tag, checkpoint file or ``hf-hub:`` id."""
     if init.startswith("hf-hub:"):  # a repository exported by `s3r-zoo export`: its model.safetensors
         init = str(hub_checkpoint(init))
+    model = model or model_of(init)
     if model is None:
-        if Path(init).is_file():
-            model = model_name(read_checkpoint_info(init).architecture)
-        elif init.split(".")[0] in MODEL_NAMES:
-            model = init.split(".")[0]
-        else:
-            raise ValueError(f"--model: required with --init {init!r} (one of {list(MODEL_NAMES)})")
+        raise ValueError(f"--model: required with --init {init!r} (one of {list(MODEL_NAMES)})")
     return build_encoder(model, num_bands, init, num_classes=num_classes, wavelengths=wavelengths), model
 
 

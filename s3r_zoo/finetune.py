@@ -12,7 +12,8 @@ pre-training (AMP, torchrun, atomic resumable state, progress, JSONL), with the 
 as its :class:`~s3r_zoo.train.Objective`.
 
 Per seed, ``out/seed_<k>/`` holds ``best.safetensors`` (zoo format), ``best.json``,
-``metrics.json`` (test), ``confusion_matrix.png`` and the trainer's files; ``out/``
+``metrics.json`` (test), ``confusion_matrix.png``, ``training_curve.png`` (training and
+validation loss, the kept epoch marked) and the trainer's files; ``out/``
 holds ``aggregate.json``.
 """
 
@@ -20,7 +21,7 @@ from __future__ import annotations
 
 import math
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Optional, Sequence
 
@@ -35,15 +36,15 @@ from .data.sources import read_split_file
 from .data.transforms import HSIAugment
 from .files import write_json
 from .metrics import aggregate, classification_metrics
-from .models import arch_of, build_encoder
+from .models import MODEL_NAMES, arch_of, build_encoder, model_of
 from .options import check_spec, option
-from .plots import confusion_matrix
+from .plots import confusion_matrix, loss_curve
 from .train import Objective, TrainConfig
 from .train.template import RunTemplate
 from .train.spec import RunSpec
 
 __all__ = ["FinetuneSpec", "ClassifierObjective", "FinetuneRun", "stratified_fraction", "run_finetune", "evaluate",
-           "default_crop", "MAX_DEFAULT_CROP"]
+           "default_crop", "MAX_DEFAULT_CROP", "format_aggregate"]
 
 
 MAX_DEFAULT_CROP = 256  # the default crop: whole cubes up to this side (larger scenes: random crops of it)
@@ -56,6 +57,8 @@ class FinetuneSpec(RunSpec):
     data: str = option("", "folder with train.txt, val.txt, test.txt split files (<path> <label> lines)",
                        metavar="DIR")
     out: str = option("runs/finetune", "output folder", metavar="DIR")
+    model: Optional[str] = option(None, "zoo model (default: the --init tag's or checkpoint's, else s3r_resnet18)",
+                                  choices=MODEL_NAMES)
     init: str = option("scratch", "scratch, imagenet, a tag (s3r_resnet18.cr_hims41_v2) or a zoo checkpoint path",
                        metavar="INIT")
     wavelengths: Optional[list[float]] = option(None, "band centres of the data in nm (if its files have none)",
@@ -234,6 +237,9 @@ class FinetuneRun(RunTemplate):
                        best_val_accuracy=best_val.get("accuracy"), seed=self.seed, crop=train.crop[0],
                        train_size=len(train), train_loss=summary["final_loss"], wall_time_s=summary["wall_time_s"],
                        epochs=summary["epochs"], steps=summary["steps"])
+        metrics["training_curve_png"] = str(loss_curve(
+            summary["history"], out / "training_curve.png",
+            title=f"{spec.model} init={Path(spec.init).name}, seed {self.seed}: training and validation loss"))
         write_json(out / "metrics.json", metrics)
         confusion_matrix(metrics["confusion_matrix"], train.classes, out / "confusion_matrix.png",
                          title=f"{spec.model} init={Path(spec.init).name}, seed {self.seed} (test)")
@@ -245,8 +251,26 @@ def run_finetune(spec: FinetuneSpec) -> dict:
     spec = check_spec(spec)  # the checks of the command line, for library callers too
     if not spec.data:
         raise ValueError("--data: required (a folder with train.txt, val.txt and test.txt)")
+    spec = replace(spec, model=spec.model or model_of(spec.init) or "s3r_resnet18")  # recorded as resolved
     out = Path(spec.out)
     runs = [FinetuneRun(spec, out / f"seed_{spec.seed + k}", seed=spec.seed + k).run() for k in range(spec.seeds)]
     agg = {"spec": asdict(spec), "runs": runs, "aggregate": aggregate(runs)}
     write_json(out / "aggregate.json", agg)
     return agg
+
+
+def format_aggregate(agg: dict) -> str:
+    """The console report of :func:`run_finetune`: test metrics over seeds (accuracies in %, AUROC as a
+    number in 0..1), then per seed the selected epoch with its validation loss and accuracy."""
+    spec = agg["spec"]
+    lines = [f"{'metric':<20}{'mean':>9}{'std':>9}   ({len(agg['runs'])} seed(s), init={spec['init']})"]
+    for k, v in agg["aggregate"].items():
+        scale, unit = (1, " ") if k == "auroc" else (100, "%")
+        lines.append(f"{k:<20}{scale * v['mean']:>8.{3 if k == 'auroc' else 2}f}{unit}"
+                     f"{scale * v['std']:>8.{3 if k == 'auroc' else 2}f}")
+    for r in agg["runs"]:
+        val = (f"validation loss {r['best_val_loss']:.4f}, accuracy {100 * r['best_val_accuracy']:.1f} %"
+               if r.get("best_val_loss") is not None else "no validation")
+        lines.append(f"seed {r['seed']}: kept epoch {r['best_epoch']} of {r['epochs']} ({r['steps']} steps; {val}); "
+                     f"test accuracy {100 * r['accuracy']:.1f} %")
+    return "\n".join(lines)

@@ -215,9 +215,9 @@ def add_arguments(parser: argparse.ArgumentParser, cls: type, skip: Sequence[str
         if base is bool and default is False:
             parser.add_argument(flag, dest=f.name, action="store_const", const=True, help=help_text)
             continue
-        if base is bool and default is True:
+        if base is bool and default is True:  # the flag turns off what the help describes
             parser.add_argument(f"--no-{f.name.replace('_', '-')}", dest=f.name, action="store_const", const=False,
-                                help=help_text)
+                                help=f"turn off (on by default): {help_text}")
             continue
         if default not in (None, "", []):
             help_text += f" (default: {default})"

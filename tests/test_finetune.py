@@ -27,7 +27,8 @@ def test_finetune_beats_chance(pdac, tmp_path):
     run = agg["runs"][0]
     assert run["accuracy"] >= 0.75 and run["auroc"] > 0.75, run  # chance: 0.5 (two balanced classes)
     assert 1 <= run["best_epoch"] <= 10
-    for f in ("best.safetensors", "best.json", "metrics.json", "confusion_matrix.png", "metrics.jsonl"):
+    for f in ("best.safetensors", "best.json", "metrics.json", "confusion_matrix.png", "metrics.jsonl",
+              "training_curve.png"):
         assert (tmp_path / "seed_0" / f).is_file()
     vals = [json.loads(line) for line in (tmp_path / "seed_0" / "metrics.jsonl").read_text().splitlines()]
     vals = [v for v in vals if v["kind"] == "val"]
@@ -168,3 +169,18 @@ def test_test_predictions_are_saved_per_cube_for_paired_tests(pdac, tmp_path):
     assert pred["paths"] == lines[0::2] and len(pred["labels"]) == len(pred["predicted"]) == len(lines) // 2
     correct = np.mean(np.array(pred["labels"]) == np.array(pred["predicted"]))
     assert correct == pytest.approx(agg["runs"][0]["accuracy"])
+
+
+def test_a_tag_init_brings_its_model_and_the_report_prints_auroc_as_a_number(pdac, tmp_path, capsys):
+    from conftest import make_checkpoint
+
+    tag = "s3r_resnet50.cr_hims41_v2"
+    make_checkpoint(tmp_path / "repo_weights" / f"{tag}.safetensors", arch="resnet50")
+    assert main(["finetune", "--data", str(pdac), "--init", tag, "--epochs", "1", "--batch-size", "8", "--crop", "32",
+                 "--out", str(tmp_path / "ft")]) == 0  # no --model: the tag names s3r_resnet50
+    agg = json.loads((tmp_path / "ft" / "aggregate.json").read_text())
+    assert agg["spec"]["model"] == "s3r_resnet50"
+    out = capsys.readouterr().out
+    auroc = next(line for line in out.splitlines() if line.startswith("auroc"))
+    assert "%" not in auroc and 0 <= float(auroc.split()[1]) <= 1
+    assert "seed 0: kept epoch 1 of 1" in out and "validation loss" in out

@@ -95,13 +95,11 @@ def _add_finetune(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_finetune(args: argparse.Namespace) -> int:
-    from ..finetune import run_finetune
+    from ..finetune import format_aggregate, run_finetune
 
     spec = _spec(args)
     agg = run_finetune(spec)
-    print(f"\n{'metric':<20}{'mean':>8}{'std':>8}   ({spec.seeds} seed(s), init={spec.init})")
-    for k, v in agg["aggregate"].items():
-        print(f"{k:<20}{100 * v['mean']:>7.2f}%{100 * v['std']:>7.2f}")
+    print("\n" + format_aggregate(agg))
     print(f"-> {spec.out}/aggregate.json")
     return 0
 

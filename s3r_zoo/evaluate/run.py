@@ -37,7 +37,7 @@ import torch
 from ..checkpoint import read_checkpoint_info
 from ..files import check_writable_dir, file_digest, first_line, write_json
 from ..finetune import FinetuneSpec, run_finetune, stratified_fraction
-from ..models import MODEL_NAMES, RELEASES, build_encoder, model_name
+from ..models import RELEASES, build_encoder, model_of
 from ..options import check_spec
 from ..plots import accuracy_vs_labels
 from ..progress import progress
@@ -107,16 +107,6 @@ def _source(init: str) -> Optional[Path]:
     return Path(init) if Path(init).is_file() else None
 
 
-def _model_of(init: str) -> Optional[str]:
-    file = _source(init)
-    if file is not None:
-        return model_name(read_checkpoint_info(file).architecture)
-    if init.split(".")[0] in MODEL_NAMES:
-        return init.split(".")[0]
-    raise ValueError(f"--encoders {init!r}: expected a tag such as s3r_resnet18.cr_hims41_v2, a zoo checkpoint "
-                     f"file or hf-hub:ORG/NAME (no such file)")
-
-
 def _source_wavelengths(init: str) -> Optional[tuple]:
     file = _source(init)
     if file is not None:
@@ -159,7 +149,7 @@ def _check_encoders(spec: EvaluateSpec, rows: dict, bands: int, wavelengths) -> 
     models = {}
     for name, init in rows.items():
         try:
-            models[name] = _model_of(init)
+            models[name] = model_of(init)
         except (OSError, ValueError) as e:
             raise ValueError(f"--encoders {init}: cannot read it ({first_line(e)})") from None
     found = set(models.values())

@@ -11,9 +11,9 @@ from torch import nn
 from ..checkpoint import read_checkpoint_info
 from ..weights import hub_checkpoint
 from . import s3r_resnet  # noqa: F401  (registers the zoo's models with timm)
-from .names import arch_of
+from .names import MODEL_NAMES, arch_of, model_name
 
-__all__ = ["build_encoder"]
+__all__ = ["build_encoder", "model_of"]
 
 
 def build_encoder(model: str, num_bands: int, init: str = "random", num_classes: int = 0,
@@ -61,3 +61,18 @@ def build_encoder(model: str, num_bands: int, init: str = "random", num_classes:
         return timm.create_model(init, **kw)
     raise ValueError(f"init: expected random, scratch, imagenet, a tag such as {model}.cr_hims41_v2, or an existing "
                      f"checkpoint file; found {init!r}")
+
+
+def model_of(init: str) -> Optional[str]:
+    """The zoo model an init names: a tag's (``s3r_resnet50.cr_hims41_v2``), a checkpoint file's or an
+    ``hf-hub:`` repository's architecture; None for ``random``, ``scratch`` and ``imagenet``."""
+    if init in ("random", "scratch", "imagenet"):
+        return None
+    if init.startswith("hf-hub:"):
+        init = str(hub_checkpoint(init))
+    if Path(init).is_file():
+        return model_name(read_checkpoint_info(init).architecture)
+    if init.split(".")[0] in MODEL_NAMES:
+        return init.split(".")[0]
+    raise ValueError(f"init: expected random, scratch, imagenet, a tag such as s3r_resnet18.cr_hims41_v2, an existing "
+                     f"checkpoint file or hf-hub:ORG/NAME; found {init!r}")

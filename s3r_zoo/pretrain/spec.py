@@ -31,12 +31,13 @@ class PretrainSpec(RunSpec):
     crops_per_cube: int = option(16, "random crops per cube per epoch", min=1)
     synthetic_n: int = option(256, "cubes in a synthetic: data set", min=1)
     gamma: float = option(0.99, "exponential lr decay per epoch", above=0, max=1)
-    patience: int = option(10, "epochs without improvement of the training loss before early stop", min=1)
+    patience: int = option(10, "epochs without improvement of the held-out validation loss (the training loss "
+                           "with --val-fraction 0) before early stop", min=1)
     min_delta: float = option(1e-4, "smallest loss decrease that counts as an improvement", min=0)
     mask_ratio: float = option(0.65, "fraction of patches masked, per band", min=0, max=1)
     mask_patch: int = option(16, "mask patch side in pixels", min=1)
     noise_std: float = option(0.0, "strong Gaussian noise on the masked input (normalised units)", min=0)
-    mask: bool = option(True, "regress: the Table 1 ablation without masking")
+    mask: bool = option(True, "regress: mask the input (off: the Table 1 ablation without masking)")
     bands: Optional[int] = option(None, "simsiam/byol: feed this many random bands per sample (3 = the paper's "
                                   "'3 bands' rows; default: all bands)", min=1)
     stats_samples: int = option(64, "crops used to measure the per-band mean/std and the target bands' R2", min=1)
