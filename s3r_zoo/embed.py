@@ -175,6 +175,12 @@ def run_embed(spec: EmbedSpec) -> dict:
     if fp_file.is_file() and json.loads(fp_file.read_text()) != json.loads(json.dumps(fp)):
         raise ValueError(f"--out {out}: holds an unfinished embed with other settings or cubes; use another --out "
                          f"or delete {parts}")
+    for path in paths[1:]:  # one band set, checked before anything is written
+        cube = _read(path, spec)
+        if (cube.num_bands != first.num_bands or not same_bands(cube.wavelengths, first.wavelengths)
+                or (cube.wavelengths is None) != (first.wavelengths is None)):  # unknown bands never match known
+            raise ValueError(f"{path}: its bands differ from those of {paths[0]} (the stem was adapted to the first "
+                             f"cube's); embed one band set at a time")
     if spec.normalize == "checkpoint":
         stats, norm = checkpoint_stats(init, model), "checkpoint"
     else:
@@ -188,9 +194,6 @@ def run_embed(spec: EmbedSpec) -> dict:
         if done.is_file():
             continue
         cube = _read(path, spec)
-        if cube.num_bands != first.num_bands or not same_bands(cube.wavelengths, first.wavelengths):
-            raise ValueError(f"{path}: its bands differ from those of {paths[0]} (the stem was adapted to the first "
-                             f"cube's); embed one band set at a time")
         boxes = windows(cube.shape[0], cube.shape[1], spec.tile, spec.stride)
         feats = torch.cat(list(embed_cube(model, cube, boxes, stats, device, spec.batch_size, amp, spec.nan)))
         write_json(parts / f"{k:06d}.json", boxes)

@@ -184,3 +184,36 @@ def test_cubes_are_kept_in_memory_within_the_budget(tmp_path):
     assert not isinstance(ds.cube(0).data, np.memmap) and not ds.cube(0).data.flags.writeable
     assert isinstance(ds.cube(2).data, np.memmap)  # over the budget: read from its file each time
     assert ds.cube(2) is not ds.cube(2)
+
+
+def test_check_files_refuses_mixed_band_sets_listing_the_files(tmp_path):
+    """A cube without wavelengths among cubes with them is refused, not silently assumed to match (pretrain once
+    took the first file's wavelengths and exported an encoder without any)."""
+    import tifffile
+
+    from s3r_zoo.data.io import CubeReadError
+
+    g = np.random.default_rng(0)
+    (tmp_path / "a").mkdir()
+    for i in range(2):
+        np.save(tmp_path / "a" / f"s{i}.npy", g.random((8, 8, 5), dtype=np.float32))
+    np.savetxt(tmp_path / "a" / "wavelengths_nm.txt", np.linspace(450, 650, 5))
+    tifffile.imwrite(tmp_path / "a" / "t.tif", g.random((5, 8, 8), dtype=np.float32))  # a lab export: no wavelengths
+    ds = UnlabelledCubes(tmp_path / "a", crop=4)
+    with pytest.raises(CubeReadError, match=r"do not share one band set: 2 with 5 bands 450-650 nm \(s0.npy, s1.npy\); "
+                                            r"1 with 5 bands without wavelengths \(t.tif\)"):
+        ds.check_files()
+    (tmp_path / "a" / "t.tif").unlink()
+    UnlabelledCubes(tmp_path / "a", crop=4).check_files()  # one band set: accepted
+
+
+def test_nan_refusal_names_every_bad_file(tmp_path):
+    from s3r_zoo.data.io import CubeReadError
+
+    for name in ("x", "y", "z"):
+        a = np.ones((8, 8, 3), np.float32)
+        if name != "y":
+            a[1, 1, 0] = np.nan
+        np.save(tmp_path / f"{name}.npy", a)
+    with pytest.raises(CubeReadError, match=r"2 file\(s\) hold NaN/Inf: .*x.npy: 1 NaN/Inf.*; .*z.npy: 1 NaN/Inf"):
+        UnlabelledCubes(tmp_path, crop=4).check_files()

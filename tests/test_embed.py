@@ -147,3 +147,12 @@ def test_an_init_without_statistics_asks_for_data_statistics(folder, tmp_path, c
     d, _, _ = folder
     assert main(["embed", str(d), "--init", "random", "--model", "s3r_resnet18", "--out", str(tmp_path / "r")]) == 2
     assert "pass --normalize data" in capsys.readouterr().err and not (tmp_path / "r").exists()
+
+
+def test_a_cube_without_wavelengths_among_cubes_with_them_is_refused(folder, tmp_path, capsys):
+    d, ckpt, _ = folder
+    (d / "nowl").mkdir()
+    np.save(d / "nowl" / "x.npy", np.load(d / "b.npy"))  # same bands, but its file does not say which
+    assert main(["embed", str(d), "--init", str(ckpt), "--out", str(tmp_path / "m"), "--amp", "none"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "x.npy: its bands differ from those of" in err and not (tmp_path / "m" / "parts").exists()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any, Union
 
@@ -12,6 +13,8 @@ from .sources import cube_sources
 
 __all__ = ["convert_cubes"]
 
+_logger = logging.getLogger(__name__)
+
 
 def convert_cubes(source: Union[str, Path], out: Union[str, Path], **read_options: Any) -> list[Path]:
     """Convert a cube, a HIMS folder or a folder of cubes (its layout kept) into ``out``; returns the files
@@ -19,8 +22,14 @@ def convert_cubes(source: Union[str, Path], out: Union[str, Path], **read_option
     src, out = Path(source), Path(out)
     check_writable_dir(out)
     files, single = cube_sources(src)
-    written = []
+    written, unknown = [], []
     for f in progress(files, desc="convert", unit="cube", disable=single):
         rel = Path(f.name) if single else f.relative_to(src)
         written.append(convert_cube(f, out / rel.with_suffix(".npy"), **read_options))
+        if not written[-1].with_name(f"{written[-1].stem}.wavelengths_nm.txt").is_file():
+            unknown.append(rel.as_posix())
+    if unknown:
+        _logger.warning("%d cube(s) have no wavelengths (%s%s): training and embedding will refuse to mix them with "
+                        "cubes that have them; give --wavelengths-file", len(unknown), ", ".join(unknown[:3]),
+                        ", ..." if len(unknown) > 3 else "")
     return written

@@ -176,29 +176,40 @@ class CubeDataset(Dataset):
         return cube
 
     def check_files(self, show_progress: bool = True) -> None:
-        """Hold every file to the NaN/Inf policy once, before training (scans are cached per file).
+        """Hold every file to the NaN/Inf policy and to one band set, once, before training (scans are cached).
 
-        ``nan='error'`` refuses a file with any NaN/Inf, naming it, its bands and counts, and
-        the repairs ``--nan`` offers; ``band_mean`` / ``inpaint`` refuse a band that has no
-        finite value at all. Without this, a random crop would meet the problem mid-epoch.
+        ``nan='error'`` refuses files with any NaN/Inf, naming each, its bands and counts, and the
+        repairs ``--nan`` offers; ``band_mean`` / ``inpaint`` refuse a band that has no finite value
+        at all. Files must share one band set (count and wavelengths, or all without wavelengths),
+        unless the dataset resamples them to target wavelengths (then each must know its own): a
+        file without wavelengths among files with them is refused, never silently assumed equal.
+        Without this, a random crop would meet the problem mid-epoch, or a band would be lost.
         """
-        if self.nan == "keep":
-            return
-        for i in progress(range(len(self.items)), desc="checking files for NaN/Inf", unit="cube",
+        bad_files, band_sets = [], {}
+        for i in progress(range(len(self.items)), desc="checking files", unit="cube",
                           disable=not show_progress or len(self.items) < 20):
             cube = self.cube(i)
+            wl = None if cube.wavelengths is None else tuple(round(float(v), 1) for v in cube.wavelengths)
+            band_sets.setdefault((cube.num_bands, wl), []).append(str(cube.path))
+            if self.nan == "keep":
+                continue
             bad, means = _scan(cube)
             self._fill[i] = means
             if not bad:
                 continue
             if self.nan == "error":
-                raise CubeReadError(f"{cube.path}: {nonfinite_summary(bad, cube.wavelengths)}; choose a repair with "
-                                    f"--nan (nan=): 'zero', 'band_mean' or 'inpaint'")
+                bad_files.append(f"{cube.path}: {nonfinite_summary(bad, cube.wavelengths)}")
+                continue
             empty = [b for b in bad if not np.isfinite(means[b])]
             if empty and self.nan != "zero":
                 raise CubeReadError(f"{cube.path}: {band_name(empty[0], cube.wavelengths)} holds no finite value, so "
                                     f"nan={self.nan!r} has nothing to repair it from; use nan='zero' to accept an "
                                     f"all-zero band, or leave the band out")
+        _refuse_mixed_bands(band_sets, resampled=self.target_wavelengths is not None)
+        if bad_files:
+            raise CubeReadError(f"{len(bad_files)} file(s) hold NaN/Inf: {'; '.join(bad_files[:5])}"
+                                f"{'; ...' if len(bad_files) > 5 else ''}; choose a repair with --nan (nan=): 'zero', "
+                                f"'band_mean' or 'inpaint'")
 
     def _check_crop(self, i: int, h: int, w: int) -> None:
         if self.crop is not None and (self.crop[0] > h or self.crop[1] > w):
@@ -305,3 +316,21 @@ def open_source(source: PathLike, **kwargs) -> CubeDataset:
     :class:`SplitFileDataset`, a cube file, a HIMS folder or a folder of cubes an :class:`UnlabelledCubes`."""
     p = Path(source)
     return SplitFileDataset(p, **kwargs) if _is_split_file(p) else UnlabelledCubes(p, **kwargs)
+
+
+def _refuse_mixed_bands(band_sets: dict, resampled: bool) -> None:
+    """One line listing the files of each band set when a data set mixes them (see ``check_files``)."""
+    unknown = [paths for (_, wl), paths in band_sets.items() if wl is None]
+    if len(band_sets) < 2 and not (resampled and unknown):
+        return
+    if resampled and not unknown:
+        return  # every cube knows its wavelengths and is resampled to the targets
+
+    def describe(key, paths):
+        n, wl = key
+        bands = f"{n} bands {wl[0]:g}-{wl[-1]:g} nm" if wl else f"{n} bands without wavelengths"
+        return f"{len(paths)} with {bands} ({', '.join(Path(p).name for p in paths[:3])}{', ...' if len(paths) > 3 else ''})"
+
+    raise CubeReadError("the cubes do not share one band set: " + "; ".join(describe(k, v) for k, v in band_sets.items())
+                        + "; give files without wavelengths a wavelengths_nm.txt sidecar (or --wavelengths when all "
+                          "share the same bands), or convert the cubes to one band set")
