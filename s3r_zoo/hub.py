@@ -63,6 +63,8 @@ def hub_config(info, num_features: int, name: str) -> dict:
 
 def held_out_evidence(validation: Optional[dict]) -> str:
     """What the run measured on its held-out region (masking as in training), next to its baselines."""
+    from .pretrain.validation import pretext_verdict  # here: `import s3r_zoo` stays light
+
     m = (validation or {}).get("metrics")
     if not m:
         return "No held-out validation was recorded for this checkpoint."
@@ -79,7 +81,8 @@ def held_out_evidence(validation: Optional[dict]) -> str:
                      f"{m.get('br_error_band_mean', float('nan')):.4f}")
     else:
         lines.append(f"- pretext loss {m['loss']:.4f}")
-    return "\n".join(lines)
+    lines += ["", *(f"**Warning**: {w}." for w in pretext_verdict(m))]
+    return "\n".join(lines).rstrip()
 
 
 def model_card(info, name: str, repo_id: Optional[str]) -> str:
@@ -154,8 +157,10 @@ research. Not a diagnostic device.
   illumination is unknown. Recompute the per-band statistics on your own data.
 - Band adaptation to other sensors interpolates the first convolution along wavelength; it
   assumes narrow bands sampling a smooth spectrum.
-- Self-supervised pre-training quality was checked by its loss and by fine-tuning on
-  simulated data, not by clinical validation.
+- The evidence above is a pretext metric on held-out data, a proxy: it says what the
+  pre-training learnt, not whether its features help on your task. Measure that on your
+  labelled scans with `s3r-zoo evaluate --encoders hf-hub:{hub}` (linear probes and
+  fine-tuning against random init, scratch and the mean spectrum). No clinical validation.
 
 Method: Xie et al., "{_PAPER}", MICCAI 2022. Produced with s3r_zoo.
 """
@@ -174,7 +179,9 @@ def export_hub_folder(checkpoint: Union[str, Path], out_dir: Union[str, Path], n
     state_dict, info = load_checkpoint(checkpoint)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    name = name or Path(checkpoint).stem
+    stem = Path(checkpoint).stem  # a run's generic file name says nothing: name it by model, objective and run
+    name = name or (stem if stem not in ("encoder", "model", "best", "best_val")
+                    else f"s3r_{info.architecture}.{info.objective}_{Path(checkpoint).resolve().parent.name}")
     num_features = timm.create_model(info.architecture, pretrained=False, in_chans=info.in_chans,
                                      num_classes=0).num_features
     if any(k.startswith("fc.") for k in state_dict):

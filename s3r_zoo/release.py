@@ -12,6 +12,7 @@ records as the model card's table.
 
 from __future__ import annotations
 
+import textwrap
 import json
 import math
 from pathlib import Path
@@ -212,3 +213,25 @@ def model_card_table(records: Union[str, Path, None] = None) -> str:
             "| locality (closed form) | BR unexplained variance (floor / band-mean) | wall time | size | sha256 |\n"
             "|---|---|---|---|---|---|---|---|---|---|---|")
     return "\n".join([head] + [_row(r) for r in releases.values()])
+
+
+def releases_view(records: Union[str, Path, None] = None) -> str:
+    """``s3r-zoo releases``: the released weights in under 100 columns, each with a warning where its held-out
+    pretext metrics are not better than a baseline that needs no encoder (the full table: MODEL_CARD.md)."""
+    from .pretrain.validation import pretext_verdict
+
+    releases, _ = load_releases(_records(records))
+    lines = [f"{'name':<28}{'bands':<15}{'obj':<5}{'steps':>6}  {'CR L1 (band-mean)':<19}BR unexpl. (floor)"]
+    for r in releases.values():
+        wl = r.bands.wavelengths_nm
+        bands = f"{r.bands.in_chans} {wl[0]:g}-{wl[-1]:g} nm" if wl else str(r.bands.in_chans)
+        m = ((r.training or {}).get("validation") or {}).get("metrics") or {}
+        cr = f"{m['cr_l1']:.3f} ({m['cr_l1_band_mean']:.3f})" if "cr_l1" in m else "n/a"
+        br = f"{m['br_error']:.4f} ({m['br_error_closed_form']:.4f})" if "br_error" in m else "n/a"
+        steps = (r.training or {}).get("steps") if r.sha256 else "-"
+        lines.append(f"{r.name:<28}{bands:<15}{r.objective.upper():<5}{steps or '?':>6}  {cr:<19}{br}".rstrip())
+        if not r.sha256:
+            lines.append("  not released yet")
+        lines += [textwrap.fill(w, 98, initial_indent="  warning: ", subsequent_indent="    ")
+                  for w in pretext_verdict(m)]
+    return "\n".join(lines) + "\n(held-out metrics; MODEL_CARD.md: the full table with baselines, sizes, sha256)"

@@ -51,3 +51,23 @@ def test_exported_file_is_a_zoo_checkpoint_for_band_adaptation(tmp_path):
                           pretrained_cfg_overlay=dict(file=str(tmp_path / "hub" / "model.safetensors")))
     assert torch.equal(m.layer1[0].conv1.weight, sd["layer1.0.conv1.weight"])
     assert s3r_zoo.band_info(m).wavelengths_nm[0] == 450.0 and HIMS.in_chans == 41
+
+
+def test_a_runs_card_is_named_by_model_objective_and_run_and_warns_where_the_head_learnt_nothing(tmp_path):
+    from conftest import VALIDATION
+
+    run = tmp_path / "my_run"
+    worse = {**VALIDATION, "metrics": {**VALIDATION["metrics"], "cr_l1": 1.98, "cr_l1_zeros": 1.53}}
+    make_checkpoint(run / "encoder.safetensors", extra={"validation": worse})
+    s3r_zoo.hub.export_hub_folder(run / "encoder.safetensors", tmp_path / "hub")
+    card = (tmp_path / "hub" / "README.md").read_text()
+    assert "\n# s3r_resnet18.cr_my_run\n" in card and "\n# encoder\n" not in card
+    assert "**Warning**: held-out CR L1 1.980 is not below predicting zeros (1.530)" in card
+    assert "simulated data" not in card and "s3r-zoo evaluate" in card  # no claim of a check never made
+
+
+def test_releases_view_fits_100_columns_and_says_where_a_release_is_no_better_than_a_baseline(capsys):
+    assert main(["releases"]) == 0
+    out = capsys.readouterr().out
+    assert max(len(line) for line in out.splitlines()) <= 100
+    assert "s3r_resnet50.cr_hims41_v2" in out and "BR unexplained variance 6.3914 is above" in out

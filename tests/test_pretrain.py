@@ -369,3 +369,21 @@ def test_same_seed_gives_the_same_initial_and_trained_encoder(tmp_path):
     a, b = run("a"), run("bb")
     assert a.keys() == b.keys()
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_the_console_verdict_warns_when_the_exported_weights_are_worse_than_a_trivial_baseline():
+    from s3r_zoo.pretrain.run import format_summary
+    from s3r_zoo.pretrain.validation import pretext_verdict
+
+    m = {"cr_l1": 1.98, "cr_l1_zeros": 1.53, "cr_l1_band_mean": 0.50, "br_error": 0.05, "br_error_closed_form": 0.03,
+         "br_error_band_mean": 0.04}
+    s = {"epochs": 1, "steps": 3, "stop": "max_epochs", "wall_time_s": 2.0, "final_loss": 2.1198,
+         "checkpoint": "runs/x/encoder.safetensors", "warnings": pretext_verdict(m),
+         "validation": {"held_out": "the bottom 12 rows", "exported": "best validation epoch 1", "metrics": m}}
+    text = format_summary(s)
+    assert "CR L1 1.980 (zeros 1.530, band-mean 0.500)" in text
+    assert "WARNING: held-out CR L1 1.980 is not below predicting zeros (1.530)" in text
+    assert "WARNING: held-out BR unexplained variance 0.0500 is above the band-mean" in text
+    good = {**m, "cr_l1": 0.3, "br_error": 0.031}
+    assert "WARNING" not in format_summary({**s, "warnings": pretext_verdict(good),
+                                            "validation": {**s["validation"], "metrics": good}})

@@ -76,12 +76,11 @@ def _spec(args: argparse.Namespace):
 
 
 def _run_pretrain(args: argparse.Namespace) -> int:
-    from ..pretrain.run import run_pretrain
+    from ..pretrain.run import format_summary, run_pretrain
 
     summary = run_pretrain(_spec(args))
-    if "checkpoint" in summary:
-        print(f"{summary['epochs']} epochs ({summary['stop']}), final loss {summary['final_loss']:.4f}, "
-              f"{summary['wall_time_s']:.0f} s -> {summary['checkpoint']}")
+    if "checkpoint" in summary:  # the main process
+        print(format_summary(summary))
     return 0
 
 

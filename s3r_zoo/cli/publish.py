@@ -91,7 +91,7 @@ def _run_release(args: argparse.Namespace) -> int:
 
 
 def _run_releases(args: argparse.Namespace) -> int:
-    from ..release import model_card_table, verify_manifest
+    from ..release import releases_view, verify_manifest
 
     kw = {"records": args.records} if args.records else {}
     if args.write_manifest:
@@ -105,5 +105,5 @@ def _run_releases(args: argparse.Namespace) -> int:
             print(f"{args.verify}/{p}", file=sys.stderr)
         print(f"{args.verify}: {'verifies' if not problems else f'{len(problems)} problem(s)'}")
         return 1 if problems else 0
-    print(model_card_table(**kw))
+    print(releases_view(**kw))
     return 0

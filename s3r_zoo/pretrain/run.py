@@ -39,9 +39,10 @@ from .objectives import S3RObjective
 from .registry import COEFFICIENT_OBJECTIVES, TARGETED, make_objective
 from .spec import NOT_RECIPE, PretrainSpec, uses_head_prior
 from .targets import coefficient_targets
-from .validation import PretextValidation, crop_grams, mean_coefficients, split_train_val, validation_crops
+from .validation import (PretextValidation, crop_grams, mean_coefficients, pretext_verdict, split_train_val,
+                         validation_crops)
 
-__all__ = ["run_pretrain", "PretrainRun", "build_dataset", "make_pretrain_objective", "select_target_bands"]
+__all__ = ["run_pretrain", "PretrainRun", "format_summary", "build_dataset", "make_pretrain_objective", "select_target_bands"]
 
 _logger = logging.getLogger(__name__)
 
@@ -210,7 +211,8 @@ class PretrainRun(RunTemplate):
                           wall_time_s=round(summary["wall_time_s"], 1), hardware=f"{trainer.device.type}: {device_name}",
                           torch=torch.__version__, validation=summary["validation"],
                           **({"target_bands": targets, "target_band_rule": self.target_record} if targets else {}))
-        summary.update(checkpoint=str(ckpt), data=self.data_desc, recipe=self.recipe)
+        summary.update(checkpoint=str(ckpt), data=self.data_desc, recipe=self.recipe,
+                       warnings=pretext_verdict(summary["validation"].get("metrics")))
         if targets is not None:
             summary.update(target_bands=targets, target_band_rule=self.target_record)
         if summary["history"]:
@@ -241,3 +243,21 @@ def _validation_record(summary: dict, held_out: str) -> dict:
     best = next((h for h in summary["history"] if h["epoch"] == summary.get("best_epoch")), None)
     return {"held_out": held_out, "exported": f"best validation epoch {summary.get('best_epoch')}",
             "best_epoch": summary.get("best_epoch"), "metrics": best.get("val") if best else None}
+
+
+def format_summary(summary: dict) -> str:
+    """The console report of a pre-training: budget used, which weights were exported, their held-out pretext
+    metrics next to the baselines that need no encoder, and a warning where they are not better."""
+    lines = [f"{summary['epochs']} epochs, {summary['steps']} steps ({summary['stop']}), {summary['wall_time_s']:.0f} s; "
+             f"exported {summary['validation']['exported']} -> {summary['checkpoint']}"]
+    m = summary["validation"].get("metrics") or {}
+    if "cr_l1" in m:
+        lines.append(f"held-out ({summary['validation']['held_out']}): CR L1 {m['cr_l1']:.3f} (zeros "
+                     f"{m['cr_l1_zeros']:.3f}, band-mean {m['cr_l1_band_mean']:.3f}); BR unexplained variance "
+                     f"{m['br_error']:.4f} (least-squares floor {m['br_error_closed_form']:.4f})")
+    elif "loss" in m:
+        lines.append(f"held-out ({summary['validation']['held_out']}): pretext loss {m['loss']:.4f}")
+    else:
+        lines.append(f"final training loss {summary['final_loss']:.4f}; nothing held out (--val-fraction 0)")
+    lines += [f"WARNING: {w}" for w in summary.get("warnings", [])]
+    return "\n".join(lines)

@@ -38,7 +38,7 @@ from ..train import Objective
 from .objectives import S3RObjective
 from .targets import coefficient_targets
 
-__all__ = ["split_train_val", "PretextValidation", "crop_grams", "mean_coefficients", "validation_crops",
+__all__ = ["pretext_verdict", "split_train_val", "PretextValidation", "crop_grams", "mean_coefficients", "validation_crops",
            "coefficient_metrics", "summarize"]
 
 
@@ -191,3 +191,27 @@ def summarize(parts: dict[str, torch.Tensor]) -> dict[str, float]:
 
 METRIC_ORDER: Sequence[str] = ("loss", "cr_l1", "cr_l1_band_mean", "cr_l1_zeros", "locality", "locality_closed_form",
                                "br_error", "br_error_closed_form", "br_error_band_mean")
+
+
+def pretext_verdict(metrics: Optional[dict]) -> list[str]:
+    """Warnings, one sentence each, where a run's held-out pretext metrics are not better than a baseline that
+    needs no encoder (predicting zeros, each band's mean beta~); [] when they are, or nothing was measured.
+    A pretext metric is a proxy: passing says the head learnt something, not that the features are good."""
+    m = metrics or {}
+    out = []
+    if isinstance(m.get("cr_l1"), (int, float)):
+        zeros, band_mean = m.get("cr_l1_zeros"), m.get("cr_l1_band_mean")
+        if zeros is not None and m["cr_l1"] >= zeros:
+            out.append(f"held-out CR L1 {m['cr_l1']:.3f} is not below predicting zeros ({zeros:.3f}): the coefficient "
+                       f"head has not learnt the targets")
+        elif band_mean is not None and m["cr_l1"] >= band_mean:
+            out.append(f"held-out CR L1 {m['cr_l1']:.3f} is not below predicting each band's mean beta~ "
+                       f"({band_mean:.3f}): the head predicts no more than the average, so the encoder need not have "
+                       f"learnt anything")
+    if isinstance(m.get("br_error"), (int, float)) and isinstance(m.get("br_error_band_mean"), (int, float)):
+        if m["br_error"] > m["br_error_band_mean"]:
+            floor = m.get("br_error_closed_form")
+            out.append(f"held-out BR unexplained variance {m['br_error']:.4f} is above the band-mean beta~ baseline "
+                       f"({m['br_error_band_mean']:.4f}"
+                       + (f"; least-squares floor {floor:.4f}" if isinstance(floor, (int, float)) else "") + ")")
+    return out
