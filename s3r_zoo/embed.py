@@ -22,6 +22,7 @@ settings, model, normalisation, counts). Resumable: each finished cube is saved 
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -73,9 +74,10 @@ class EmbedSpec:
 
 
 def relative_name(path: Path, base: Path) -> str:
-    """``path`` relative to ``base`` (POSIX), else its file name: what index and prediction files record."""
-    p, b = Path(path).resolve(), Path(base).resolve()
-    return p.relative_to(b).as_posix() if p.is_relative_to(b) else p.name
+    """``path`` relative to ``base`` (POSIX; ``../`` where a split file lists cubes beside its folder), what
+    index and prediction files record: never a machine's absolute path, never a bare file name that drops
+    the class folder."""
+    return Path(os.path.relpath(Path(path).resolve(), Path(base).resolve())).as_posix()
 
 
 def same_bands(a, b) -> bool:
@@ -165,7 +167,7 @@ def run_embed(spec: EmbedSpec) -> dict:
         raise ValueError(f"--batch-size: expected at least 1, found {spec.batch_size}")
     out = Path(spec.out)
     check_writable_dir(out)
-    paths, base, _ = source_files(spec.source)
+    paths, base, labels = source_files(spec.source)
     first = _read(paths[0], spec)
     init = str(hub_checkpoint(spec.init)) if spec.init.startswith("hf-hub:") else spec.init  # resolved once
     model, name = load_model(init, spec.model, first.num_bands, first.wavelengths)
@@ -202,14 +204,18 @@ def run_embed(spec: EmbedSpec) -> dict:
     for k, path in enumerate(paths):
         f = np.load(parts / f"{k:06d}.npy")
         boxes = json.loads((parts / f"{k:06d}.json").read_text())
-        rows += [[len(rows) + i, relative_name(path, base), *box] for i, box in enumerate(boxes)]
+        rows += [[len(rows) + i, relative_name(path, base), *([labels[k]] if labels else []), *box]
+                 for i, box in enumerate(boxes)]
         feats.append(f)
     features = np.concatenate(feats).astype(np.float32)
     save_npy(out / "features.npy", features)
-    write_csv(out / "index.csv", ["row", "path", "top", "left", "height", "width"], rows)
+    write_csv(out / "index.csv", ["row", "path", *(["label"] if labels else []), "top", "left", "height", "width"], rows)
+    how = ("whole cubes" if not spec.tile else "every stride pixels; the last window of a row or column is moved "
+           "back to end at the cube's edge (it may overlap the one before)")
     summary = {"init": spec.init if not Path(spec.init).exists() else Path(spec.init).name, "model": name,
                "cubes": len(paths), "features": list(features.shape), "tile": spec.tile,
-               "stride": spec.stride or spec.tile, "normalisation": norm, "amp": amp, "device": device.type,
+               "stride": spec.stride or spec.tile, "windows": how, "normalisation": norm, "amp": amp,
+               "device": device.type,
                "bands": first.num_bands,
                "wavelengths_nm": None if first.wavelengths is None else first.wavelengths.tolist()}
     write_json(out / "embed.json", summary)

@@ -20,6 +20,7 @@ split file with labels), ``heatmaps/<name>.png``.
 
 from __future__ import annotations
 
+import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
@@ -81,20 +82,28 @@ def load_classifier(path: str) -> tuple[torch.nn.Module, list[str], BandStats, d
     return model.eval(), list(classes), BandStats(mean=tuple(info.mean), std=tuple(info.std), count=0), facts
 
 
-def _heatmap(cube, boxes, probs: np.ndarray, cls: int, name: str, path: Path) -> Path:
+def _heatmap(cube, boxes, probs: np.ndarray, classes: list, title: str, path: Path) -> Path:
+    """The mean window probability of each pixel, one panel per class (one for two classes: P(second class)),
+    so a colour means the same class on every map; each colour scale spans that map's own range."""
     plt = pyplot()
-
+    shown = [len(classes) - 1] if len(classes) == 2 else list(range(len(classes)))
     h, w = cube.shape[:2]
-    acc, cnt = np.zeros((h, w)), np.zeros((h, w))
-    for (t, l, th, tw), p in zip(boxes, probs[:, cls]):
-        acc[t:t + th, l:l + tw] += p
-        cnt[t:t + th, l:l + tw] += 1
-    fig, ax = plt.subplots(figsize=(6, 6 * h / w + 0.6), dpi=110)
-    ax.imshow(false_colour(cube), interpolation="nearest")
-    im = ax.imshow(acc / np.maximum(cnt, 1), cmap="viridis", alpha=0.55, vmin=0, vmax=1, interpolation="nearest")
-    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.02, label=f"P({name}), mean of the windows over each pixel")
-    ax.set_title(f"{path.stem}: {len(boxes)} windows", fontsize=9)
-    ax.set_axis_off()
+    fig, axes = plt.subplots(1, len(shown), figsize=(6 * len(shown), 6 * h / w + 0.8), dpi=110, squeeze=False)
+    for ax, cls in zip(axes[0], shown):
+        acc, cnt = np.zeros((h, w)), np.zeros((h, w))
+        for (t, l, th, tw), p in zip(boxes, probs[:, cls]):
+            acc[t:t + th, l:l + tw] += p
+            cnt[t:t + th, l:l + tw] += 1
+        m = acc / np.maximum(cnt, 1)
+        lo, hi = float(m.min()), float(m.max())
+        if hi - lo < 1e-3:  # a flat map: a small symmetric range, so it reads as flat
+            lo, hi = lo - 5e-4, hi + 5e-4
+        ax.imshow(false_colour(cube), interpolation="nearest")
+        im = ax.imshow(m, cmap="viridis", alpha=0.55, vmin=lo, vmax=hi, interpolation="nearest")
+        fig.colorbar(im, ax=ax, fraction=0.046, pad=0.02,
+                     label=f"P({classes[cls]}), mean of the windows over each pixel ({m.min():.3f}-{m.max():.3f})")
+        ax.set_axis_off()
+    fig.suptitle(textwrap.fill(title, 70 * len(shown)), fontsize=9)  # wrapped: a long path never cuts it off
     fig.tight_layout()
     return save_figure(fig, path, dpi="figure")
 
@@ -133,14 +142,19 @@ def run_predict(spec: PredictSpec) -> dict:
         rel = relative_name(path, base)
         if len(boxes) > 1:
             tiled += 1
-            _heatmap(cube, boxes, probs, pred, classes[pred], out / "heatmaps" / (rel.replace("/", "__") + ".png"))
+            truth = f"; true {labels[k]}" if labels else ""
+            _heatmap(cube, boxes, probs, classes, f"{rel}: predicted {classes[pred]} (P {p[pred]:.3f}){truth}; "
+                     f"{len(boxes)} windows of {boxes[0][2]} px", out / "heatmaps" / (rel.replace("/", "__") + ".png"))
         row = {"path": rel, **({"label": labels[k]} if labels else {}), "predicted": classes[pred],
-               **{f"p_{c}": round(float(v), 6) for c, v in zip(classes, p)}, "windows": len(boxes)}
+               **{f"p_{c}": round(float(v), 6) for c, v in zip(classes, p)}, "windows": len(boxes),
+               "tile": tile or "whole"}
         correct += int(labels is not None and labels[k] == classes[pred])
         rows.append(row)
     write_csv(out / "predictions.csv", list(rows[0]), [list(r.values()) for r in rows])
     summary = {"checkpoint": Path(spec.checkpoint).name, "classes": classes, "cubes": len(rows),
-               "tiled_cubes": tiled, "tile": spec.tile, "amp": amp, "device": device.type,
+               "tiled_cubes": tiled, "tile": spec.tile if spec.tile is not None else
+               f"auto: whole cubes up to the training crop ({facts['crop']} px), windows of it in larger scenes",
+               "stride": spec.stride or "half a window", "amp": amp, "device": device.type,
                "predicted_counts": {c: sum(r["predicted"] == c for r in rows) for c in classes}}
     if labels is not None:
         summary["accuracy"] = correct / len(rows)

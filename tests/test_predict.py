@@ -63,3 +63,32 @@ def test_predict_refusals(tuned, tmp_path, capsys):
     assert main(["predict", str(tmp_path / "six.npy"), "--checkpoint", str(ckpt), "--out", str(tmp_path / "o")]) == 2
     assert "six.npy: 6 bands, but the checkpoint was fine-tuned on 40" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
+
+
+def test_heatmaps_map_one_fixed_class_with_its_own_range_and_records_say_what_was_done(tuned, tmp_path, monkeypatch):
+    """Two classes: every map shows P(second class) (not the predicted class's probability, which swapped meaning
+    from image to image), its colour scale spans the map's own range, the title names predicted and true class;
+    the CSV keeps the class folder of a path listed beside the split file, and the records name tile and stride."""
+    from s3r_zoo import predict as predict_module
+
+    root, _ = tuned
+    write_dataset(tmp_path / "big", "pdac_like", n=4, size=96, seed=5, difficulty=0.0)
+    seen = []
+    real = predict_module._heatmap
+
+    def spy(cube, boxes, probs, classes, title, path):
+        seen.append((classes, title))
+        return real(cube, boxes, probs, classes, title, path)
+
+    monkeypatch.setattr(predict_module, "_heatmap", spy)
+    ckpt = root / "ft" / "seed_0" / "best.safetensors"
+    assert main(["predict", str(tmp_path / "big" / "train.txt"), "--checkpoint", str(ckpt), "--out",
+                 str(tmp_path / "o")]) == 0
+    with open(tmp_path / "o" / "predictions.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert all("/" in r["path"] and r["tile"] == "40" for r in rows)  # class folder kept; the tile used
+    assert seen and all(c == ["carcinoma", "normal"] or c == ["normal", "carcinoma"] for c, _ in seen)
+    assert all("predicted" in t and "; true " in t and "windows of 40 px" in t for _, t in seen)
+    summary = json.loads((tmp_path / "o" / "predict.json").read_text())
+    assert summary["tile"].startswith("auto: whole cubes up to the training crop (40 px)")
+    assert summary["stride"] == "half a window"
