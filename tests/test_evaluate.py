@@ -1,7 +1,6 @@
 """`s3r-zoo evaluate`: the label-efficiency protocol on a user's own labelled split."""
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
