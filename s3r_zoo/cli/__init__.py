@@ -87,7 +87,8 @@ def _run_pretrain(args: argparse.Namespace) -> int:
 def _add_finetune(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("finetune", help="fine-tune / linear-probe a checkpoint; test metrics over seeds",
                        description="Published protocol: AdamW lr 1e-4 with linear decay, augmentation, validation "
-                                   "every epoch, best-on-validation weights, test once; mean +- std over seeds.")
+                                   "every epoch, the weights of the lowest validation loss, test once; mean +- std "
+                                   "over seeds.")
     _add_config(p)
     add_arguments(p, FinetuneSpec)
     p.set_defaults(func=_run_finetune, spec_cls=FinetuneSpec)
