@@ -79,3 +79,34 @@ def test_qc_on_the_real_hims_cube(hims_dir, tmp_path, capsys):
     assert rec["weakest_kept_band"]["nm"] == 380.0
     assert rec["nonfinite_pixel_rc"] == [[537, 590], [680, 622]]  # the data README's two NaN pixels
     assert "noise bands: 780 nm; weakest of the rest: 380.0 nm" in capsys.readouterr().out
+
+
+def test_a_clean_cube_gets_no_region_boxes_and_a_nan_cube_ranks_above_a_clean_one_on_a_tie():
+    clean, _ = cube_qc(Cube(data=_tissue(dust=False, seed=1), wavelengths=None, path="c"), z=1e6)
+    assert clean["qc_score"] == 0 and clean["regions"] == []  # nothing to look at: no box drawn
+    data = _tissue(dust=False, seed=1)
+    data[3, 3, 2] = np.nan
+    rec, _ = cube_qc(Cube(data=data, wavelengths=None, path="n"), z=1e6)
+    assert rec["nonfinite_pixels"] == 1 and len(rec["regions"]) == 1  # the window around the NaN pixel
+    r = rec["regions"][0]
+    assert r["row"] <= 3 < r["row"] + r["size"] and r["col"] <= 3 < r["col"] + r["size"]
+
+
+def test_qc_ranking_breaks_a_tie_by_nan_pixels():
+    from s3r_zoo.data.qc import rank
+
+    clean = {"path": "clean", "qc_score": 0.0244, "nonfinite_pixels": 0, "artefact_fraction": 0.000244}
+    nan = {"path": "nan", "qc_score": 0.0244, "nonfinite_pixels": 1, "artefact_fraction": 0.0}
+    assert [r["path"] for r in rank([clean, nan])] == ["nan", "clean"]
+    worse = {**clean, "path": "worse", "qc_score": 1.0}
+    assert [r["path"] for r in rank([clean, nan, worse])] == ["worse", "nan", "clean"]
+
+
+def test_false_colours_say_which_bands_they_show_and_when_they_are_guessed():
+    from s3r_zoo.data.report import colour_bands
+
+    data = np.zeros((4, 4, 40), np.float32)
+    assert colour_bands(Cube(data=data, wavelengths=None, path="x.tif")) == \
+        "R/G/B = bands 30 / 21 / 11 (guessed: the file has no wavelengths)"
+    assert colour_bands(Cube(data=data, wavelengths=np.linspace(450, 750, 40), path="x.npy")).startswith(
+        "R/G/B = 642.308 nm / 550 nm")

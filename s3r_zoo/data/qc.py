@@ -25,8 +25,9 @@ Per cube (``cube_qc``):
   large where dust, bubbles, folds, edges of the coverslip or defocus break the model.
   ``artefact_fraction``: the share of pixels above ``z`` (default 5).
 * ``qc_score`` = percent of pixels that are artefacts or non-finite (0 = clean); a folder's
-  ``qc_ranking.csv`` lists the worst cubes first. ``regions``: the three windows (1/8 of the
-  smaller side) with the highest mean score, where to look first.
+  ``qc_ranking.csv`` lists the worst cubes first. ``regions``: up to three windows (1/8 of the
+  smaller side) with the highest mean score among those that hold an artefact or a NaN pixel,
+  where to look first (none on a clean cube); ties in the ranking go to the cube with more NaN.
 
 The PNG shows the false-colour image, the residual map (log scale, a 5-px local mean so that
 regions stand out from single noisy pixels) with NaN pixels circled in red and the regions
@@ -112,19 +113,26 @@ def _saturation(data: np.ndarray) -> list[int]:
     return out
 
 
-def _regions(score: np.ndarray, n: int = 3) -> list[dict]:
-    """Up to ``n`` non-overlapping windows with the highest mean score (NaN counts as the worst)."""
+def _regions(score: np.ndarray, z: float, n: int = 3) -> list[dict]:
+    """Up to ``n`` non-overlapping windows with the highest mean score (NaN counts as the worst), among the
+    windows that hold an artefact (score > ``z``) or a NaN pixel: a clean cube has none."""
     h, w = score.shape
     side = max(4, min(h, w) // 8)
     s = np.where(np.isfinite(score), score, np.nanmax(score) if np.isfinite(score).any() else 0.0)
-    # mean over windows of `side` via an integral image, on a grid of half-window steps
+    flagged = (~np.isfinite(score)) | (np.nan_to_num(score, nan=0.0) > z)
+    # sums over windows of `side` via integral images, on a grid of half-window steps
     ii = np.pad(s, ((1, 0), (1, 0))).cumsum(0).cumsum(1)
+    fi = np.pad(flagged.astype(np.int64), ((1, 0), (1, 0))).cumsum(0).cumsum(1)
+
+    def window(a, top, left):
+        return a[top + side, left + side] - a[top, left + side] - a[top + side, left] + a[top, left]
+
     step = max(1, side // 2)
     cands = []
     for top in range(0, h - side + 1, step):
         for left in range(0, w - side + 1, step):
-            total = ii[top + side, left + side] - ii[top, left + side] - ii[top + side, left] + ii[top, left]
-            cands.append((total / side ** 2, top, left))
+            if window(fi, top, left) > 0:
+                cands.append((window(ii, top, left) / side ** 2, top, left))
     out: list[dict] = []
     for value, top, left in sorted(cands, reverse=True):
         if all(abs(top - r["row"]) >= side or abs(left - r["col"]) >= side for r in out):
@@ -167,7 +175,7 @@ def cube_qc(cube: Cube, r2_min: float = 0.1, z: float = 5.0) -> tuple[dict, np.n
         "residual_median": float(np.median(score[finite])), "residual_p99": float(np.percentile(score[finite], 99)),
         "artefact_pixels": artefacts, "artefact_fraction": artefacts / score.size,
         "qc_score": round(100.0 * (artefacts + len(bad_px)) / score.size, 4),
-        "regions": _regions(score),
+        "regions": _regions(score, z),
     }
     return record, score
 
@@ -228,6 +236,12 @@ def save_qc_png(cube: Cube, record: dict, score: np.ndarray, path: Union[str, Pa
     return save_figure(fig, path, dpi="figure")
 
 
+def rank(records: list[dict]) -> list[dict]:
+    """Worst first: by QC score, a tie by NaN/Inf pixels, then by artefact share (a NaN cube never ranks below a
+    clean one whose rounded score equals its own)."""
+    return sorted(records, key=lambda r: (-r["qc_score"], -r["nonfinite_pixels"], -r["artefact_fraction"]))
+
+
 def qc_source(source: Union[str, Path], out: Union[str, Path], r2_min: float = 0.1, z: float = 5.0,
               report: Callable[[str], Any] = print, **read_options: Any) -> list[dict]:
     """QC of a cube, a HIMS folder or a folder of cubes: per cube ``<name>_qc.json`` and ``<name>_qc.png`` in
@@ -264,6 +278,6 @@ def qc_source(source: Union[str, Path], out: Union[str, Path], r2_min: float = 0
                    "weakest_kept_band_r2"],
                   [[r["path"], r["qc_score"], f"{r['artefact_fraction']:.6f}", r["nonfinite_pixels"],
                     sum(r["saturated_per_band"].values()), " ".join(str(n["band"]) for n in r["noise_bands"]),
-                    r["weakest_kept_band"]["r2"]] for r in sorted(rows, key=lambda r: -r["qc_score"])])
+                    r["weakest_kept_band"]["r2"]] for r in rank(rows)])
         report(f"ranking (worst first) -> {out / 'qc_ranking.csv'}")
     return rows

@@ -72,6 +72,17 @@ def format_report(rep: dict) -> str:
     return "\n".join(lines)
 
 
+def colour_bands(cube: Cube, rgb_nm: tuple[float, float, float] = RGB_NM) -> str:
+    """What the false-colour image shows as red, green and blue: the bands nearest to ``rgb_nm``, or, without
+    wavelengths, bands guessed at 3/4, 1/2 and 1/4 of the band axis (said so: the colours may mislead)."""
+    b = cube.num_bands
+    if cube.wavelengths is not None:
+        nm = [cube.wavelengths[int(np.argmin(np.abs(cube.wavelengths - x)))] for x in rgb_nm]
+        return "R/G/B = " + " / ".join(f"{v:g} nm" for v in nm)
+    idx = [int(round(f * (b - 1))) + 1 for f in (0.75, 0.5, 0.25)]
+    return "R/G/B = bands " + " / ".join(map(str, idx)) + " (guessed: the file has no wavelengths)"
+
+
 def false_colour(cube: Cube, rgb_nm: tuple[float, float, float] = RGB_NM) -> np.ndarray:
     """(H, W, 3) float image in [0, 1] from the bands nearest to ``rgb_nm`` (1-99 % stretch)."""
     b = cube.num_bands
@@ -94,7 +105,7 @@ def save_preview(cube: Cube, path: Union[str, Path], title: Optional[str] = None
     fig, ax = plt.subplots(figsize=(6, 6 * img.shape[0] / img.shape[1]), dpi=120)
     ax.imshow(img, interpolation="nearest")
     ax.set_axis_off()
-    ax.set_title(title or Path(cube.path).name, fontsize=8)
+    ax.set_title(f"{title or Path(cube.path).name}\n{colour_bands(cube)}", fontsize=8)
     fig.tight_layout()
     return save_figure(fig, path, dpi="figure")
 
