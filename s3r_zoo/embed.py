@@ -15,15 +15,17 @@ which.
 Outputs in ``out``: ``features.npy`` (``(N, D)`` float32), ``index.csv`` (row, path, top,
 left, height, width; paths relative to the source folder or split file), ``embed.json`` (the
 settings, model, normalisation, counts). Resumable: each finished cube is saved under
-``parts/`` at once, and running the same command again skips them (other settings in the same
-``out`` are refused).
+``.embed_parts/`` at once, and running the same command again skips them; a run with other
+settings (``--nan zero`` after a NaN refusal, say) discards those parts and starts over. Only
+files embed wrote there are ever removed: a folder holding anything else is refused.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
-import shutil
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Optional
@@ -49,6 +51,9 @@ __all__ = ["EmbedSpec", "run_embed", "windows", "relative_name", "same_bands", "
            "embed_cube", "checkpoint_stats", "STATS_CUBES"]
 
 STATS_CUBES = 32  # cubes whose statistics --normalize data uses
+PARTS = ".embed_parts"  # finished cubes of a run, kept until features.npy is written
+_PART_FILE = re.compile(r"^(\d{6}\.(npy|json)|settings\.json)$")  # the only files embed writes there
+_logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -172,11 +177,13 @@ def run_embed(spec: EmbedSpec) -> dict:
     init = str(hub_checkpoint(spec.init)) if spec.init.startswith("hf-hub:") else spec.init  # resolved once
     model, name = load_model(init, spec.model, first.num_bands, first.wavelengths)
     fp = _fingerprint(spec, paths)
-    parts = out / "parts"
+    parts = out / PARTS
     fp_file = parts / "settings.json"
-    if fp_file.is_file() and json.loads(fp_file.read_text()) != json.loads(json.dumps(fp)):
-        raise ValueError(f"--out {out}: holds an unfinished embed with other settings or cubes; use another --out "
-                         f"or delete {parts}")
+    foreign = [f.name for f in parts.iterdir() if not _PART_FILE.match(f.name)] if parts.is_dir() else []
+    if foreign:
+        raise ValueError(f"--out {out}: {parts} holds files embed did not write ({', '.join(sorted(foreign)[:3])}); "
+                         f"use another --out")
+    stale = fp_file.is_file() and json.loads(fp_file.read_text()) != json.loads(json.dumps(fp))
     for path in paths[1:]:  # one band set, checked before anything is written
         cube = _read(path, spec)
         if (cube.num_bands != first.num_bands or not same_bands(cube.wavelengths, first.wavelengths)
@@ -190,6 +197,9 @@ def run_embed(spec: EmbedSpec) -> dict:
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     amp = resolve_amp(spec.amp, device)
     model = model.to(device).eval().to(memory_format=torch.channels_last)
+    if stale:  # an unfinished embed with other settings or cubes: its parts cannot be reused
+        _logger.warning("%s: an unfinished embed with other settings; its parts are discarded", out)
+        _remove_parts(parts)
     write_json(fp_file, fp)
     for k, path in enumerate(progress(paths, desc="embed", unit="cube", disable=len(paths) < 2)):
         done = parts / f"{k:06d}.npy"
@@ -219,5 +229,14 @@ def run_embed(spec: EmbedSpec) -> dict:
                "bands": first.num_bands,
                "wavelengths_nm": None if first.wavelengths is None else first.wavelengths.tolist()}
     write_json(out / "embed.json", summary)
-    shutil.rmtree(parts)
+    _remove_parts(parts)
     return summary
+
+
+def _remove_parts(parts: Path) -> None:
+    """Remove the files embed wrote under ``parts`` (and the folder once empty), nothing else."""
+    for f in parts.iterdir():
+        if _PART_FILE.match(f.name):
+            f.unlink()
+    if not any(parts.iterdir()):
+        parts.rmdir()

@@ -52,7 +52,7 @@ def test_whole_cube_features_match_the_encoder(folder, tmp_path, capsys):
         np.testing.assert_allclose(feats[1], enc(x)[0].numpy(), rtol=1e-4, atol=1e-5)
     summary = json.loads((tmp_path / "e" / "embed.json").read_text())
     assert summary["normalisation"] == "checkpoint" and summary["model"] == "s3r_resnet18"
-    assert not (tmp_path / "e" / "parts").exists() and "3 cube(s) -> 3 feature vectors" in capsys.readouterr().out
+    assert not (tmp_path / "e" / ".embed_parts").exists() and "3 cube(s) -> 3 feature vectors" in capsys.readouterr().out
 
 
 def test_tiles_of_a_split_file_and_data_statistics(folder, tmp_path):
@@ -84,17 +84,24 @@ def test_a_killed_embed_resumes_to_the_same_features(folder, tmp_path, monkeypat
     monkeypatch.setattr(embed_module, "embed_cube", dies_on_the_second_cube)
     with pytest.raises(KeyboardInterrupt):
         run_embed(spec)
-    assert sorted(p.name for p in (tmp_path / "r" / "parts").iterdir()) == ["000000.json", "000000.npy",
-                                                                            "settings.json"]
+    assert sorted(p.name for p in (tmp_path / "r" / ".embed_parts").iterdir()) == ["000000.json", "000000.npy",
+                                                                                   "settings.json"]
     monkeypatch.setattr(embed_module, "embed_cube", real)
     calls.clear()
     assert run_embed(spec)["features"] == full["features"] == [9 + 4 + 6, 512]
     np.testing.assert_array_equal(np.load(tmp_path / "r" / "features.npy"), np.load(tmp_path / "full" / "features.npy"))
-    # other settings in a folder that holds an unfinished embed: refused
-    (tmp_path / "r" / "parts").mkdir()
-    (tmp_path / "r" / "parts" / "settings.json").write_text(json.dumps({"tile": 99}))
-    with pytest.raises(ValueError, match="holds an unfinished embed with other settings"):
+    # an unfinished embed with other settings (a rerun with --nan zero after a NaN refusal, say): its parts are
+    # discarded and the run starts over, instead of blocking until someone deletes them by hand
+    (tmp_path / "r" / ".embed_parts").mkdir()
+    (tmp_path / "r" / ".embed_parts" / "settings.json").write_text(json.dumps({"tile": 99}))
+    (tmp_path / "r" / ".embed_parts" / "000005.npy").write_bytes(b"stale")
+    assert run_embed(spec)["features"] == full["features"] and not (tmp_path / "r" / ".embed_parts").exists()
+    # a user's own folder of that name is never emptied: refused, nothing removed
+    (tmp_path / "r" / ".embed_parts").mkdir()
+    (tmp_path / "r" / ".embed_parts" / "notes.txt").write_text("mine")
+    with pytest.raises(ValueError, match="holds files embed did not write \\(notes.txt\\)"):
         run_embed(spec)
+    assert (tmp_path / "r" / ".embed_parts" / "notes.txt").read_text() == "mine"
 
 
 @pytest.mark.parametrize("args,message", [
@@ -155,4 +162,4 @@ def test_a_cube_without_wavelengths_among_cubes_with_them_is_refused(folder, tmp
     np.save(d / "nowl" / "x.npy", np.load(d / "b.npy"))  # same bands, but its file does not say which
     assert main(["embed", str(d), "--init", str(ckpt), "--out", str(tmp_path / "m"), "--amp", "none"]) == 2
     err = capsys.readouterr().err.strip().splitlines()[-1]
-    assert "x.npy: its bands differ from those of" in err and not (tmp_path / "m" / "parts").exists()
+    assert "x.npy: its bands differ from those of" in err and not (tmp_path / "m" / ".embed_parts").exists()
