@@ -198,12 +198,13 @@ def test_check_files_refuses_mixed_band_sets_listing_the_files(tmp_path):
     for i in range(2):
         np.save(tmp_path / "a" / f"s{i}.npy", g.random((8, 8, 5), dtype=np.float32))
     np.savetxt(tmp_path / "a" / "wavelengths_nm.txt", np.linspace(450, 650, 5))
-    tifffile.imwrite(tmp_path / "a" / "t.tif", g.random((5, 8, 8), dtype=np.float32))  # a lab export: no wavelengths
+    (tmp_path / "a" / "export").mkdir()  # a lab export, no wavelengths in the file nor beside it
+    tifffile.imwrite(tmp_path / "a" / "export" / "t.tif", g.random((5, 8, 8), dtype=np.float32))
     ds = UnlabelledCubes(tmp_path / "a", crop=4)
-    with pytest.raises(CubeReadError, match=r"do not share one band set: 2 with 5 bands 450-650 nm \(s0.npy, s1.npy\); "
-                                            r"1 with 5 bands without wavelengths \(t.tif\)"):
+    with pytest.raises(CubeReadError, match=r"do not share one band set: 1 with 5 bands without wavelengths \(t.tif\); "
+                                            r"2 with 5 bands 450-650 nm \(s0.npy, s1.npy\)"):
         ds.check_files()
-    (tmp_path / "a" / "t.tif").unlink()
+    np.savetxt(tmp_path / "a" / "export" / "t.wavelengths_nm.txt", np.linspace(450, 650, 5))  # the fix it names
     UnlabelledCubes(tmp_path / "a", crop=4).check_files()  # one band set: accepted
 
 

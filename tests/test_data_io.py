@@ -225,3 +225,16 @@ def test_mismatched_wavelengths(tmp_path):
     np.savetxt(tmp_path / "wavelengths_nm.txt", [500.0, 400.0, 600.0, 700.0])
     with pytest.raises(CubeReadError, match="strictly increasing"):
         read_cube(tmp_path / "a.npy")
+
+
+def test_a_tiff_without_wavelengths_takes_them_from_a_sidecar_even_through_the_cache(tmp_path, monkeypatch):
+    import tifffile
+
+    from s3r_zoo.data.cache import open_cube
+
+    monkeypatch.setenv("S3R_ZOO_CACHE", str(tmp_path / "cache"))
+    tifffile.imwrite(tmp_path / "t.tif", np.random.default_rng(0).random((5, 8, 8), dtype=np.float32))
+    assert read_cube(tmp_path / "t.tif").wavelengths is None and open_cube(tmp_path / "t.tif").wavelengths is None
+    np.savetxt(tmp_path / "t.wavelengths_nm.txt", np.linspace(450, 650, 5))  # added after the first (cached) read
+    assert read_cube(tmp_path / "t.tif").wavelengths.tolist() == [450, 500, 550, 600, 650]
+    assert open_cube(tmp_path / "t.tif").wavelengths.tolist() == [450, 500, 550, 600, 650]

@@ -49,6 +49,9 @@ def cache_dir() -> Optional[Path]:
 def _key(path: Path, fmt: str, options: dict) -> str:
     p = path.resolve()
     files = sorted(f for f in p.iterdir() if HIMS_PATTERN.match(f.name)) if p.is_dir() else [p]
+    if p.is_file():  # a wavelength sidecar added later must not be hidden by the cached decode
+        files += [f for f in (p.with_name(f"{p.stem}.wavelengths_nm.txt"), p.with_name("wavelengths_nm.txt"))
+                  if f.is_file()]
     parts = [str(p), fmt, json.dumps({k: options[k] for k in sorted(options)}, default=str)]
     for f in files:
         st = f.stat()

@@ -332,5 +332,5 @@ def _refuse_mixed_bands(band_sets: dict, resampled: bool) -> None:
         return f"{len(paths)} with {bands} ({', '.join(Path(p).name for p in paths[:3])}{', ...' if len(paths) > 3 else ''})"
 
     raise CubeReadError("the cubes do not share one band set: " + "; ".join(describe(k, v) for k, v in band_sets.items())
-                        + "; give files without wavelengths a wavelengths_nm.txt sidecar (or --wavelengths when all "
-                          "share the same bands), or convert the cubes to one band set")
+                        + "; give a file without wavelengths a <name>.wavelengths_nm.txt beside it (or --wavelengths when "
+                          "all share the same bands), or convert the cubes to one band set")

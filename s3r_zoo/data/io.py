@@ -24,6 +24,10 @@ Formats (decided from the path by :func:`detect_format`):
   orientation of the bladder core's ``cube_hwc_f16.npy`` used by the tests; MATLAB's
   ``imagesc`` displays them transposed.
 
+Any file whose format holds no wavelengths (a TIFF from a lab export, a ``.mat`` without a
+wavelength variable) takes them from a ``<stem>.wavelengths_nm.txt`` or ``wavelengths_nm.txt``
+beside it, as ``.npy`` does.
+
 NaN/Inf policy (``nan=``): ``'error'`` (default) names the file, bands and counts;
 ``'keep'`` returns them untouched; ``'zero'``, ``'band_mean'`` and ``'inpaint'`` (mean of
 finite 3x3 neighbours, repeated until filled) replace them.
@@ -360,6 +364,8 @@ def read_cube(path: PathLike, nan: str = "error", wavelengths: Optional[Sequence
         raise CubeReadError(f"{p}: expected numeric data, found dtype {data.dtype}")
     if min(data.shape) < 1:
         raise CubeReadError(f"{p}: empty cube of shape {data.shape}")
+    if wl is None and wavelengths is None and p.is_file():  # a file that does not say: its sidecar, if any
+        wl = _sidecar_wavelengths(p)
     if wavelengths is not None:
         wl = np.asarray(wavelengths, dtype=np.float64)
     if wl is not None:
