@@ -128,8 +128,9 @@ def checkpoint_stats(init: str, model: nn.Module) -> BandStats:
 def _data_stats(paths: list[Path], spec: EmbedSpec) -> BandStats:
     n, s, ss = 0, 0.0, 0.0
     for p in paths[:STATS_CUBES]:
-        c = _read(p, spec)
-        x = np.asarray(c.data, dtype=np.float64).reshape(-1, c.num_bands)
+        c = _read(p, spec)  # the NaN policy first: a NaN would make every statistic, then every feature, NaN
+        x = apply_nan_policy(np.asarray(c.data, dtype=np.float32), spec.nan, str(p), c.wavelengths)
+        x = x.astype(np.float64).reshape(-1, c.num_bands)
         n, s, ss = n + len(x), s + x.sum(0), ss + (x ** 2).sum(0)
     mean = s / n
     std = np.sqrt(np.maximum(ss / n - mean ** 2, 0))

@@ -163,3 +163,15 @@ def test_a_cube_without_wavelengths_among_cubes_with_them_is_refused(folder, tmp
     assert main(["embed", str(d), "--init", str(ckpt), "--out", str(tmp_path / "m"), "--amp", "none"]) == 2
     err = capsys.readouterr().err.strip().splitlines()[-1]
     assert "x.npy: its bands differ from those of" in err and not (tmp_path / "m" / ".embed_parts").exists()
+
+
+def test_data_statistics_follow_the_nan_policy(folder, tmp_path):
+    """One NaN pixel with --nan zero and data statistics: finite features (the statistics were NaN, and with
+    them all 512 feature values)."""
+    d, _, _ = folder
+    a = np.load(d / "b.npy")
+    a[3, 4, 2] = np.nan
+    np.save(d / "b.npy", a)
+    s = run_embed(EmbedSpec(source=str(d), out=str(tmp_path / "z"), init="random", model="s3r_resnet18",
+                            normalize="data", nan="zero", amp="none"))
+    assert s["normalisation"].startswith("data") and np.isfinite(np.load(tmp_path / "z" / "features.npy")).all()

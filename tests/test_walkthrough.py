@@ -1,4 +1,5 @@
-"""The README's "your own data" walkthrough, run command by command on generated ENVI and MATLAB scans."""
+"""The README's "your own data" walkthrough, run command by command on generated ENVI, MATLAB and TIFF scans, two
+with NaN pixels and one TIFF without wavelengths, behaving as the README says at every step."""
 
 import json
 import re
@@ -43,8 +44,16 @@ def _scans(folder: Path):
                 envi.save_image(str(folder / "scans" / f"{name}.hdr"), cube.data, ext=".img",
                                 metadata={"wavelength": list(cube.wavelengths), "wavelength units": "Nanometers"})
                 rows.append(f"scans/{name}.hdr,{'tumour' if label else 'normal'},P{patient}")
+            elif patient == 0 and k == 0:  # a lab export: a multi-page TIFF that does not record its bands
+                import tifffile
+
+                tifffile.imwrite(folder / "scans" / f"{name}.tif", cube.data.transpose(2, 0, 1))
+                rows.append(f"scans/{name}.tif,{'tumour' if label else 'normal'},P{patient}")
             else:
-                savemat(folder / "scans" / f"{name}.mat", {"cube": cube.data, "wavelengths": cube.wavelengths})
+                data = cube.data.copy()
+                if patient in (2, 4) and k == 0:  # two scans with a NaN pixel, as the HIMS core has
+                    data[3, 5, 7] = np.nan
+                savemat(folder / "scans" / f"{name}.mat", {"cube": data, "wavelengths": cube.wavelengths})
                 rows.append(f"scans/{name}.mat,{'tumour' if label else 'normal'},P{patient}")
     (folder / "labels.csv").write_text("path,label,patient\n" + "\n".join(rows) + "\n")
 
@@ -55,6 +64,12 @@ def test_readme_walkthrough_end_to_end(tmp_path, monkeypatch, capsys):
         "data split", "data qc", "pretrain", "finetune", "predict", "embed", "evaluate"]
     _scans(tmp_path)
     monkeypatch.chdir(tmp_path)
+    # as the README says: the TIFF without wavelengths is refused among cubes that know theirs, named ...
+    check = ["embed", "scans", "--init", "random", "--model", "s3r_resnet18", "--normalize", "data", "--out", "check"]
+    assert main(check) == 2 and "p00_0.tif" in capsys.readouterr().err
+    np.savetxt("scans/p00_0.wavelengths_nm.txt", simulate_cube("pdac_like", 0, 8).wavelengths)  # ... until this
+    assert main(check) == 2  # then the NaN pixels stop it, named, until --nan repairs them
+    assert "NaN/Inf" in capsys.readouterr().err and not Path("check/features.npy").exists()
     for argv in commands:
         assert main(argv + SMALL.get(argv[0], [])) == 0, argv
     summary = json.loads(Path("splits/split_summary.json").read_text())
