@@ -45,7 +45,7 @@ from .models import MODEL_NAMES, build_encoder, model_of
 from .options import option
 from .progress import progress
 from .train.engine import AMP_MODES, resolve_amp
-from .weights import hub_checkpoint
+from .weights import init_file
 
 __all__ = ["EmbedSpec", "run_embed", "windows", "relative_name", "same_bands", "load_model",
            "embed_cube", "checkpoint_stats", "STATS_CUBES"]
@@ -61,7 +61,8 @@ class EmbedSpec:
     """Every option of ``s3r-zoo embed``, declared once."""
 
     source: str = option("", "folder of cubes, split file (<path> <label> lines) or one cube", positional=True)
-    init: str = option("", "a tag (s3r_resnet50.cr_hims41_v2), a checkpoint file, or hf-hub:ORG/NAME", required=True,
+    init: str = option("", "a tag (s3r_resnet50.cr_hims41_v2), a checkpoint file, hf-hub:ORG/NAME or local-dir:FOLDER",
+                       required=True,
                        metavar="INIT")
     out: str = option("", "output folder", required=True, metavar="DIR")
     model: Optional[str] = option(None, "architecture (default: the checkpoint's or tag's)", choices=MODEL_NAMES)
@@ -107,8 +108,7 @@ def windows(h: int, w: int, tile: Optional[int], stride: Optional[int]) -> list[
 def load_model(init: str, model: Optional[str], num_bands: int, wavelengths,
                num_classes: int = 0) -> tuple[nn.Module, str]:
     """(encoder with ``num_bands`` inputs, its model name) from a tag, checkpoint file or ``hf-hub:`` id."""
-    if init.startswith("hf-hub:"):  # a repository exported by `s3r-zoo export`: its model.safetensors
-        init = str(hub_checkpoint(init))
+    init = init_file(init)  # hf-hub: / local-dir: -> their model.safetensors
     model = model or model_of(init)
     if model is None:
         raise ValueError(f"--model: required with --init {init!r} (one of {list(MODEL_NAMES)})")
@@ -175,7 +175,7 @@ def run_embed(spec: EmbedSpec) -> dict:
     check_writable_dir(out)
     paths, base, labels = source_files(spec.source)
     first = _read(paths[0], spec)
-    init = str(hub_checkpoint(spec.init)) if spec.init.startswith("hf-hub:") else spec.init  # resolved once
+    init = init_file(spec.init)  # hf-hub: / local-dir: resolved once
     model, name = load_model(init, spec.model, first.num_bands, first.wavelengths)
     fp = _fingerprint(spec, paths)
     parts = out / PARTS
@@ -220,7 +220,8 @@ def run_embed(spec: EmbedSpec) -> dict:
         feats.append(f)
     features = np.concatenate(feats).astype(np.float32)
     save_npy(out / "features.npy", features)
-    write_csv(out / "index.csv", ["row", "path", *(["label"] if labels else []), "top", "left", "height", "width"], rows)
+    header = ["row", "path", *(["label"] if labels else []), "top", "left", "height", "width"]
+    write_csv(out / "index.csv", header, rows)
     how = ("whole cubes" if not spec.tile else "every stride pixels; the last window of a row or column is moved "
            "back to end at the cube's edge (it may overlap the one before)")
     summary = {"init": spec.init if not Path(spec.init).exists() else Path(spec.init).name, "model": name,

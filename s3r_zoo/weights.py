@@ -26,7 +26,7 @@ from .files import file_digest, first_line
 from .version import __version__
 
 __all__ = ["WeightsNotFoundError", "WeightsIntegrityError", "WEIGHTS_ENV", "REPO_WEIGHTS_DIR", "local_weight_dirs",
-           "find_local_weights", "resolve_weights", "verify_file", "hub_checkpoint"]
+           "find_local_weights", "resolve_weights", "verify_file", "hub_checkpoint", "init_file"]
 
 WEIGHTS_ENV = "S3R_ZOO_WEIGHTS"
 REPO_WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
@@ -87,6 +87,20 @@ def hub_checkpoint(hub_id: str, filename: str = "model.safetensors") -> Path:
     except Exception as e:  # offline, unknown repository, no such file: one line that names the id
         raise WeightsNotFoundError(f"{hub_id}: cannot get {filename} from the hub ({type(e).__name__}: "
                                    f"{str(e).strip().splitlines()[0] if str(e).strip() else ''})") from None
+
+
+def init_file(init: str) -> str:
+    """An init as a local path where it names a file: ``hf-hub:ORG/NAME`` -> its downloaded (or cached)
+    ``model.safetensors``, ``local-dir:FOLDER`` -> ``FOLDER/model.safetensors`` (a folder written by
+    ``s3r-zoo export``); anything else (a tag, a path, ``random``) unchanged."""
+    if init.startswith("hf-hub:"):
+        return str(hub_checkpoint(init))
+    if init.startswith("local-dir:"):
+        path = Path(init[len("local-dir:"):]) / "model.safetensors"
+        if not path.is_file():
+            raise WeightsNotFoundError(f"{init}: expected a folder written by `s3r-zoo export` (no {path})")
+        return str(path)
+    return init
 
 
 def resolve_weights(

@@ -128,7 +128,7 @@ def test_a_cube_of_another_band_set_is_refused(folder, tmp_path, capsys):
     assert "d.npy: its bands differ from those of" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("source", ["file", "tag"])
+@pytest.mark.parametrize("source", ["file", "tag", "local-dir"])
 def test_a_cubes_features_do_not_depend_on_the_other_cubes(folder, tmp_path, source):
     """The checkpoint's statistics (a tag's resampled to the data's bands), never the batch's: one cube alone
     gives the same vector as the same cube among others."""
@@ -139,6 +139,9 @@ def test_a_cubes_features_do_not_depend_on_the_other_cubes(folder, tmp_path, sou
     if source == "tag":
         init = "s3r_resnet18.cr_hims41_v2"
         make_checkpoint(tmp_path / "repo_weights" / f"{init}.safetensors")  # 41 bands 380-780 nm, by wavelength
+    if source == "local-dir":  # a folder written by `s3r-zoo export`
+        s3r_zoo.hub.export_hub_folder(ckpt, tmp_path / "exported")
+        init = f"local-dir:{tmp_path / 'exported'}"
     alone = tmp_path / "alone"
     alone.mkdir()
     np.save(alone / "b.npy", np.load(d / "b.npy"))

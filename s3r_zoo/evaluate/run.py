@@ -43,7 +43,7 @@ from ..plots import accuracy_vs_labels
 from ..progress import progress
 from ..train import drop_states, result_fields
 from ..version import __version__
-from ..weights import hub_checkpoint
+from ..weights import init_file
 from .labelled import SPLITS, LabelledSplit, mean_spectra, pooled_features, resolve_split, training_stats
 from .probe import fit_probe
 from .spec import BASELINES, EvaluateSpec
@@ -101,10 +101,10 @@ def finetune_correct(agg: dict) -> list:
 
 
 def _source(init: str) -> Optional[Path]:
-    """The checkpoint file behind ``init`` (a file, or an ``hf-hub:`` id's download), None for a tag."""
-    if init.startswith("hf-hub:"):
-        return hub_checkpoint(init)
-    return Path(init) if Path(init).is_file() else None
+    """The checkpoint file behind ``init`` (a file, an ``hf-hub:`` id's download, a ``local-dir:`` folder's),
+    None for a tag."""
+    path = Path(init_file(init))
+    return path if path.is_file() else None
 
 
 def _source_wavelengths(init: str) -> Optional[tuple]:
@@ -136,7 +136,7 @@ def _rows(spec: EvaluateSpec) -> dict:
     for init in dict.fromkeys(spec.encoders or ()):
         if init in ("random", "scratch"):
             continue  # measured anyway
-        name = Path(init).name if _source(init) is not None and not init.startswith("hf-hub:") else init
+        name = Path(init).name if _source(init) is not None and not init.startswith(("hf-hub:", "local-dir:")) else init
         while name in rows or name in BASELINES:
             name = f"{Path(init).parent.name}/{name}" if "/" not in name else name + "'"
         rows[name] = init
@@ -203,12 +203,14 @@ def run_evaluate(spec: EvaluateSpec) -> dict:
     seeds = [spec.seed + k for k in range(spec.seeds)]
     payload = {"name": "evaluate", "data": split.description, "classes": split.classes,
                "split_sizes": {s: len(v) for s, v in y.items()}, "model": model,
-               "encoders": {**{k: {"init": "baseline"} for k in BASELINES}, **{k: {"init": v} for k, v in rows.items()}},
+               "encoders": {**{k: {"init": "baseline"} for k in BASELINES},
+                            **{k: {"init": v} for k, v in rows.items()}},
                "labels": {**BASELINES, **{k: k for k in rows}},
                "settings": {k: v for k, v in asdict(spec).items() if k not in ("out", "data")},
                "probe": {}, "finetune": {}, "complete": False, "version": __version__}
     key = {"model": model, "fractions": list(spec.probe_fractions), "seeds": seeds, "eval_crop": spec.eval_crop,
-           "nan": spec.nan, "split": {s: [[_relative(p, split.folder), int(lbl)] for p, lbl in split.items[s]] for s in SPLITS},
+           "nan": spec.nan,
+           "split": {s: [[_relative(p, split.folder), int(lbl)] for p, lbl in split.items[s]] for s in SPLITS},
            "stats": list(stats.mean) + list(stats.std), "version": PROBE_VERSION}
 
     def probe_row(name: str, identity: str, features) -> None:
@@ -238,7 +240,8 @@ def run_evaluate(spec: EvaluateSpec) -> dict:
     if spec.finetune:
         jobs = [(n, i, f) for n, i in {"scratch": "scratch", **rows}.items() for f in spec.finetune_fractions]
         for name, init, f in progress(jobs, desc="fine-tuning", unit="run"):
-            agg = cached_finetune(_finetune_spec(spec, split, model, init, f, out / "finetune" / f"{_slug(name)}_f{f:g}"))
+            run_dir = out / "finetune" / f"{_slug(name)}_f{f:g}"
+            agg = cached_finetune(_finetune_spec(spec, split, model, init, f, run_dir))
             r = summarise_correct(finetune_correct(agg))
             r["steps"] = [run.get("steps") for run in agg["runs"]]
             payload["finetune"].setdefault(f"{f:g}", {})[name] = r

@@ -9,7 +9,7 @@ import timm
 from torch import nn
 
 from ..checkpoint import read_checkpoint_info
-from ..weights import hub_checkpoint
+from ..weights import init_file
 from . import s3r_resnet  # noqa: F401  (registers the zoo's models with timm)
 from .names import MODEL_NAMES, arch_of, model_name
 
@@ -25,7 +25,7 @@ def build_encoder(model: str, num_bands: int, init: str = "random", num_classes:
         num_bands: Input bands.
         init: ``random``/``scratch``, ``imagenet`` (timm's ImageNet weights, stem adapted by
             timm), a registered tag (``s3r_resnet18.cr_hims41_v2``), a zoo checkpoint path, or
-            ``hf-hub:ORG/NAME`` (a hub repository exported by ``s3r-zoo export``).
+            ``hf-hub:ORG/NAME`` or ``local-dir:FOLDER`` (a repository or folder written by ``s3r-zoo export``).
         num_classes: Classifier outputs (0 = pooled features).
         wavelengths: Band centres of the data (nm): stems are resampled by wavelength.
     """
@@ -42,8 +42,7 @@ def build_encoder(model: str, num_bands: int, init: str = "random", num_classes:
                 f"or use --init random / a zoo checkpoint.") from None
     kw = dict(pretrained=True, in_chans=num_bands, num_classes=num_classes,
               wavelengths=None if wavelengths is None else list(wavelengths))
-    if init.startswith("hf-hub:"):  # a repository written by `s3r-zoo export`: its model.safetensors
-        init = str(hub_checkpoint(init))
+    init = init_file(init)  # hf-hub: / local-dir: (folders written by `s3r-zoo export`): their model.safetensors
     if Path(init).exists():
         info = read_checkpoint_info(init)
         if info.in_chans != num_bands and info.objective.endswith("bands") and info.wavelengths_nm is None:
@@ -65,14 +64,13 @@ def build_encoder(model: str, num_bands: int, init: str = "random", num_classes:
 
 def model_of(init: str) -> Optional[str]:
     """The zoo model an init names: a tag's (``s3r_resnet50.cr_hims41_v2``), a checkpoint file's or an
-    ``hf-hub:`` repository's architecture; None for ``random``, ``scratch`` and ``imagenet``."""
+    ``hf-hub:`` / ``local-dir:`` folder's architecture; None for ``random``, ``scratch`` and ``imagenet``."""
     if init in ("random", "scratch", "imagenet"):
         return None
-    if init.startswith("hf-hub:"):
-        init = str(hub_checkpoint(init))
+    init = init_file(init)
     if Path(init).is_file():
         return model_name(read_checkpoint_info(init).architecture)
     if init.split(".")[0] in MODEL_NAMES:
         return init.split(".")[0]
     raise ValueError(f"init: expected random, scratch, imagenet, a tag such as s3r_resnet18.cr_hims41_v2, an existing "
-                     f"checkpoint file or hf-hub:ORG/NAME; found {init!r}")
+                     f"checkpoint file, hf-hub:ORG/NAME or local-dir:FOLDER; found {init!r}")
