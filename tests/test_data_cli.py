@@ -53,3 +53,13 @@ def test_data_info_writes_nothing_unless_asked(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(work)
     assert main(["data", "info", str(tmp_path / "c.npy")]) == 0
     assert "shape (H, W, B) = (16, 16, 5)" in capsys.readouterr().out and os.listdir(work) == []
+
+
+def test_data_info_reports_every_cube_of_a_folder(tmp_path, capsys):
+    out = tmp_path / "ds"
+    assert main(["data", "synth", "--preset", "pdac_like", "--n", "4", "--size", "16", "--out", str(out)]) == 0
+    capsys.readouterr()
+    assert main(["data", "info", str(out / "cubes"), "--out", str(tmp_path / "r")]) == 0  # was refused: a folder
+    printed = capsys.readouterr().out
+    assert printed.count("== ") == 4 and printed.count("450-750 nm (40 bands)") == 4
+    assert len(list((tmp_path / "r").glob("*__*_preview.png"))) == 4  # named by class folder and cube

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 from ..data.io import NAN_POLICIES
 from ..data.synthetic import PRESETS
@@ -17,7 +16,7 @@ def add_data(sub: argparse._SubParsersAction) -> None:
     dsub.required = True
 
     info = dsub.add_parser("info", help="shape, wavelengths, NaN/Inf, per-band stats, low-rank R2, PNG preview")
-    info.add_argument("path", help="cube file or HIMS folder")
+    info.add_argument("path", help="cube file, HIMS folder, or a folder of cubes (each reported)")
     info.add_argument("--nan", default="keep", choices=NAN_POLICIES,
                       help="NaN/Inf policy while reading (default keep: report them)")
     _add_read_options(info)
@@ -129,15 +128,9 @@ def _read_options(args: argparse.Namespace) -> dict:
 
 
 def _run_data_info(args: argparse.Namespace) -> int:
-    from ..data.io import read_cube
-    from ..data.report import cube_report, format_report, write_cube_report
+    from ..data.report import report_source
 
-    cube = read_cube(args.path, nan=args.nan, **_read_options(args))
-    rep = cube_report(cube)
-    print(format_report(rep))
-    if args.out:
-        preview, report = write_cube_report(cube, rep, args.out, Path(args.path.rstrip("/")).stem)
-        print(f"preview: {preview}\nreport:  {report}")
+    report_source(args.path, args.out, nan=args.nan, **_read_options(args))
     return 0
 
 

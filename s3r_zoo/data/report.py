@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional, Union
+from typing import Any, Callable, Optional, Union
 
 import numpy as np
 import torch
@@ -116,3 +116,30 @@ def write_cube_report(cube: Cube, report: dict, out: Union[str, Path], stem: str
 
     out = Path(out)
     return save_preview(cube, out / f"{stem}_preview.png"), write_json(out / f"{stem}_report.json", report)
+
+
+def report_source(source: Union[str, Path], out: Optional[Union[str, Path]] = None, nan: str = "keep",
+                  report: Callable[[str], Any] = print, **read_options: Any) -> list[dict]:
+    """``s3r-zoo data info``: the report of a cube, a HIMS folder or every cube of a folder (``report`` gets
+    the text), and with ``out`` each one's preview PNG and report JSON (named by the path relative to
+    ``source``, so two cubes of one name in different folders never overwrite each other)."""
+    from ..files import check_writable_dir
+    from .io import read_cube
+    from .sources import cube_sources
+
+    src = Path(str(source).rstrip("/"))
+    files, single = cube_sources(src)
+    if out is not None:
+        check_writable_dir(out)
+    reports = []
+    for f in files:
+        cube = read_cube(f, nan=nan, **read_options)
+        rep = cube_report(cube)
+        rel = f.name if single else f.relative_to(src).as_posix()
+        report(("" if single else f"== {rel}\n") + format_report(rep))
+        if out is not None:
+            stem = rel.replace("/", "__").rsplit(".", 1)[0] if f.is_file() else rel.replace("/", "__")
+            preview, written = write_cube_report(cube, rep, out, stem)
+            report(f"preview: {preview}\nreport:  {written}")
+        reports.append(rep)
+    return reports
