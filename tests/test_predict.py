@@ -92,3 +92,14 @@ def test_heatmaps_map_one_fixed_class_with_its_own_range_and_records_say_what_wa
     summary = json.loads((tmp_path / "o" / "predict.json").read_text())
     assert summary["tile"].startswith("auto: whole cubes up to the training crop (40 px)")
     assert summary["stride"] == "half a window"
+
+
+def test_a_cubes_probabilities_do_not_depend_on_the_other_cubes(tuned, tmp_path):
+    root, _ = tuned
+    ckpt = root / "ft" / "seed_0" / "best.safetensors"
+    first = (root / "d" / "test.txt").read_text().splitlines()[0]
+    (root / "d" / "one.txt").write_text(first + "\n")
+    assert main(["predict", str(root / "d" / "one.txt"), "--checkpoint", str(ckpt), "--out", str(tmp_path / "1")]) == 0
+    assert main(["predict", str(root / "d" / "test.txt"), "--checkpoint", str(ckpt), "--out", str(tmp_path / "n")]) == 0
+    with open(tmp_path / "1" / "predictions.csv") as f, open(tmp_path / "n" / "predictions.csv") as g:
+        assert next(csv.DictReader(f)) == next(csv.DictReader(g))  # the checkpoint's statistics, never the batch's
