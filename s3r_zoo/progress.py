@@ -15,7 +15,7 @@ from typing import Any, Iterable, Optional, TextIO
 
 from tqdm.auto import tqdm
 
-__all__ = ["progress", "LOG_INTERVAL_S"]
+__all__ = ["progress", "LOG_INTERVAL_S", "say"]
 
 LOG_INTERVAL_S = 30.0
 
@@ -59,3 +59,8 @@ def progress(iterable: Optional[Iterable] = None, *, file: Optional[TextIO] = No
     kwargs.setdefault("bar_format", "{desc}: {percentage:3.0f}% {n_fmt}/{total_fmt} [{elapsed}<{remaining}, "
                                     "{rate_fmt}{postfix}]")
     return tqdm(iterable, file=_Lines(stream), **kwargs)
+
+
+def say(text: str, file: Optional[TextIO] = None) -> None:
+    """One line for a person (``sys.stderr`` by default), printed above a live bar instead of through it."""
+    tqdm.write(text, file=sys.stderr if file is None else file)

@@ -180,7 +180,9 @@ def test_a_tag_init_brings_its_model_and_the_report_prints_auroc_as_a_number(pda
                  "--out", str(tmp_path / "ft")]) == 0  # no --model: the tag names s3r_resnet50
     agg = json.loads((tmp_path / "ft" / "aggregate.json").read_text())
     assert agg["spec"]["model"] == "s3r_resnet50"
-    out = capsys.readouterr().out
+    captured = capsys.readouterr()
+    out = captured.out
+    assert "epoch 1/1: training loss" in captured.err and "held-out loss" in captured.err  # validation on the console
     auroc = next(line for line in out.splitlines() if line.startswith("auroc"))
     assert "%" not in auroc and 0 <= float(auroc.split()[1]) <= 1
     assert "seed 0: kept epoch 1 of 1" in out and "validation loss" in out

@@ -100,3 +100,15 @@ def test_library_callers_get_option_error():
     with pytest.raises(OptionError, match="options: seeds: expected an integer >= 1, found 0"):
         build_spec(FinetuneSpec, {"seeds": 0})
     assert build_spec(FinetuneSpec, {"eval_crop": "none"}).eval_crop is None
+
+
+def test_help_texts_say_what_the_flags_do(capsys):
+    import pytest as _pytest
+
+    from s3r_zoo.cli import main
+
+    with _pytest.raises(SystemExit):
+        main(["pretrain", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "--no-channels-last turn off (on by default): channels_last memory format" in text
+    assert "--patience PATIENCE epochs without improvement of the held-out validation loss" in text

@@ -38,7 +38,7 @@ from torch.utils.data import DataLoader, Dataset, RandomSampler, Sampler
 from torch.utils.data.distributed import DistributedSampler
 
 from ..files import atomic_write, check_writable_dir
-from ..progress import progress
+from ..progress import progress, say
 from .objective import Objective
 from .setup import (AMP_MODES, SCHEDULES, NonFiniteError, NonFiniteLossError, SkipSampler, TrainConfig,
                     cpu_has_fast_bf16, dist_info, first_non_finite, resolve_amp, seed_everything)
@@ -320,8 +320,11 @@ class Trainer:
         pos.pop("epoch_sums", None)
         self.log({"kind": "epoch", "epoch": epoch + 1, "loss": epoch_loss, "lr": fit.sched.get_last_lr()[0],
                   "epoch_time_s": time.perf_counter() - t_epoch, "time_s": time.perf_counter() - fit.t0})
-        if val is not None:
+        if val is not None:  # in the log, and one line on the console: how the run is going
             self.log({"kind": "val", "epoch": epoch + 1, **val, "best": improved})
+            if self.is_main:
+                say(f"epoch {epoch + 1}/{cfg.epochs}: training loss {epoch_loss:.4f}; held-out " + ", ".join(
+                    f"{k} {v:.4g}" for k, v in val.items() if isinstance(v, float)) + (" (best)" if improved else ""))
         if on_epoch_end is not None:  # before the state save: a resumed run never skips it
             on_epoch_end(epoch + 1, epoch_loss)
         stop = pos["bad_epochs"] >= cfg.patience
