@@ -320,11 +320,10 @@ def open_source(source: PathLike, **kwargs) -> CubeDataset:
 
 def _refuse_mixed_bands(band_sets: dict, resampled: bool) -> None:
     """One line listing the files of each band set when a data set mixes them (see ``check_files``)."""
-    unknown = [paths for (_, wl), paths in band_sets.items() if wl is None]
-    if len(band_sets) < 2 and not (resampled and unknown):
+    unknown = any(wl is None for _, wl in band_sets)
+    # resampled: every cube must know its wavelengths (each goes to the targets); else: one band set
+    if (not unknown) if resampled else len(band_sets) < 2:
         return
-    if resampled and not unknown:
-        return  # every cube knows its wavelengths and is resampled to the targets
 
     def describe(key, paths):
         n, wl = key

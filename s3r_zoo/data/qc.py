@@ -248,7 +248,7 @@ def qc_source(source: Union[str, Path], out: Union[str, Path], r2_min: float = 0
     ``out`` (names relative to ``source``: no machine path in the outputs), for a folder ``qc_ranking.csv``
     (worst first); ``report`` gets one line per cube. Returns the records."""
     from ..progress import progress
-    from .sources import cube_sources
+    from .sources import cube_sources, output_names
 
     src, out = Path(str(source).rstrip("/")), Path(out)
     if not 0 <= r2_min <= 1 or z <= 0:
@@ -259,9 +259,8 @@ def qc_source(source: Union[str, Path], out: Union[str, Path], r2_min: float = 0
     for f in progress(files, desc="qc", unit="cube", disable=len(files) < 2):
         cube = read_cube(f, nan="keep", **read_options)
         record, score = cube_qc(cube, r2_min, z)
-        rel = f.name if single else f.relative_to(src).as_posix()
+        rel, stem = output_names(f, src, single)
         record["path"] = rel
-        stem = rel.replace("/", "__").rsplit(".", 1)[0] if not Path(rel).is_dir() else rel.replace("/", "__")
         write_json(out / f"{stem}_qc.json", record)
         save_qc_png(cube, record, score, out / f"{stem}_qc.png", title=f"{rel}: QC score {record['qc_score']:g}")
         rows.append(record)

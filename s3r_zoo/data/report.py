@@ -125,7 +125,7 @@ def report_source(source: Union[str, Path], out: Optional[Union[str, Path]] = No
     ``source``, so two cubes of one name in different folders never overwrite each other)."""
     from ..files import check_writable_dir
     from .io import read_cube
-    from .sources import cube_sources
+    from .sources import cube_sources, output_names
 
     src = Path(str(source).rstrip("/"))
     files, single = cube_sources(src)
@@ -135,10 +135,9 @@ def report_source(source: Union[str, Path], out: Optional[Union[str, Path]] = No
     for f in files:
         cube = read_cube(f, nan=nan, **read_options)
         rep = cube_report(cube)
-        rel = f.name if single else f.relative_to(src).as_posix()
+        rel, stem = output_names(f, src, single)
         report(("" if single else f"== {rel}\n") + format_report(rep))
         if out is not None:
-            stem = rel.replace("/", "__").rsplit(".", 1)[0] if f.is_file() else rel.replace("/", "__")
             preview, written = write_cube_report(cube, rep, out, stem)
             report(f"preview: {preview}\nreport:  {written}")
         reports.append(rep)

@@ -12,7 +12,7 @@ from typing import Optional, Sequence, Union
 
 from .io import HIMS_PATTERN, SUFFIX_FORMATS, detect_format
 
-__all__ = ["find_cubes", "cube_sources", "read_split_file", "source_files"]  # open_source: in .datasets
+__all__ = ["find_cubes", "cube_sources", "read_split_file", "source_files", "output_names"]  # open_source: in .datasets
 
 PathLike = Union[str, Path]
 
@@ -110,3 +110,12 @@ def source_files(source: PathLike) -> tuple[list[Path], Path, Optional[list[str]
 
 def _is_split_file(p: Path) -> bool:
     return p.is_file() and p.suffix == ".txt"
+
+
+def output_names(cube: Path, source: Path, single: bool) -> tuple[str, str]:
+    """``(name, stem)`` of a cube of ``source`` (see :func:`cube_sources`) for per-cube outputs: its path relative
+    to the source (no machine path), and a flat file stem (folders joined by ``__``, the suffix dropped), so two
+    cubes of one name in different folders never write the same file."""
+    rel = cube.name if single else cube.relative_to(source).as_posix()
+    flat = rel.replace("/", "__")
+    return rel, flat.rsplit(".", 1)[0] if cube.is_file() else flat

@@ -25,7 +25,6 @@ resumes an interrupted one).
 from __future__ import annotations
 
 import json
-import os
 import re
 from dataclasses import asdict, replace
 from pathlib import Path
@@ -35,6 +34,7 @@ import numpy as np
 import torch
 
 from ..checkpoint import read_checkpoint_info
+from ..embed import relative_name
 from ..files import check_writable_dir, file_digest, first_line, write_json
 from ..finetune import FinetuneSpec, run_finetune, stratified_fraction
 from ..models import RELEASES, build_encoder, model_of
@@ -121,11 +121,6 @@ def _identity(init: str) -> str:
     return file_digest(file)[0] if file is not None else init
 
 
-def _relative(path, folder: Path) -> str:
-    """A cube's path relative to the split folder (the probe cache's key names cubes, never a machine path)."""
-    return Path(os.path.relpath(Path(path).resolve(), folder.resolve())).as_posix()
-
-
 def _slug(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("_")
 
@@ -210,7 +205,7 @@ def run_evaluate(spec: EvaluateSpec) -> dict:
                "probe": {}, "finetune": {}, "complete": False, "version": __version__}
     key = {"model": model, "fractions": list(spec.probe_fractions), "seeds": seeds, "eval_crop": spec.eval_crop,
            "nan": spec.nan,
-           "split": {s: [[_relative(p, split.folder), int(lbl)] for p, lbl in split.items[s]] for s in SPLITS},
+           "split": {s: [[relative_name(p, split.folder), int(lbl)] for p, lbl in split.items[s]] for s in SPLITS},
            "stats": list(stats.mean) + list(stats.std), "version": PROBE_VERSION}
 
     def probe_row(name: str, identity: str, features) -> None:
