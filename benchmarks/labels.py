@@ -34,7 +34,8 @@ import torch
 from s3r_zoo.bands import normalize
 from s3r_zoo.data import read_cube
 from s3r_zoo.data.datasets import read_split_file
-from s3r_zoo.data.synthetic import PRESETS, write_dataset
+from s3r_zoo.data.synthetic import PRESETS
+from s3r_zoo.data.simulated_sets import write_dataset
 from s3r_zoo.files import file_digest, write_json
 from s3r_zoo.finetune import stratified_fraction
 from s3r_zoo.models import build_encoder

@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Optional
 
-from s3r_zoo.data.synthetic import write_dataset
+from s3r_zoo.data.simulated_sets import write_dataset
 from s3r_zoo.evaluate import cached_finetune
 from s3r_zoo.files import write_json
 from s3r_zoo.finetune import FinetuneSpec

@@ -64,12 +64,18 @@ def speed_section(p: dict) -> str:
     ratios = s["ratio"] if "timm plain" not in s["median_s"] else {"": s["ratio"]}
     for fmt, med in formats.items():
         plain = med["timm plain"] * 1e3
-        where = f", fp32, both {fmt.replace('_', ' ')}" if fmt else ""
+        fp32_only = fmt in ("contiguous", "channels_last")  # speed.json before the bf16 rows
+        where = (f", fp32, both {fmt.replace('_', ' ')}" if fp32_only else f", both {fmt}") if fmt else ""
         for k in ("S3R-CR", "S3R-BR"):
             r = ratios[fmt][k]
             lines.append(f"| {k} step, {s['model']}, {tuple(s['input'])}{where} | {med[k] * 1e3:.1f} ms "
                          f"| timm plain step {plain:.1f} ms | {r:.3f} | <= {tg['step_ratio']:.2f}: "
                          f"{_met(r <= tg['step_ratio'])} |")
+    for k, r in s.get("bf16_over_fp32", {}).items():
+        goal = tg.get("bf16_over_fp32", 0.6)
+        lines.append(f"| {k} step, {s['model']}, {tuple(s['input'])}, bf16 + channels_last over fp32 contiguous "
+                     f"| {s['median_s']['bf16 + channels_last'][k] * 1e3:.1f} ms | {s['median_s']['fp32'][k] * 1e3:.1f} "
+                     f"ms | {r:.3f} | " + (f"<= {goal:g}: {_met(r <= goal)} |" if k == "S3R-CR" else "reference only |"))
     pr = p.get("precision")
     if pr:
         m = pr["median_s"]

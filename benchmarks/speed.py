@@ -41,7 +41,8 @@ from torch.utils.flop_counter import FlopCounterMode
 from s3r_zoo.data import SplitFileDataset, UnlabelledCubes
 from s3r_zoo.data.cache import CACHE_ENV
 from s3r_zoo.data.datasets import CACHE_BYTES
-from s3r_zoo.data.synthetic import simulate_cube, write_dataset
+from s3r_zoo.data.synthetic import simulate_cube
+from s3r_zoo.data.simulated_sets import write_dataset
 from s3r_zoo.lowrank import gram, loo_coefficients, loo_rss
 from s3r_zoo.pretrain import S3RObjective
 from s3r_zoo.pretrain.targets import DEFAULT_RIDGE, coefficient_targets
@@ -172,24 +173,33 @@ def _in_format(module: torch.nn.Module, x: torch.Tensor, fmt: torch.memory_forma
 
 
 def _steps(model_name: str, cube: torch.Tensor, dev: torch.device, repeats: int) -> dict:
-    """S3R-CR / S3R-BR step over a plain timm step, in fp32, both sides in the SAME memory format
-    (contiguous, then channels_last): a model fed the other layout pays a conversion the
-    comparison must not charge to one side only."""
+    """S3R-CR / S3R-BR step over a plain timm step, both sides in the SAME memory format and precision
+    (fp32 contiguous, fp32 channels_last, bf16 autocast + channels_last: a model fed the other layout pays a
+    conversion the comparison must not charge to one side only), and each objective's bf16 step over its fp32
+    step. All in one interleaved timing, so the ratios share the machine's state."""
     b = cube.shape[1]
     mean, std, x_norm = _band_stats(cube)
-    out = {"median_s": {}, "ratio": {}}
-    for label, fmt in (("contiguous", torch.contiguous_format), ("channels_last", torch.channels_last)):
+    settings = (("fp32", torch.contiguous_format, False), ("fp32 + channels_last", torch.channels_last, False),
+                ("bf16 + channels_last", torch.channels_last, True))
+    fns = {}
+    for label, fmt, amp in settings:
         torch.manual_seed(0)
         plain, xp = _in_format(timm.create_model(model_name, in_chans=b, num_classes=0).to(dev), x_norm, fmt)
-        fns = {"timm plain": _train_step(plain, lambda x: plain(x).float().pow(2).mean(), xp, amp=False)}
+        fns[f"timm plain | {label}"] = _train_step(plain, lambda x, m=plain: m(x).float().pow(2).mean(), xp, amp=amp)
         for mode in ("cr", "br"):
             obj, xc = _in_format(S3RObjective(timm.create_model(model_name, in_chans=b, num_classes=0), mean, std,
                                               mode=mode, mask_patch=8).to(dev), cube, fmt)
-            fns[f"S3R-{mode.upper()}"] = _train_step(obj, lambda x, o=obj: o(x)["loss"], xc, amp=False)
-        t = interleaved_medians(fns, repeats=repeats, warmup=2, device=dev, desc=f"step timing, {label}")
-        med = {k: median(v) for k, v in t.items()}
-        out["median_s"][label] = med
-        out["ratio"][label] = {k: med[k] / med["timm plain"] for k in ("S3R-CR", "S3R-BR")}
+            fns[f"S3R-{mode.upper()} | {label}"] = _train_step(obj, lambda x, o=obj: o(x)["loss"], xc, amp=amp)
+    t = interleaved_medians(fns, repeats=repeats, warmup=2, device=dev, desc="step timing")
+    med = {k: median(v) for k, v in t.items()}
+    out = {"median_s": {}, "ratio": {}, "s3r_part_s": {}}
+    for label, _, _ in settings:
+        m = {k.split(" | ")[0]: v for k, v in med.items() if k.endswith(f"| {label}")}
+        out["median_s"][label] = m
+        out["ratio"][label] = {k: m[k] / m["timm plain"] for k in ("S3R-CR", "S3R-BR")}
+        out["s3r_part_s"][label] = {k: m[k] - m["timm plain"] for k in ("S3R-CR", "S3R-BR")}
+    out["bf16_over_fp32"] = {k: med[f"{k} | bf16 + channels_last"] / med[f"{k} | fp32"]
+                             for k in ("S3R-CR", "S3R-BR", "timm plain")}
     return out
 
 

@@ -22,7 +22,8 @@ import timm
 import torch
 
 from s3r_zoo.checkpoint import save_checkpoint
-from s3r_zoo.data.synthetic import PRESETS, write_dataset
+from s3r_zoo.data.synthetic import PRESETS
+from s3r_zoo.data.simulated_sets import write_dataset
 from s3r_zoo.evaluate import compare_rows, summarise_correct
 from s3r_zoo.models import arch_of
 from s3r_zoo.plots import accuracy_vs_labels

@@ -26,7 +26,7 @@ import torch
 
 from .bands import band_info
 from .checkpoint import save_checkpoint
-from .data.synthetic import write_dataset
+from .data.simulated_sets import write_dataset
 from .files import write_json
 from .finetune import FinetuneSpec, run_finetune
 from .models import BAND_SETS, arch_of

@@ -84,13 +84,10 @@ def _describe(tp: Any, meta: dict) -> str:
         text = f"a list of {'numbers' if item is float else item.__name__}"
     else:
         text = {int: "an integer", float: "a number", bool: "true or false", str: "a string"}.get(base, str(base))
-    bounds = []
-    if meta["above"] is not None:
-        bounds.append(f"> {meta['above']:g}")
-    if meta["min"] is not None:
-        bounds.append(f">= {meta['min']:g}")
-    if meta["max"] is not None:
-        bounds.append(f"<= {meta['max']:g}")
+    def num(v) -> str:  # an integer option's bounds in full (a seed's 4294967295, not 4.29497e+09)
+        return str(int(v)) if base is int and float(v).is_integer() else f"{v:g}"
+
+    bounds = [f"{op} {num(meta[k])}" for k, op in (("above", ">"), ("min", ">="), ("max", "<=")) if meta[k] is not None]
     if bounds:
         text += " " + " and ".join(bounds)
     return text + (" (or none)" if optional else "")

@@ -18,10 +18,12 @@ channels has ``B_tgt`` instead of ``B_src`` terms).
 
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from typing import TYPE_CHECKING, Optional, Sequence
 
 import numpy as np
-import torch
+
+if TYPE_CHECKING:
+    import torch
 
 __all__ = [
     "validate_wavelengths",
@@ -136,6 +138,8 @@ def resample_conv_weight(weight: torch.Tensor, matrix: np.ndarray, scale: bool =
     if weight.ndim < 2 or weight.shape[1] != b_src:
         raise ValueError(
             f"conv weight: expected {b_src} input channels (dim 1), found shape {tuple(weight.shape)}")
+    import torch  # here, not at the top: the readers use this module, and `s3r-zoo --help` imports them
+
     work_dtype = torch.float64 if weight.dtype == torch.float64 else torch.float32
     mat = torch.as_tensor(matrix, dtype=work_dtype, device=weight.device)
     out = torch.einsum("oi...,ji->oj...", weight.to(work_dtype), mat)

@@ -239,7 +239,7 @@ def test_corrupt_state_and_previous_state_is_one_line(finished_run, capsys):
 
 def test_non_finite_weights_stop_the_run_naming_the_step(tmp_path):
     """A BatchNorm statistic that turns NaN (as a diverging forward pass leaves it) stops the run unsaved."""
-    from s3r_zoo.data.synthetic import SyntheticHSI
+    from s3r_zoo.data.simulated_sets import SyntheticHSI
     from s3r_zoo.pretrain import S3RObjective
     from s3r_zoo.train import TrainConfig, Trainer
 

@@ -67,8 +67,8 @@ def test_accuracy_protocol_runs_caches_and_reports(tmp_path, monkeypatch):
     def boom(*a, **k):
         raise AssertionError("retrained a cached run")
 
-    monkeypatch.setattr("s3r_zoo.pretrain.run.run_pretrain", boom)
-    monkeypatch.setattr("s3r_zoo.finetune.run_finetune", boom)
+    monkeypatch.setattr("benchmarks.protocol.run_pretrain", boom)  # where the benchmarks call them
+    monkeypatch.setattr("s3r_zoo.evaluate.run.run_finetune", boom)
     again = accuracy.run(res, TINY, work, methods=["scratch", "simsiam_3", "s3r_cr"])
     assert again["tables"]["pdac_like"]["rows"]["s3r_cr"] == rows["s3r_cr"]
 

@@ -35,7 +35,7 @@ def test_data_synth_then_info_then_stats(tmp_path, capsys):
 def test_data_info_bad_file_is_one_line(tmp_path, capsys):
     (tmp_path / "x.npy").write_bytes(b"junk")
     assert main(["data", "info", str(tmp_path / "x.npy")]) == 2
-    assert capsys.readouterr().err.startswith("s3r-zoo data: error: ")
+    assert capsys.readouterr().err.startswith("s3r-zoo data info: error: ")
 
 
 def test_data_info_wavelengths_file(tmp_path, capsys):

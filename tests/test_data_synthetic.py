@@ -2,7 +2,8 @@ import numpy as np
 import pytest
 
 from s3r_zoo.data import SplitFileDataset, read_cube
-from s3r_zoo.data.synthetic import PRESETS, SyntheticHSI, absorbance_spectra, simulate_cube, write_dataset
+from s3r_zoo.data.synthetic import PRESETS, absorbance_spectra, simulate_cube
+from s3r_zoo.data.simulated_sets import SyntheticHSI, write_dataset
 from s3r_zoo.lowrank import loo_r2
 import torch
 

@@ -9,7 +9,7 @@ import timm
 import torch
 
 import s3r_zoo
-from s3r_zoo import embed as embed_module
+from s3r_zoo.embed import run as embed_module
 from s3r_zoo.cli import main
 from s3r_zoo.embed import EmbedSpec, run_embed, windows
 

@@ -7,7 +7,7 @@ import pytest
 
 from conftest import make_checkpoint
 from s3r_zoo.cli import main
-from s3r_zoo.data.synthetic import write_dataset
+from s3r_zoo.data.simulated_sets import write_dataset
 from s3r_zoo.evaluate import summarise_correct
 
 TAG = "s3r_resnet18.cr_hims41_v2"

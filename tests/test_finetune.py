@@ -8,7 +8,7 @@ import timm
 import torch
 
 from s3r_zoo.cli import main
-from s3r_zoo.data.synthetic import write_dataset
+from s3r_zoo.data.simulated_sets import write_dataset
 from s3r_zoo.finetune import ClassifierObjective, FinetuneSpec, run_finetune, stratified_fraction
 from s3r_zoo.metrics import aggregate, binary_auroc, classification_metrics
 
@@ -42,7 +42,7 @@ def test_finetune_beats_chance(pdac, tmp_path):
 def test_best_weights_follow_the_lowest_validation_loss_every_val_every_epochs(tmp_path):
     """The trainer's one best-weights mechanism, as fine-tuning uses it: validated every 2 epochs and at the
     last, the lowest loss kept (a tie keeps the earlier epoch), nothing decided between validations."""
-    from s3r_zoo.data.synthetic import SyntheticHSI
+    from s3r_zoo.data.simulated_sets import SyntheticHSI
     from s3r_zoo.train import TrainConfig, Trainer
 
     ds = SyntheticHSI("pdac_like", n=4, size=16, seed=0)

@@ -15,7 +15,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "s3r_zoo"
 
 # bottom to top; a unit imports only from the lines above its own
 LAYERS = [
-    {"version", "files", "spectral", "lowrank", "options", "metrics", "progress"},  # pure helpers
+    {"version", "files", "spectral", "lowrank", "options", "metrics", "progress", "lazy"},  # pure helpers
     {"bands", "plots"},  # band metadata, normalisation, band adaptation; PNG plots
     {"checkpoint", "data", "weights"},  # file formats: checkpoints, cubes and data sets, weight lookup
     {"models"},  # timm registry, release records, encoders, heads

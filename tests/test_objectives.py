@@ -200,7 +200,7 @@ def test_validation_is_repeatable_and_leaves_the_training_rng_alone():
     ([1.0, 0.8, 0.9, 0.85, 0.7, 0.75], 1e-4, None, 5),  # an improvement resets it
 ])
 def test_early_stopping_is_keras_style_on_the_validation_loss(tmp_path, losses, min_delta, stop_epoch, best_epoch):
-    from s3r_zoo.data.synthetic import SyntheticHSI
+    from s3r_zoo.data.simulated_sets import SyntheticHSI
     from s3r_zoo.train import TrainConfig, Trainer
 
     ds = SyntheticHSI("pdac_like", n=4, size=16, seed=0)

@@ -9,7 +9,7 @@ import timm
 
 import s3r_zoo
 from s3r_zoo.cli import main
-from s3r_zoo.data.synthetic import write_dataset
+from s3r_zoo.data.simulated_sets import write_dataset
 from s3r_zoo.finetune import FinetuneSpec, run_finetune
 
 
@@ -69,7 +69,7 @@ def test_heatmaps_map_one_fixed_class_with_its_own_range_and_records_say_what_wa
     """Two classes: every map shows P(second class) (not the predicted class's probability, which swapped meaning
     from image to image), its colour scale spans the map's own range, the title names predicted and true class;
     the CSV keeps the class folder of a path listed beside the split file, and the records name tile and stride."""
-    from s3r_zoo import predict as predict_module
+    from s3r_zoo.predict import run as predict_module
 
     root, _ = tuned
     write_dataset(tmp_path / "big", "pdac_like", n=4, size=96, seed=5, difficulty=0.0)

@@ -18,7 +18,7 @@ from s3r_zoo.models import build_encoder
 from s3r_zoo.pretrain import PretrainSpec, RegressObjective, S3RObjective, coefficient_targets, run_pretrain
 from s3r_zoo.train import engine
 from s3r_zoo.train import NonFiniteLossError, ResumeError, TrainConfig, Trainer, band_patch_masks
-from s3r_zoo.data.synthetic import SyntheticHSI
+from s3r_zoo.data.simulated_sets import SyntheticHSI
 
 B = 12
 

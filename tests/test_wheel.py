@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from s3r_zoo.data.synthetic import write_dataset
+from s3r_zoo.data.simulated_sets import write_dataset
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -23,7 +23,7 @@ def test_wheel_installed_elsewhere_runs_demo_and_evaluate(tmp_path):
 
     src = tmp_path / "src"  # a copy of what the package is built from: an in-tree build/ would leave stale files
     shutil.copytree(ROOT / "s3r_zoo", src / "s3r_zoo", ignore=shutil.ignore_patterns("__pycache__"))
-    for f in ("setup.cfg", "pyproject.toml", "README.md"):
+    for f in ("setup.cfg", "pyproject.toml", "README.md", "s3r_zoo_cli.py"):
         shutil.copy(ROOT / f, src / f)
     isolation = [] if importlib.util.find_spec("setuptools") is None else ["--no-build-isolation"]
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", *isolation, "-q", "-w", str(tmp_path / "whl"),
@@ -35,7 +35,7 @@ def test_wheel_installed_elsewhere_runs_demo_and_evaluate(tmp_path):
 
     names = zipfile.ZipFile(wheel).namelist()
     assert not [n for n in names if n.startswith(("benchmarks/", "tests/", "s3r_zoo/bench/"))]
-    assert "s3r_zoo/models/releases.json" in names
+    assert "s3r_zoo/models/releases.json" in names and "s3r_zoo_cli.py" in names  # the console script's module
     work = tmp_path / "elsewhere"
     work.mkdir()
     env = {**os.environ, "PYTHONPATH": str(tmp_path / "site"), "HF_HUB_OFFLINE": "1",
@@ -46,6 +46,8 @@ def test_wheel_installed_elsewhere_runs_demo_and_evaluate(tmp_path):
     demo = _run(["-m", "s3r_zoo", "demo", "--model", "s3r_resnet18", "--size", "32", "--repeats", "1",
                  "--pretrain-epochs", "0", "--out", "demo"], work, env)
     assert (work / "demo" / "demo.json").is_file() and "untrained" in demo.lower()
+    assert "usage: s3r-zoo pretrain" in _run(["-c", "import s3r_zoo_cli; s3r_zoo_cli.main(['pretrain', '--help'])"],
+                                             work, env)
     write_dataset(work / "data", "pdac_like", n=20, size=16, seed=0, difficulty=0.0, split=(0.5, 0.2, 0.3))
     out = _run(["-m", "s3r_zoo", "evaluate", "--data", "data", "--no-finetune", "--seeds", "2", "--probe-fractions",
                 "1", "--out", "ev"], work, env)

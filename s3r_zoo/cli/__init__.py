@@ -11,14 +11,15 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
+import threading
 from typing import Optional, Sequence
 
-from ..finetune import FinetuneSpec
+from ..finetune.spec import FinetuneSpec
 from ..models.names import MODEL_NAMES
 from ..options import add_arguments, build_spec, load_yaml
 from ..pretrain.spec import PretrainSpec
-from ..train.engine import NonFiniteError
 from ..version import __version__
 from .data import add_data
 from .publish import add_publish
@@ -105,7 +106,7 @@ def _run_finetune(args: argparse.Namespace) -> int:
 
 
 def _add_embed(sub: argparse._SubParsersAction) -> None:
-    from ..embed import EmbedSpec
+    from ..embed.spec import EmbedSpec
 
     p = sub.add_parser("embed", help="encoder features of a folder, split file or cube -> features.npy + index.csv",
                        description="Whole-cube or tiled features from a tag, a checkpoint or an hf-hub: id, the "
@@ -126,7 +127,7 @@ def _run_embed(args: argparse.Namespace) -> int:
 
 
 def _add_predict(sub: argparse._SubParsersAction) -> None:
-    from ..predict import PredictSpec
+    from ..predict.spec import PredictSpec
 
     p = sub.add_parser("predict", help="class probabilities of new cubes from a fine-tuned checkpoint -> CSV "
                                        "(+ heatmaps of tiled scenes)")
@@ -186,18 +187,46 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class _Terminated(KeyboardInterrupt):
+    exit_code = 143  # 128 + SIGTERM, as a shell reports it
+
+
+def _on_sigterm(signum, frame) -> None:
+    raise _Terminated("terminated (SIGTERM)")
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = build_parser().parse_args(argv)
+    from ..models import s3r_resnet  # noqa: F401  (registers the zoo's models with timm; see s3r_zoo_cli)
+    from ..train.engine import NonFiniteError
+
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
+    where = " ".join(["s3r-zoo", args.command, *([args.data_command] if getattr(args, "data_command", None) else [])])
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _on_sigterm) if main_thread else None
     try:
         return args.func(args)
     except (ValueError, FileNotFoundError) as e:  # user errors: one clear line, no traceback
-        print(f"s3r-zoo {args.command}: error: {e}", file=sys.stderr)
+        print(f"{where}: error: {e}", file=sys.stderr)
         return 2
     except NonFiniteError as e:  # a run that diverged: nothing was exported; one line, exit 1
-        print(f"s3r-zoo {args.command}: error: {e}", file=sys.stderr)
+        print(f"{where}: error: {e}", file=sys.stderr)
         return 1
+    except OSError as e:  # the system refused a file operation: name the file and the reason
+        name = f"{e.filename}: " if e.filename else ""
+        print(f"{where}: error: {name}cannot {_verb(e)} ({e.strerror or e})", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt as e:  # Ctrl-C or SIGTERM: one line (a training run says where it stood)
+        print(f"{where}: {e or 'interrupted'}", file=sys.stderr)
+        return getattr(e, "exit_code", 130)
+    finally:
+        if main_thread:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _verb(e: OSError) -> str:
+    return "write" if isinstance(e, (IsADirectoryError, FileExistsError)) or e.errno in (28, 30) else "read"
 
 
 if __name__ == "__main__":

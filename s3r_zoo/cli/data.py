@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
-from ..data.io import NAN_POLICIES
+from ..data.nan import NAN_POLICIES
 from ..data.synthetic import PRESETS
 
 __all__ = ["add_data"]
@@ -135,7 +136,8 @@ def _run_data_info(args: argparse.Namespace) -> int:
 
 
 def _run_data_synth(args: argparse.Namespace) -> int:
-    from ..data.synthetic import DEFAULT_DIFFICULTY, write_dataset
+    from ..data.synthetic import DEFAULT_DIFFICULTY
+    from ..data.simulated_sets import write_dataset
 
     meta = write_dataset(args.out, preset=args.preset, n=args.n, size=args.size, seed=args.seed,
                          difficulty=DEFAULT_DIFFICULTY if args.difficulty is None else args.difficulty,
@@ -149,6 +151,8 @@ def _run_data_stats(args: argparse.Namespace) -> int:
     from ..data.datasets import open_source
     from ..data.stats import compute_band_stats
 
+    if Path(args.out).is_dir():
+        raise ValueError(f"--out {args.out}: expected a JSON file to write, found a folder")
     ds = open_source(args.path, nan=args.nan, crop_mode="none")
     first = ds.cube(0)
     stats = compute_band_stats(ds, num_bands=first.num_bands, wavelengths=first.wavelengths, total=len(ds))

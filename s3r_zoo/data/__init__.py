@@ -1,10 +1,10 @@
 """Hyperspectral data: readers, datasets, band statistics, augmentations, simulator."""
 
-from .datasets import CubeDataset, HSIFolder, SplitFileDataset, UnlabelledCubes, find_cubes, read_split_file
-from .io import Cube, CubeReadError, detect_format, read_cube
-from .stats import BandStats, RunningBandStats, compute_band_stats
-from .transforms import HSIAugment
+from ..lazy import lazy_exports
 
-__all__ = ["Cube", "CubeReadError", "detect_format", "read_cube", "CubeDataset", "HSIFolder", "SplitFileDataset",
-           "UnlabelledCubes", "find_cubes", "read_split_file", "BandStats", "RunningBandStats",
-           "compute_band_stats", "HSIAugment"]
+__getattr__, __dir__, __all__ = lazy_exports(__name__, {
+    ".io": ("Cube", "CubeReadError", "detect_format", "read_cube"),
+    ".datasets": ("CubeDataset", "HSIFolder", "SplitFileDataset", "UnlabelledCubes", "find_cubes", "read_split_file"),
+    ".stats": ("BandStats", "RunningBandStats", "compute_band_stats"),
+    ".transforms": ("HSIAugment",),
+})

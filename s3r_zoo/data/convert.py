@@ -22,9 +22,16 @@ def convert_cubes(source: Union[str, Path], out: Union[str, Path], **read_option
     src, out = Path(source), Path(out)
     check_writable_dir(out)
     files, single = cube_sources(src)
+    rels = [Path(f.name) if single else f.relative_to(src) for f in files]
+    targets: dict[Path, list[Path]] = {}
+    for rel in rels:
+        targets.setdefault(rel.with_suffix(".npy"), []).append(rel)
+    clash = [(t, r) for t, r in targets.items() if len(r) > 1]
+    if clash:  # one converted cube would overwrite the other
+        raise ValueError("; ".join(f"{' and '.join(x.as_posix() for x in r)} would both become {t.as_posix()}"
+                                   for t, r in clash) + ": convert them into separate --out folders (or rename one)")
     written, unknown = [], []
-    for f in progress(files, desc="convert", unit="cube", disable=single):
-        rel = Path(f.name) if single else f.relative_to(src)
+    for f, rel in progress(list(zip(files, rels)), desc="convert", unit="cube", disable=single):
         written.append(convert_cube(f, out / rel.with_suffix(".npy"), **read_options))
         if not written[-1].with_name(f"{written[-1].stem}.wavelengths_nm.txt").is_file():
             unknown.append(rel.as_posix())

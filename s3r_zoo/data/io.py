@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import logging
 import re
+import stat
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -93,6 +94,15 @@ def hims_wavelength(n: int) -> float:
     return 380.0 + 10.0 * (n - 1)
 
 
+def check_regular_file(path: Path) -> None:
+    """Refuse what is not a regular file (a FIFO would block the reader forever, a device would never end)."""
+    mode = path.stat().st_mode
+    if not stat.S_ISREG(mode):
+        kind = ("a FIFO" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode) else
+                "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else "not a file")
+        raise CubeReadError(f"{path}: expected a regular file, found {kind}")
+
+
 def detect_format(path: PathLike) -> str:
     """Name of the reader for ``path`` (see the module docstring)."""
     p = Path(path)
@@ -103,6 +113,7 @@ def detect_format(path: PathLike) -> str:
                             f"pass a cube file, or a folder of them to a dataset")
     if not p.exists():
         raise CubeReadError(f"{p}: no such file")
+    check_regular_file(p)
     fmt = SUFFIX_FORMATS.get(p.suffix.lower())
     if fmt is None and p.suffix.lower() in ENVI_DATA_SUFFIXES[1:] and p.with_suffix(".hdr").exists():
         fmt = "envi"

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from ..files import atomic_write, write_json
+from ..files import atomic_write, check_writable_dir, write_json
 from ..progress import progress
 from .synthetic import DEFAULT_DIFFICULTY, PRESETS, Preset, simulate_cube
 
@@ -110,6 +110,7 @@ def write_dataset(out_dir: Union[str, Path], preset: str = "plgc_like", n: int =
     simulate_cube(p, 0, 8, difficulty=difficulty, magnification=magnification,  # refuse bad settings before
                   stain_balance=stain_balance)                                  # writing anything
     out = Path(out_dir)
+    check_writable_dir(out)
     labels = _labels(p, n, seed)
     paths = []
     for c in p.classes:

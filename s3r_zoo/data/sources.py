@@ -10,9 +10,9 @@ import os
 from pathlib import Path
 from typing import Optional, Sequence, Union
 
-from .io import HIMS_PATTERN, SUFFIX_FORMATS, detect_format
+from .io import HIMS_PATTERN, SUFFIX_FORMATS, check_regular_file, detect_format
 
-__all__ = ["find_cubes", "cube_sources", "read_split_file", "source_files", "output_names"]  # open_source: in .datasets
+__all__ = ["find_cubes", "cube_sources", "read_split_file", "source_files", "output_names", "resolved_source"]  # open_source: in .datasets
 
 PathLike = Union[str, Path]
 
@@ -31,6 +31,9 @@ def find_cubes(folder: PathLike) -> list[Path]:
             continue
         # ENVI cubes are listed by their .hdr; their binary files have no entry in SUFFIX_FORMATS
         found += [r / f for f in files if Path(f).suffix.lower() in SUFFIX_FORMATS]
+    for f in found:
+        if not f.is_dir():
+            check_regular_file(f)  # a FIFO named like a cube: refused here, not read (and waited on) forever
     return sorted(found)
 
 
@@ -39,7 +42,7 @@ def cube_sources(source: PathLike) -> tuple[list[Path], bool]:
     src = Path(source)
     if not src.exists():
         raise FileNotFoundError(f"{src}: no such file or folder")
-    if src.is_file() or any(HIMS_PATTERN.match(f.name) for f in src.iterdir()):
+    if not src.is_dir() or any(HIMS_PATTERN.match(f.name) for f in src.iterdir()):
         detect_format(src)  # an unknown format: its one-line error now
         return [src], True
     files = find_cubes(src)
@@ -119,3 +122,10 @@ def output_names(cube: Path, source: Path, single: bool) -> tuple[str, str]:
     rel = cube.name if single else cube.relative_to(source).as_posix()
     flat = rel.replace("/", "__")
     return rel, flat.rsplit(".", 1)[0] if cube.is_file() else flat
+
+
+def resolved_source(value: str) -> str:
+    """A ``--data`` / ``--init`` value as a run's fingerprint records it: an existing path resolved (one folder
+    is one folder, however it is spelled: a resume may name it relative or absolute), anything else
+    (``synthetic:...``, a tag, ``hf-hub:...``) as given."""
+    return str(Path(value).resolve()) if value and Path(value).exists() else value

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import csv
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -75,7 +76,7 @@ def read_labels(source) -> tuple[list[Scan], bool]:
                              f"found {row}")
         rel = Path(row[0].strip())
         path = rel if rel.is_absolute() else source.parent / rel
-        key = os.path.normpath(path)
+        key = os.path.realpath(path)  # one scan is one scan, however it is spelled (./x, x, a link to x)
         if key in seen:
             raise ValueError(f"{source}:{i}: {row[0].strip()} is listed twice (first on line {seen[key]})")
         seen[key] = i
@@ -207,6 +208,20 @@ def format_summary(summary: dict) -> str:
     return "\n".join(rows) + "\n(per class: scans (patients))" + note
 
 
+def check_writable_labels(scans: Sequence[Scan], source) -> None:
+    """Refuse class names and paths a split file cannot hold: its lines are ``<path> <label>`` (the label is
+    the last word) and ``#`` starts a comment, so they would not read back as written."""
+    for name in sorted({s.label for s in scans}):
+        if re.search(r"[\s#]", name):
+            suggestion = re.sub(r"[\s#]+", "_", name)
+            raise ValueError(f"{source}: class {name!r}: split files hold '<path> <label>' lines, so a class name "
+                             f"cannot contain whitespace or '#'; rename it (e.g. {suggestion!r})")
+    bad = [str(s.path) for s in scans if "#" in str(s.path)]
+    if bad:
+        raise ValueError(f"{source}: {len(bad)} path(s) contain '#', which starts a comment in split files "
+                         f"({bad[0]}{', ...' if len(bad) > 1 else ''}); rename them")
+
+
 def split_labels(source, out, ratios: Sequence[float] = (0.7, 0.15, 0.15), folds: int = 0, seed: int = 0) -> dict:
     """``s3r-zoo data split``: read a class-folder tree or CSV, split it (every refusal before any write) and
     write the split files and ``split_summary.json`` into ``out``; returns the summary."""
@@ -214,5 +229,6 @@ def split_labels(source, out, ratios: Sequence[float] = (0.7, 0.15, 0.15), folds
 
     check_writable_dir(out)
     scans, has_patient = read_labels(source)
+    check_writable_labels(scans, source)
     splits, classes = make_splits(scans, ratios, folds, seed)
     return write_splits(out, splits, classes, has_patient, seed, ratios, folds)

@@ -7,6 +7,7 @@ pixels per band accumulate without the cancellation of a naive sum of squares.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Iterable, Optional, Sequence, Union
@@ -48,6 +49,12 @@ class BandStats:
             raise ValueError(f"{path}: not a band-stats JSON with mean/std/count ({type(e).__name__}: {e})") from None
         if len(stats.mean) != len(stats.std):
             raise ValueError(f"{path}: mean has {len(stats.mean)} bands but std has {len(stats.std)}")
+        bad = [i for i, (m, s) in enumerate(zip(stats.mean, stats.std)) if not (math.isfinite(m) and math.isfinite(s)
+                                                                                   and s > 0)]
+        if bad:
+            raise ValueError(f"{path}: expected finite per-band mean and std > 0, found mean {stats.mean[bad[0]]}, "
+                             f"std {stats.std[bad[0]]} at band {bad[0]}" + (f" (and {len(bad) - 1} more)"
+                                                                             if len(bad) > 1 else ""))
         return stats
 
 

@@ -36,8 +36,7 @@ from scipy.ndimage import gaussian_filter
 
 from .io import Cube
 
-__all__ = ["Preset", "PRESETS", "absorbance_spectra", "simulate_cube", "SyntheticHSI", "write_dataset",
-           "DEFAULT_DIFFICULTY"]
+__all__ = ["Preset", "PRESETS", "absorbance_spectra", "simulate_cube", "DEFAULT_DIFFICULTY"]
 
 DEFAULT_DIFFICULTY = 0.5
 
@@ -330,7 +329,3 @@ def simulate_cube(preset: Union[str, Preset], label: int, size: Optional[Union[i
     cube += rng.standard_normal(cube.shape, dtype=np.float32) * noise_sd.astype(np.float32)
     return Cube(data=cube.astype(np.float32), wavelengths=lam.astype(np.float64), path=f"synthetic:{p.name}",
                 format="synthetic")
-
-
-# the data sets made of simulated cubes (on the fly, or written with split files) live beside the simulator
-from .simulated_sets import SyntheticHSI, write_dataset  # noqa: E402  (they import simulate_cube from here)

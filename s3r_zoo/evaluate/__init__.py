@@ -9,11 +9,11 @@
 The benchmarks under ``benchmarks/`` use the same probe and statistics.
 """
 
-from .probe import L2_GRID, LogisticProbe, fit_probe
-from .run import cached_finetune, finetune_correct, format_table, probe_runs, run_evaluate
-from .spec import BASELINES, EvaluateSpec
-from .stats import bootstrap_ci, compare_rows, paired_permutation_test, summarise_correct
+from ..lazy import lazy_exports
 
-__all__ = ["EvaluateSpec", "BASELINES", "run_evaluate", "cached_finetune", "finetune_correct", "probe_runs",
-           "format_table", "fit_probe", "LogisticProbe", "L2_GRID", "bootstrap_ci", "paired_permutation_test",
-           "summarise_correct", "compare_rows"]
+__getattr__, __dir__, __all__ = lazy_exports(__name__, {
+    ".spec": ("EvaluateSpec", "BASELINES"),
+    ".run": ("run_evaluate", "cached_finetune", "finetune_correct", "probe_runs", "format_table"),
+    ".probe": ("fit_probe", "LogisticProbe", "L2_GRID"),
+    ".stats": ("bootstrap_ci", "paired_permutation_test", "summarise_correct", "compare_rows"),
+})

@@ -24,7 +24,6 @@ resumes an interrupted one).
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import asdict, replace
 from pathlib import Path
@@ -35,7 +34,7 @@ import torch
 
 from ..checkpoint import read_checkpoint_info
 from ..embed import relative_name
-from ..files import check_writable_dir, file_digest, first_line, write_json
+from ..files import check_writable_dir, file_digest, first_line, folder_lock, read_json, write_json
 from ..finetune import FinetuneSpec, run_finetune, stratified_fraction
 from ..models import RELEASES, build_encoder, model_of
 from ..options import check_spec
@@ -62,7 +61,7 @@ def cached_finetune(spec: FinetuneSpec, cached_only: bool = False) -> Optional[d
     out = Path(spec.out)
     path = out / "aggregate.json"
     if path.is_file():
-        saved = json.loads(path.read_text())
+        saved = read_json(path)
         if result_fields(saved.get("spec", {})) == result_fields(spec):
             return saved
     if cached_only:
@@ -191,6 +190,11 @@ def run_evaluate(spec: EvaluateSpec) -> dict:
     rows = _rows(spec)
     model = _check_encoders(spec, rows, first.num_bands, first.wavelengths)
 
+    with folder_lock(out, "evaluate"):  # one run per output folder, from the first write on
+        return _evaluate(spec, out, split, rows, model, first)
+
+
+def _evaluate(spec: EvaluateSpec, out: Path, split, rows: dict, model: str, first) -> dict:
     split.write(spec)  # every check passed: from here on, files are written
     stats = training_stats(split, spec)
     stats.save(out / "stats.json")
@@ -211,7 +215,7 @@ def run_evaluate(spec: EvaluateSpec) -> dict:
     def probe_row(name: str, identity: str, features) -> None:
         path = out / "probes" / f"{_slug(name)}.json"
         row_key = {**key, "source": identity}
-        saved = json.loads(path.read_text()) if path.is_file() else {}
+        saved = read_json(path) if path.is_file() else {}
         if saved.get("key") == row_key:
             runs = {float(f): r for f, r in saved["runs"].items()}
         else:

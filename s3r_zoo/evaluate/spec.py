@@ -5,10 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Optional
 
-from ..data.io import NAN_POLICIES
+from ..data.nan import NAN_POLICIES
 from ..models.names import MODEL_NAMES
 from ..options import option
-from ..train.engine import AMP_MODES
+from ..train.spec import AMP_MODES
 
 __all__ = ["EvaluateSpec", "BASELINES"]
 

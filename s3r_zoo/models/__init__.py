@@ -1,4 +1,4 @@
-"""The zoo's models; importing this package registers them with timm.
+"""The zoo's models; importing :mod:`.s3r_resnet` registers them with timm (``import s3r_zoo`` does).
 
 * :mod:`.s3r_resnet`: ``s3r_resnet18`` / ``s3r_resnet50`` (timm factories, band-adaptive stem);
 * :mod:`.releases`: one record per released tag (``releases.json``);
@@ -7,10 +7,11 @@
 * :mod:`.heads`: heads and decoders that objectives put on an encoder.
 """
 
-from .encoders import build_encoder, model_of
-from .names import MODEL_NAMES, arch_of, model_name
-from .releases import BAND_SETS, RELEASES, Release
-from .s3r_resnet import s3r_resnet18, s3r_resnet50
+from ..lazy import lazy_exports
 
-__all__ = ["s3r_resnet18", "s3r_resnet50", "build_encoder", "model_of", "MODEL_NAMES", "arch_of", "model_name", "RELEASES",
-           "BAND_SETS", "Release"]
+__getattr__, __dir__, __all__ = lazy_exports(__name__, {
+    ".s3r_resnet": ("s3r_resnet18", "s3r_resnet50"),
+    ".encoders": ("build_encoder", "model_of"),
+    ".names": ("MODEL_NAMES", "arch_of", "model_name"),
+    ".releases": ("RELEASES", "BAND_SETS", "Release"),
+})

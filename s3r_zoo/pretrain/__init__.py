@@ -6,11 +6,13 @@
 * :mod:`.spec` / :mod:`.run`: ``s3r-zoo pretrain``: data -> band stats -> objective -> trainer -> export.
 """
 
-from .objectives import RegressObjective, S3RObjective
-from .registry import OBJECTIVE_NAMES, make_objective
-from .run import build_dataset, run_pretrain
-from .spec import PretrainSpec
-from .targets import coefficient_targets
+from ..lazy import lazy_exports
 
-__all__ = ["S3RObjective", "RegressObjective", "OBJECTIVE_NAMES", "make_objective", "PretrainSpec", "run_pretrain",
-           "build_dataset", "coefficient_targets"]
+__getattr__, __dir__, __all__ = lazy_exports(__name__, {
+    ".objectives": ("S3RObjective", "RegressObjective"),
+    ".names": ("OBJECTIVE_NAMES",),
+    ".registry": ("make_objective",),
+    ".spec": ("PretrainSpec",),
+    ".run": ("run_pretrain", "build_dataset"),
+    ".targets": ("coefficient_targets",),
+})

@@ -1,7 +1,7 @@
 """Every pre-training objective by its ``--objective`` name: S3R, the ablation, the baselines.
 
-To add an objective: subclass :class:`s3r_zoo.train.Objective` and add one entry here;
-``--objective`` takes its choices from this table.
+To add an objective: subclass :class:`s3r_zoo.train.Objective`, add its name to :mod:`.names`
+(``--objective`` takes its choices from there) and its builder here.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from torch import nn
 
 from ..baselines import BYOLObjective, ConvDeconvObjective, MHSIMObjective, SimSiamObjective, SSADObjective
 from ..train import Objective
+from .names import COEFFICIENT_OBJECTIVES, OBJECTIVE_NAMES, PRIOR_BY_DEFAULT, SUBSET_OBJECTIVES, TARGETED
 from .objectives import RegressObjective, S3RObjective
 
 __all__ = ["OBJECTIVES", "OBJECTIVE_NAMES", "SUBSET_OBJECTIVES", "TARGETED", "COEFFICIENT_OBJECTIVES",
@@ -37,11 +38,7 @@ OBJECTIVES: dict[str, Builder] = {
     "convdeconv": lambda s, e, m, d, t: ConvDeconvObjective(e, m, d),
     "ssad": lambda s, e, m, d, t: SSADObjective(e, m, d),
 }
-OBJECTIVE_NAMES = tuple(OBJECTIVES)
-TARGETED = ("cr", "br", "regress")  # the objectives that draw a target band b
-SUBSET_OBJECTIVES = ("simsiam", "byol")  # the ones that can take a random band subset per sample (--bands)
-COEFFICIENT_OBJECTIVES = ("cr", "br")  # S3R: a beta^ head regressing closed-form coefficients (Gram of the crops)
-PRIOR_BY_DEFAULT = ("br",)  # --head-prior auto starts these heads from the band-mean beta~ (docs/method.md)
+assert tuple(OBJECTIVES) == OBJECTIVE_NAMES, "pretrain/names.py and OBJECTIVES list different objectives"
 
 
 def make_objective(spec: Any, encoder: nn.Module, mean: Sequence[float], std: Sequence[float],

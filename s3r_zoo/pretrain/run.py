@@ -26,8 +26,10 @@ import torch
 
 from ..checkpoint import save_checkpoint
 from ..data.datasets import CubeDataset, open_source
+from ..data.sources import resolved_source
 from ..data.stats import BandStats
-from ..data.synthetic import PRESETS, SyntheticHSI
+from ..data.synthetic import PRESETS
+from ..data.simulated_sets import SyntheticHSI
 from ..files import write_json
 from ..models import arch_of, build_encoder
 from ..lowrank import loo_r2
@@ -145,11 +147,13 @@ class PretrainRun(RunTemplate):
     def prepare(self):
         spec = self.spec
         full, self.wavelengths, self.data_desc = build_dataset(spec)
+        if isinstance(full, CubeDataset):  # every file once, before the split (one band set across both parts)
+            full.check_files()  # and the NaN/Inf policy, before any training
         ds, self.val_ds, self.held_out = split_train_val(full, spec.val_fraction, spec.crop, spec.seed,
                                                          spec.val_crops)
         for d in (ds, self.val_ds):
             if isinstance(d, CubeDataset):
-                d.check_files()  # NaN/Inf policy against every file once, before any training
+                d.check_files(show_progress=False)  # each part keeps its files' band means for NaN repair
         # S3R's coefficient heads need the Gram matrices of the training crops (target bands, head prior)
         self.grams = crop_grams(ds, spec.stats_samples) if spec.objective in COEFFICIENT_OBJECTIVES else None
         self.targets, self.target_record = select_target_bands(spec, ds, self.wavelengths, self.grams)
@@ -159,6 +163,7 @@ class PretrainRun(RunTemplate):
 
     def config(self, train) -> TrainConfig:
         extra = {k: v for k, v in self.recipe.items() if k not in asdict(TrainConfig())}
+        extra.update({k: resolved_source(extra[k]) for k in ("data", "init") if isinstance(extra.get(k), str)})
         if self.targets is not None:  # part of the fingerprint: a resume must draw from the same bands
             extra["resolved_target_bands"] = self.targets
         spec = self.spec

@@ -7,7 +7,7 @@ from typing import Optional
 
 from ..options import option
 from ..train.spec import RunSpec
-from .registry import COEFFICIENT_OBJECTIVES, OBJECTIVE_NAMES, PRIOR_BY_DEFAULT
+from .names import COEFFICIENT_OBJECTIVES, OBJECTIVE_NAMES, PRIOR_BY_DEFAULT
 
 __all__ = ["PretrainSpec", "NOT_RECIPE", "HEAD_PRIORS", "uses_head_prior"]
 

@@ -32,7 +32,7 @@ import numpy as np
 import torch
 
 from ..data.datasets import CubeDataset
-from ..data.synthetic import SyntheticHSI
+from ..data.simulated_sets import SyntheticHSI
 from ..lowrank import gram, loo_coefficients
 from ..train import Objective
 from .objectives import S3RObjective

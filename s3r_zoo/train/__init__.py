@@ -7,12 +7,13 @@
 * :mod:`.masking`: per-band random patch masks, used by S3R and MHSIM.
 """
 
-from .engine import AMP_MODES, NonFiniteError, NonFiniteLossError, TrainConfig, Trainer, seed_everything
-from .masking import apply_masks, band_patch_masks, patch_grid, zero_patches
-from .objective import Objective
-from .spec import RunSpec, result_fields
-from .state import ResumeError, drop_states
+from ..lazy import lazy_exports
 
-__all__ = ["Objective", "Trainer", "TrainConfig", "ResumeError", "NonFiniteError", "NonFiniteLossError", "seed_everything",
-           "AMP_MODES", "band_patch_masks", "patch_grid", "zero_patches", "apply_masks", "RunSpec", "result_fields",
-           "drop_states"]
+__getattr__, __dir__, __all__ = lazy_exports(__name__, {
+    ".objective": ("Objective",),
+    ".engine": ("Trainer", "TrainConfig", "NonFiniteError", "NonFiniteLossError", "seed_everything"),
+    ".setup": ("RunInterrupted",),
+    ".state": ("ResumeError", "drop_states"),
+    ".masking": ("band_patch_masks", "patch_grid", "zero_patches", "apply_masks"),
+    ".spec": ("AMP_MODES", "RunSpec", "result_fields"),
+})

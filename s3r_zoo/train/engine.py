@@ -11,10 +11,9 @@
   ``state_every`` epochs (always after the last) and every ``ckpt_every`` steps: model, optimiser,
   scheduler, scaler, RNG states, data position; ``resume=True`` continues to the same result as an
   uninterrupted run (bit-exact on CPU);
-* never silently wrong: a run refused for its output folder or saved configuration writes nothing
-  (:meth:`Trainer.preflight`); a non-finite loss or gradient skips its step (counted, logged), too
-  many in a row or a whole epoch of them stop the run; non-finite weights or BatchNorm statistics
-  stop it before anything is saved (:class:`NonFiniteError`).
+* never silently wrong: a refused run writes nothing (:meth:`Trainer.preflight`); a non-finite loss or
+  gradient skips its step (counted), too many stop the run, as do non-finite weights (:class:`NonFiniteError`);
+  Ctrl-C / SIGTERM end it with one line saying where it stood (:class:`RunInterrupted`).
 
 :meth:`Trainer.fit` reads as its steps: :meth:`~Trainer._start` (seed, optimiser, state),
 then per epoch :meth:`~Trainer._train_epoch` (one :meth:`~Trainer._step` per batch) and
@@ -32,15 +31,16 @@ from pathlib import Path
 from typing import Any, Callable, Optional
 
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
-from torch.utils.data import DataLoader, Dataset, RandomSampler, Sampler
-from torch.utils.data.distributed import DistributedSampler
+from torch.utils.data import Dataset
 
-from ..files import atomic_write, check_writable_dir
+from ..files import atomic_write, check_writable_dir, first_line
 from ..progress import progress, say
 from .objective import Objective
-from .setup import (AMP_MODES, SCHEDULES, NonFiniteError, NonFiniteLossError, SkipSampler, TrainConfig,
+from .setup import (AMP_MODES, SCHEDULES, NonFiniteError, NonFiniteLossError, RunInterrupted, TrainConfig,
+                    epoch_loader,
                     cpu_has_fast_bf16, dist_info, first_non_finite, resolve_amp, seed_everything)
 from .state import (STATE_FILE, ResumeError, check_fingerprint, has_state, load_state, read_fingerprint, save_state,
                     trim_metrics)
@@ -67,6 +67,7 @@ class _Fit:
     t0: float = 0.0
     bad_steps: int = 0
     skip_reason: str = ""  # what made the last skipped step non-finite: "loss" or "gradient"
+    saved: Optional[dict] = None  # epoch and step of the last saved state
 
 
 class Trainer:
@@ -116,6 +117,8 @@ class Trainer:
             raise ResumeError(f"{state_path} exists: pass resume=True (--resume) to continue it, or use a new folder")
         if resume and saved is not None:
             check_fingerprint(saved, self.cfg.fingerprint(), state_path)
+        if resume and (self.out / BEST_FILE).exists():
+            self.best_weights()  # checked now, not after hours of training
 
     @property
     def is_main(self) -> bool:
@@ -153,17 +156,24 @@ class Trainer:
             raise TypeError(f"objective: expected an s3r_zoo.train.Objective, found {type(objective).__name__}")
         fit = self._start(objective, dataset, resume)
         stop = "max_epochs"
-        while fit.pos["epoch"] < self.cfg.epochs:
-            epoch_loss, epoch_time = self._train_epoch(fit, dataset)
-            if self._end_epoch(fit, epoch_loss, epoch_time, on_epoch_end):
-                stop = "early_stop"
-                break
+        try:
+            while fit.pos["epoch"] < self.cfg.epochs:
+                epoch_loss, epoch_time = self._train_epoch(fit, dataset)
+                if self._end_epoch(fit, epoch_loss, epoch_time, on_epoch_end):
+                    stop = "early_stop"
+                    break
+        except KeyboardInterrupt as e:  # Ctrl-C / SIGTERM: one line saying where the run stood; the state is intact
+            e_pos, s_pos = fit.pos, fit.saved
+            saved = ("none yet" if s_pos is None else f"epoch {s_pos['epoch']}" if not s_pos["step"] else
+                     f"epoch {s_pos['epoch'] + 1}, step {s_pos['step']}")
+            raise RunInterrupted(f"interrupted at epoch {e_pos['epoch'] + 1}, step {e_pos['step']} (saved state: "
+                                 f"{saved}); resume with --resume", getattr(e, "exit_code", 130)) from None
         pos = fit.pos
         return {"epochs": pos["epoch"], "steps": pos["global_step"],
                 "final_loss": pos["history"][-1]["loss"] if pos["history"] else None,
                 "best_loss": pos["best"], "stop": stop, "wall_time_s": time.perf_counter() - fit.t0,
                 "best_epoch": pos.get("best_epoch"), "skipped_steps": pos.get("skipped_steps", 0),
-                "history": pos["history"], "world_size": self.world,
+                "history": pos["history"], "world_size": self.world, "cpu_threads": torch.get_num_threads(),
                 "device": str(self.device), "amp": self.amp, "channels_last": self.cfg.channels_last}
 
     def _start(self, objective: Objective, dataset: Dataset, resume: bool) -> _Fit:
@@ -193,10 +203,15 @@ class Trainer:
             pos = load_state(state_path, cfg.fingerprint(), model, opt, sched, scaler, self.device)
             if self.is_main:
                 _logger.warning("resuming from %s at epoch %d, step %d", state_path, pos["epoch"], pos["step"])
+            if self.device.type == "cpu" and pos.get("threads", torch.get_num_threads()) != torch.get_num_threads():
+                _logger.warning("state saved with %s CPU threads, this process has %d: not bit-identical to an "
+                                "uninterrupted run (OMP_NUM_THREADS=%s is)", pos["threads"], torch.get_num_threads(),
+                                pos["threads"])
         elif resume:
             _logger.warning("--resume: no %s yet, starting fresh", state_path)
         if self.is_main:
             self._trim_metrics(pos if resume and has_state(state_path) else None)
+        pos["threads"] = torch.get_num_threads()  # CPU results are bit-exact for a given thread count
 
         run: nn.Module = model
         if self.world > 1:
@@ -210,14 +225,16 @@ class Trainer:
                              f"({cfg.batch_size} x {self.world} processes)")
         # wall time counts every process of the run, not only this one
         return _Fit(objective=model, run=run, opt=opt, sched=sched, scaler=scaler, pos=pos,
-                    steps_per_epoch=steps_per_epoch, t0=time.perf_counter() - pos.get("elapsed_s", 0.0))
+                    steps_per_epoch=steps_per_epoch, t0=time.perf_counter() - pos.get("elapsed_s", 0.0),
+                    saved={"epoch": pos["epoch"], "step": pos["step"]} if pos["global_step"] else None)
 
     def _train_epoch(self, fit: _Fit, dataset: Dataset) -> tuple[float, float]:
         """One epoch (from the saved step on a resume); returns (mean loss, start time)."""
         cfg, pos = self.cfg, fit.pos
         epoch = pos["epoch"]
         fit.objective.train()
-        loader = self._loader(dataset, epoch, pos["step"])
+        loader = epoch_loader(dataset, self.cfg, epoch, pos["step"], self.world, self.rank,
+                              pin_memory=self.device.type == "cuda")
         sums = pos.get("epoch_sums", [0.0, 0])
         bar = progress(loader, total=fit.steps_per_epoch, initial=pos["step"], desc=f"epoch {epoch + 1}/{cfg.epochs}",
                        unit="step", disable=not self.is_main, dynamic_ncols=True)
@@ -259,7 +276,7 @@ class Trainer:
         if not torch.isfinite(x).all():
             raise ValueError(f"epoch {pos['epoch'] + 1}, step {pos['step'] + 1}: the batch holds NaN/Inf values; "
                              f"read the cubes with nan='zero'|'band_mean'|'inpaint'")
-        with self._autocast():
+        with self.autocast():
             out = fit.run(x, labels.to(self.device)) if fit.objective.uses_labels else fit.run(x)
         loss = out["loss"]
         if not torch.isfinite(loss):
@@ -353,7 +370,13 @@ class Trainer:
     def best_weights(self) -> Optional[dict[str, torch.Tensor]]:
         """The objective's state dict at the best validation epoch (None when there is none)."""
         path = self.out / BEST_FILE
-        return load_file(str(path)) if path.is_file() else None
+        if not path.is_file():
+            return None
+        try:
+            return load_file(str(path))
+        except (SafetensorError, OSError, RuntimeError) as e:
+            raise ResumeError(f"{path}: not a readable weights file ({first_line(e)}); it holds the best validation "
+                              f"weights so far: delete it to resume without them, or use a new --out folder") from None
 
     def _trim_metrics(self, pos: Optional[dict]) -> None:
         """Fresh run: start metrics.jsonl (and the best weights) anew. Resume: drop the records after ``pos``."""
@@ -367,33 +390,11 @@ class Trainer:
             pos = {**pos, "elapsed_s": time.perf_counter() - fit.t0}
             save_state(self.out / STATE_FILE, self.cfg.fingerprint(), fit.objective, fit.opt, fit.sched,
                        fit.scaler, pos, self.device)
+        fit.saved = {"epoch": pos["epoch"], "step": pos["step"]}
 
     def autocast(self):
         """The autocast context of this run's AMP mode (also for evaluation outside the loop)."""
-        return self._autocast()
-
-    def _autocast(self):
         if self.amp == "none":
             return torch.autocast(device_type=self.device.type, enabled=False)
         dtype = torch.float16 if self.amp == "fp16" else torch.bfloat16
         return torch.autocast(device_type=self.device.type, dtype=dtype)
-
-    def _sampler(self, dataset: Dataset, epoch: int) -> Sampler:
-        if self.world > 1:
-            s = DistributedSampler(dataset, num_replicas=self.world, rank=self.rank, shuffle=True,
-                                   seed=self.cfg.seed, drop_last=True)
-            s.set_epoch(epoch)
-            return s
-        return RandomSampler(dataset, generator=torch.Generator().manual_seed(self.cfg.seed * 100_003 + epoch))
-
-    def _loader(self, dataset: Dataset, epoch: int, skip_batches: int) -> DataLoader:
-        if hasattr(dataset, "set_epoch"):
-            dataset.set_epoch(epoch)
-        sampler = SkipSampler(self._sampler(dataset, epoch), skip_batches * self.cfg.batch_size)
-        w = self.cfg.num_workers
-        # its own generator: creating the iterator must not draw from the global RNG that the
-        # objective uses (masks, target bands), or a resumed run would drift from an uninterrupted one
-        g = torch.Generator().manual_seed(self.cfg.seed * 100_019 + epoch)
-        return DataLoader(dataset, batch_size=self.cfg.batch_size, sampler=sampler, num_workers=w,
-                          pin_memory=self.device.type == "cuda", drop_last=True, persistent_workers=False,
-                          prefetch_factor=4 if w > 0 else None, generator=g)

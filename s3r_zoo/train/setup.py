@@ -12,12 +12,14 @@ from typing import Any, Iterator, Optional
 
 import numpy as np
 import torch
-from torch.utils.data import Sampler
+from torch.utils.data import DataLoader, Dataset, RandomSampler, Sampler
+from torch.utils.data.distributed import DistributedSampler
 
 from .spec import AMP_MODES, OPERATIONAL, RunSpec
 
-__all__ = ["TrainConfig", "NonFiniteError", "NonFiniteLossError", "seed_everything", "AMP_MODES", "OPERATIONAL",
-           "SCHEDULES", "first_non_finite", "resolve_amp", "cpu_has_fast_bf16", "SkipSampler", "dist_info"]
+__all__ = ["TrainConfig", "NonFiniteError", "NonFiniteLossError", "RunInterrupted", "seed_everything", "AMP_MODES",
+           "OPERATIONAL", "SCHEDULES", "first_non_finite", "resolve_amp", "cpu_has_fast_bf16", "SkipSampler",
+           "dist_info", "epoch_loader"]
 
 _RUN = {f.name: f.default for f in fields(RunSpec)}  # the shared options' one declaration
 
@@ -38,6 +40,8 @@ def resolve_amp(amp: str, device: torch.device) -> str:
     if device.type == "cuda":
         return "bf16" if torch.cuda.is_bf16_supported() else "none"
     return "bf16" if device.type == "cpu" and cpu_has_fast_bf16() else "none"
+
+
 SCHEDULES = ("exponential", "linear")
 
 
@@ -47,6 +51,15 @@ class NonFiniteError(RuntimeError):
 
 class NonFiniteLossError(NonFiniteError):
     """The loss stayed NaN/Inf for too many consecutive steps, or for a whole epoch."""
+
+
+class RunInterrupted(KeyboardInterrupt):
+    """A run ended by Ctrl-C (SIGINT) or SIGTERM; the message says where it stood and how to resume.
+    ``exit_code``: 130 (SIGINT) or 143 (SIGTERM), as a shell reports a process ended by that signal."""
+
+    def __init__(self, message: str, exit_code: int = 130):
+        super().__init__(message)
+        self.exit_code = exit_code
 
 
 def first_non_finite(tensors: dict[str, torch.Tensor], limit: int = 3) -> list[str]:
@@ -134,3 +147,24 @@ def dist_info() -> tuple[int, int, int]:
     """(world size, rank, local rank) of this process (torchrun's variables; 1, 0, 0 alone)."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     return world, int(os.environ.get("RANK", "0")), int(os.environ.get("LOCAL_RANK", "0"))
+
+
+def epoch_loader(dataset: Dataset, cfg: TrainConfig, epoch: int, skip_batches: int, world: int = 1, rank: int = 0,
+                 pin_memory: bool = False) -> DataLoader:
+    """The batches of one epoch, in an order fixed by the seed and the epoch, after the first ``skip_batches``
+    (a mid-epoch resume); under torchrun each process gets its shard (DistributedSampler)."""
+    if hasattr(dataset, "set_epoch"):
+        dataset.set_epoch(epoch)
+    if world > 1:
+        base: Sampler = DistributedSampler(dataset, num_replicas=world, rank=rank, shuffle=True, seed=cfg.seed,
+                                           drop_last=True)
+        base.set_epoch(epoch)
+    else:
+        base = RandomSampler(dataset, generator=torch.Generator().manual_seed(cfg.seed * 100_003 + epoch))
+    sampler = SkipSampler(base, skip_batches * cfg.batch_size)
+    w = cfg.num_workers
+    # its own generator: creating the iterator must not draw from the global RNG that the
+    # objective uses (masks, target bands), or a resumed run would drift from an uninterrupted one
+    g = torch.Generator().manual_seed(cfg.seed * 100_019 + epoch)
+    return DataLoader(dataset, batch_size=cfg.batch_size, sampler=sampler, num_workers=w, pin_memory=pin_memory,
+                      drop_last=True, persistent_workers=False, prefetch_factor=4 if w > 0 else None, generator=g)

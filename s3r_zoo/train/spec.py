@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, is_dataclass
 from typing import Any, Optional
 
-from ..data.io import NAN_POLICIES
+from ..data.nan import NAN_POLICIES
 from ..models.names import MODEL_NAMES
 from ..options import option
 
@@ -38,7 +38,7 @@ class RunSpec:
     compile: bool = option(False, "torch.compile the model")
     nan: str = option("error", "NaN/Inf values in the cubes: refuse (error) or repair them while reading",
                       choices=tuple(p for p in NAN_POLICIES if p != "keep"))
-    seed: int = option(0, "seed of initial weights, crops, masks and augmentation", min=0)
+    seed: int = option(0, "seed of initial weights, crops, masks and augmentation", min=0, max=2**32 - 1)
     num_workers: int = option(0, "data loader worker processes", min=0)
     ckpt_every: int = option(0, "also save the resumable state every N steps (0: at epoch ends only)", min=0)
     state_every: int = option(1, "save the resumable state every N epochs and after the last one (a kill loses at "

@@ -30,7 +30,8 @@ from safetensors.torch import save_file
 from torch import nn
 
 __all__ = ["ResumeError", "StateCorruptError", "save_state", "load_state", "previous_state_path", "read_fingerprint",
-           "has_state", "fingerprint_diff", "check_fingerprint", "drop_states", "trim_metrics", "STATE_FILE"]
+           "has_state", "fingerprint_diff", "check_fingerprint", "drop_states", "trim_metrics", "STATE_FILE",
+           "saved_tensors"]
 
 _logger = logging.getLogger(__name__)
 STATE_FILE = "state.safetensors"  # a run's resumable state, in its output folder
@@ -220,4 +221,16 @@ def read_fingerprint(path: Path) -> Optional[str]:
                 return (f.metadata() or {}).get("fingerprint")
         except (SafetensorError, OSError, ValueError, RuntimeError):
             continue
+    return None
+
+
+def saved_tensors(path: Path, names: tuple[str, ...]) -> Optional[dict[str, torch.Tensor]]:
+    """Tensors of the state a resume will load (the latest, else the previous one; checksums verified), or
+    None when neither is usable (the resume then refuses with its own message)."""
+    for p in (path, previous_state_path(path)):
+        try:
+            tensors, _ = _read(p)
+        except StateCorruptError:
+            continue
+        return {n: tensors[n] for n in names if n in tensors}
     return None

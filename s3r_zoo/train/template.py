@@ -11,15 +11,19 @@ epoch, kept by the trainer (its one best-weights mechanism, ``best_val.safetenso
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import Any, Callable, Optional
 
+import numpy as np
 from torch.utils.data import Dataset
 
 from ..data.stats import BandStats, compute_band_stats
+from ..files import folder_lock
 from .engine import Trainer
 from .objective import Objective
 from .setup import TrainConfig, seed_everything
+from .state import STATE_FILE, saved_tensors
 
 __all__ = ["RunTemplate", "STATS_FILE"]
 
@@ -72,6 +76,11 @@ class RunTemplate:
         train = self.prepare()
         trainer = Trainer(self.config(train), self.out)
         trainer.preflight(self.spec.resume)  # a refused run writes nothing, not even stats.json
+        # one run per output folder: the lock comes before the first write and goes with the run
+        with folder_lock(self.out) if trainer.is_main else contextlib.nullcontext():
+            return self._run(trainer, train)
+
+    def _run(self, trainer: Trainer, train: Dataset) -> dict:
         self.stats = self.band_stats(train)
         validate = self.validation(trainer)
         seed_everything(self.seed)  # the seed fixes the initial weights too: build the models after it
@@ -94,9 +103,25 @@ class RunTemplate:
             if len(stats.mean) != bands:
                 raise ValueError(f"{path}: band stats of {len(stats.mean)} bands, but --data has {bands}; this --out "
                                  f"folder belongs to other data")
+            self._check_against_state(stats, path)
             return stats
         n = min(len(train), self.stats_samples)
         stats = compute_band_stats((train[i] for i in range(n)), num_bands=bands, wavelengths=self.wavelengths,
                                    total=n, desc="band stats")
         stats.save(path)
         return stats
+
+    def _check_against_state(self, stats: BandStats, path: Path) -> None:
+        """Resumed state is verified, not trusted: the objective's mean/std buffers in the saved state
+        (checksummed) must be the statistics of ``stats.json``, or the exported encoder would record other
+        statistics than its weights were trained with."""
+        saved = saved_tensors(self.out / STATE_FILE, ("model.mean", "model.std"))
+        if not saved or len(saved) < 2:
+            return
+        for name, values in (("mean", stats.mean), ("std", stats.std)):
+            a = saved[f"model.{name}"].reshape(-1).numpy()
+            b = np.asarray(values, dtype=np.float32)
+            if a.shape != b.shape or not np.array_equal(a, b):
+                raise ValueError(f"{path}: the per-band mean/std differ from those the saved state was trained with "
+                                 f"({STATE_FILE}, e.g. {name}[{int(np.argmax(a != b)) if a.shape == b.shape else 0}]); "
+                                 f"restore the file (or delete it and the state to start afresh) or use a new --out")

@@ -1,24 +1,4 @@
-"""``s3r-zoo embed``: encoder features of your cubes, for your own downstream models.
-
-Input: a folder of cubes, a split file (``<path> <label>`` lines) or one cube, in any format
-the readers know. Each cube gives one feature vector (whole cube, global average pool) or,
-with ``tile``, one per window of ``tile x tile`` pixels every ``stride`` pixels (the last
-row and column of windows end at the border, so every pixel is covered; a cube smaller than
-a tile is one window). Bands are adapted by wavelength exactly as ``timm.create_model`` does
-(:func:`~s3r_zoo.models.build_encoder`).
-
-Normalisation: the checkpoint's per-band mean/std when it records them for the same bands
-(a fine-tuned checkpoint, or a pre-trained one on the same band set); otherwise the data's
-own, measured on the cubes being embedded (at most ``STATS_CUBES`` of them). The summary says
-which.
-
-Outputs in ``out``: ``features.npy`` (``(N, D)`` float32), ``index.csv`` (row, path, top,
-left, height, width; paths relative to the source folder or split file), ``embed.json`` (the
-settings, model, normalisation, counts). Resumable: each finished cube is saved under
-``.embed_parts/`` at once, and running the same command again skips them; a run with other
-settings (``--nan zero`` after a NaN refusal, say) discards those parts and starts over. Only
-files embed wrote there are ever removed: a folder holding anything else is refused.
-"""
+"""The ``s3r-zoo embed`` run (its options: :mod:`.spec`)."""
 
 from __future__ import annotations
 
@@ -26,7 +6,6 @@ import json
 import logging
 import os
 import re
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Optional
 
@@ -34,49 +13,25 @@ import numpy as np
 import torch
 from torch import nn
 
-from .bands import band_info, normalize
-from .checkpoint import read_checkpoint_info
-from .data.cache import open_cube
-from .data.sources import source_files
-from .data.io import NAN_POLICIES, Cube, apply_nan_policy
-from .data.stats import BandStats
-from .files import check_writable_dir, save_npy, write_csv, write_json
-from .models import MODEL_NAMES, build_encoder, model_of
-from .options import option
-from .progress import progress
-from .train.engine import AMP_MODES, resolve_amp
-from .weights import init_file
+from ..bands import band_info, normalize
+from ..checkpoint import read_checkpoint_info
+from ..data.cache import open_cube
+from ..data.sources import source_files
+from ..data.io import Cube, apply_nan_policy
+from ..data.stats import BandStats
+from ..files import check_writable_dir, folder_lock, read_json, save_npy, write_csv, write_json
+from ..models import MODEL_NAMES, build_encoder, model_of
+from ..progress import progress
+from ..train.engine import resolve_amp
+from ..weights import init_file
+from .spec import EmbedSpec, STATS_CUBES
 
-__all__ = ["EmbedSpec", "run_embed", "windows", "relative_name", "same_bands", "load_model",
-           "embed_cube", "checkpoint_stats", "STATS_CUBES"]
+__all__ = ["run_embed", "windows", "relative_name", "same_bands", "load_model", "embed_cube", "checkpoint_stats"]
 
-STATS_CUBES = 32  # cubes whose statistics --normalize data uses
 PARTS = ".embed_parts"  # finished cubes of a run, kept until features.npy is written
 _PART_FILE = re.compile(r"^(\d{6}\.(npy|json)|settings\.json)$")  # the only files embed writes there
 _logger = logging.getLogger(__name__)
 
-
-@dataclass
-class EmbedSpec:
-    """Every option of ``s3r-zoo embed``, declared once."""
-
-    source: str = option("", "folder of cubes, split file (<path> <label> lines) or one cube", positional=True)
-    init: str = option("", "a tag (s3r_resnet50.cr_hims41_v2), a checkpoint file, hf-hub:ORG/NAME or local-dir:FOLDER",
-                       required=True,
-                       metavar="INIT")
-    out: str = option("", "output folder", required=True, metavar="DIR")
-    model: Optional[str] = option(None, "architecture (default: the checkpoint's or tag's)", choices=MODEL_NAMES)
-    tile: Optional[int] = option(None, "window side in pixels (default: one feature per whole cube)", min=1)
-    stride: Optional[int] = option(None, "step between windows (default: --tile)", min=1)
-    batch_size: int = option(16, "windows per forward pass", min=1)
-    amp: str = option("auto", "auto: bf16 where the CPU or GPU runs it natively", choices=AMP_MODES)
-    nan: str = option("error", "NaN/Inf in the cubes: refuse (error) or repair them",
-                      choices=tuple(p for p in NAN_POLICIES if p != "keep"))
-    wavelengths: Optional[list[float]] = option(None, "band centres of the data in nm (if its files have none)",
-                                                metavar="NM")
-    normalize: str = option("checkpoint", "checkpoint: the checkpoint's per-band mean/std, resampled to the data's "
-                            "bands (a cube's features never depend on which other cubes are embedded); data: the "
-                            f"mean/std of (up to {STATS_CUBES}) cubes of SOURCE", choices=("checkpoint", "data"))
 
 
 def relative_name(path: Path, base: Path) -> str:
@@ -184,7 +139,7 @@ def run_embed(spec: EmbedSpec) -> dict:
     if foreign:
         raise ValueError(f"--out {out}: {parts} holds files embed did not write ({', '.join(sorted(foreign)[:3])}); "
                          f"use another --out")
-    stale = fp_file.is_file() and json.loads(fp_file.read_text()) != json.loads(json.dumps(fp))
+    stale = fp_file.is_file() and read_json(fp_file) != json.loads(json.dumps(fp))
     for path in paths[1:]:  # one band set, checked before anything is written
         cube = _read(path, spec)
         if (cube.num_bands != first.num_bands or not same_bands(cube.wavelengths, first.wavelengths)
@@ -198,41 +153,42 @@ def run_embed(spec: EmbedSpec) -> dict:
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     amp = resolve_amp(spec.amp, device)
     model = model.to(device).eval().to(memory_format=torch.channels_last)
-    if stale:  # an unfinished embed with other settings or cubes: its parts cannot be reused
-        _logger.warning("%s: an unfinished embed with other settings; its parts are discarded", out)
+    with folder_lock(out, "embed"):  # one run per output folder, from the first write on
+        if stale:  # an unfinished embed with other settings or cubes: its parts cannot be reused
+            _logger.warning("%s: an unfinished embed with other settings; its parts are discarded", out)
+            _remove_parts(parts)
+        write_json(fp_file, fp)
+        for k, path in enumerate(progress(paths, desc="embed", unit="cube", disable=len(paths) < 2)):
+            done = parts / f"{k:06d}.npy"
+            if done.is_file():
+                continue
+            cube = _read(path, spec)
+            boxes = windows(cube.shape[0], cube.shape[1], spec.tile, spec.stride)
+            feats = torch.cat(list(embed_cube(model, cube, boxes, stats, device, spec.batch_size, amp, spec.nan)))
+            write_json(parts / f"{k:06d}.json", boxes)
+            save_npy(done, feats.numpy())
+        feats, rows = [], []
+        for k, path in enumerate(paths):
+            f = np.load(parts / f"{k:06d}.npy")
+            boxes = read_json(parts / f"{k:06d}.json")
+            rows += [[len(rows) + i, relative_name(path, base), *([labels[k]] if labels else []), *box]
+                     for i, box in enumerate(boxes)]
+            feats.append(f)
+        features = np.concatenate(feats).astype(np.float32)
+        save_npy(out / "features.npy", features)
+        header = ["row", "path", *(["label"] if labels else []), "top", "left", "height", "width"]
+        write_csv(out / "index.csv", header, rows)
+        how = ("whole cubes" if not spec.tile else "every stride pixels; the last window of a row or column is moved "
+               "back to end at the cube's edge (it may overlap the one before)")
+        summary = {"init": spec.init if not Path(spec.init).exists() else Path(spec.init).name, "model": name,
+                   "cubes": len(paths), "features": list(features.shape), "tile": spec.tile,
+                   "stride": spec.stride or spec.tile, "windows": how, "normalisation": norm, "amp": amp,
+                   "device": device.type,
+                   "bands": first.num_bands,
+                   "wavelengths_nm": None if first.wavelengths is None else first.wavelengths.tolist()}
+        write_json(out / "embed.json", summary)
         _remove_parts(parts)
-    write_json(fp_file, fp)
-    for k, path in enumerate(progress(paths, desc="embed", unit="cube", disable=len(paths) < 2)):
-        done = parts / f"{k:06d}.npy"
-        if done.is_file():
-            continue
-        cube = _read(path, spec)
-        boxes = windows(cube.shape[0], cube.shape[1], spec.tile, spec.stride)
-        feats = torch.cat(list(embed_cube(model, cube, boxes, stats, device, spec.batch_size, amp, spec.nan)))
-        write_json(parts / f"{k:06d}.json", boxes)
-        save_npy(done, feats.numpy())
-    feats, rows = [], []
-    for k, path in enumerate(paths):
-        f = np.load(parts / f"{k:06d}.npy")
-        boxes = json.loads((parts / f"{k:06d}.json").read_text())
-        rows += [[len(rows) + i, relative_name(path, base), *([labels[k]] if labels else []), *box]
-                 for i, box in enumerate(boxes)]
-        feats.append(f)
-    features = np.concatenate(feats).astype(np.float32)
-    save_npy(out / "features.npy", features)
-    header = ["row", "path", *(["label"] if labels else []), "top", "left", "height", "width"]
-    write_csv(out / "index.csv", header, rows)
-    how = ("whole cubes" if not spec.tile else "every stride pixels; the last window of a row or column is moved "
-           "back to end at the cube's edge (it may overlap the one before)")
-    summary = {"init": spec.init if not Path(spec.init).exists() else Path(spec.init).name, "model": name,
-               "cubes": len(paths), "features": list(features.shape), "tile": spec.tile,
-               "stride": spec.stride or spec.tile, "windows": how, "normalisation": norm, "amp": amp,
-               "device": device.type,
-               "bands": first.num_bands,
-               "wavelengths_nm": None if first.wavelengths is None else first.wavelengths.tolist()}
-    write_json(out / "embed.json", summary)
-    _remove_parts(parts)
-    return summary
+        return summary
 
 
 def _remove_parts(parts: Path) -> None:

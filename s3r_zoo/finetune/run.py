@@ -1,27 +1,10 @@
-"""``s3r-zoo finetune``: turn a checkpoint into test numbers with the published protocol.
-
-docs/method.md: first conv adapted to the data's bands (by wavelength when both sides know
-them), augmentation (scale, rotation, Gaussian noise), AdamW lr 1e-4 with linear decay,
-at most 70 epochs (``min_steps``: a floor on optimiser steps for small label subsets), validation
-every epoch (about ``epochs`` times in all under the floor), keep the weights of the lowest validation
-loss (the trainer's best-weights mechanism; ties keep the earlier epoch), test once at the end; mean
-and standard deviation over seeds. Each seed is one :class:`FinetuneRun` of the run template. ``linear_probe`` freezes the encoder
-(BatchNorm statistics included); ``label_fraction`` keeps a stratified fraction of the
-training labels. Training runs through the same :class:`~s3r_zoo.train.Trainer` as
-pre-training (AMP, torchrun, atomic resumable state, progress, JSONL), with the classifier
-as its :class:`~s3r_zoo.train.Objective`.
-
-Per seed, ``out/seed_<k>/`` holds ``best.safetensors`` (zoo format), ``best.json``,
-``metrics.json`` (test), ``confusion_matrix.png``, ``training_curve.png`` (training and
-validation loss, the kept epoch marked) and the trainer's files; ``out/``
-holds ``aggregate.json``.
-"""
+"""The ``s3r-zoo finetune`` run (its options: :mod:`.spec`)."""
 
 from __future__ import annotations
 
 import math
 import os
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Optional, Sequence
 
@@ -30,51 +13,24 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .checkpoint import save_checkpoint
-from .data.datasets import CubeDataset, SplitFileDataset
-from .data.sources import read_split_file
-from .data.transforms import HSIAugment
-from .files import write_json
-from .metrics import aggregate, classification_metrics
-from .models import MODEL_NAMES, arch_of, build_encoder, model_of
-from .options import check_spec, option
-from .plots import confusion_matrix, loss_curve
-from .train import Objective, TrainConfig
-from .train.template import RunTemplate
-from .train.spec import RunSpec
+from ..checkpoint import save_checkpoint
+from ..data.datasets import CubeDataset, SplitFileDataset
+from ..data.sources import read_split_file, resolved_source
+from ..data.transforms import HSIAugment
+from ..files import write_json
+from ..metrics import aggregate, classification_metrics
+from ..models import arch_of, build_encoder, model_of
+from ..options import check_spec
+from ..plots import confusion_matrix, loss_curve
+from ..train import Objective, TrainConfig
+from ..train.template import RunTemplate
+from .spec import FinetuneSpec, MAX_DEFAULT_CROP
 
-__all__ = ["FinetuneSpec", "ClassifierObjective", "FinetuneRun", "stratified_fraction", "run_finetune", "evaluate",
-           "default_crop", "MAX_DEFAULT_CROP", "format_aggregate"]
-
-
-MAX_DEFAULT_CROP = 256  # the default crop: whole cubes up to this side (larger scenes: random crops of it)
+__all__ = ["ClassifierObjective", "FinetuneRun", "stratified_fraction", "run_finetune", "evaluate",
+           "default_crop", "format_aggregate"]
 
 
-@dataclass
-class FinetuneSpec(RunSpec):
-    """A fine-tuning run: every option of ``s3r-zoo finetune`` (and key of its ``--config`` YAML)."""
 
-    data: str = option("", "folder with train.txt, val.txt, test.txt split files (<path> <label> lines)",
-                       metavar="DIR")
-    out: str = option("runs/finetune", "output folder", metavar="DIR")
-    model: Optional[str] = option(None, "zoo model (default: the --init tag's or checkpoint's, else s3r_resnet18)",
-                                  choices=MODEL_NAMES)
-    init: str = option("scratch", "scratch, imagenet, a tag (s3r_resnet18.cr_hims41_v2) or a zoo checkpoint path",
-                       metavar="INIT")
-    wavelengths: Optional[list[float]] = option(None, "band centres of the data in nm (if its files have none)",
-                                                metavar="NM")
-    epochs: int = option(70, "most epochs to train", min=1)
-    crop: Optional[int] = option(None, "training crop size in pixels (default: the smallest side of the training "
-                                 f"cubes, at most {MAX_DEFAULT_CROP})", min=1)
-    eval_crop: Optional[int] = option(None, "centre crop for validation/test (default: whole cube)", min=1)
-    linear_probe: bool = option(False, "freeze the encoder, train the linear head")
-    label_fraction: float = option(1.0, "stratified fraction of the training labels to use", above=0, max=1)
-    seeds: int = option(1, "number of seeds (runs); mean +- std are reported", min=1)
-    min_steps: int = option(0, "floor on optimiser steps: a small training set gets more epochs (validated about "
-                            "--epochs times in all), so 20 cubes train as long as the floor says, not one step per "
-                            "epoch", min=0)
-    noise_std: float = option(0.02, "augmentation: Gaussian noise (normalised units)", min=0)
-    max_degrees: float = option(15.0, "augmentation: largest rotation in degrees", min=0, max=180)
 
 
 class ClassifierObjective(Objective):
@@ -165,6 +121,7 @@ def _datasets(spec: FinetuneSpec, seed: int) -> tuple[CubeDataset, CubeDataset, 
                                 f"{missing}")
     opts = {"wavelengths": spec.wavelengths} if spec.wavelengths else {}
     items, classes = read_split_file(files["train"])
+    _check_classes(files["train"], [lbl for _, lbl in items], classes)
     if spec.label_fraction < 1:
         keep = stratified_fraction([lbl for _, lbl in items], spec.label_fraction, classes, seed)
         items = [items[i] for i in keep]
@@ -173,9 +130,20 @@ def _datasets(spec: FinetuneSpec, seed: int) -> tuple[CubeDataset, CubeDataset, 
     ev = dict(classes=classes, nan=spec.nan, read_options=opts,
               crop=spec.eval_crop, crop_mode="center" if spec.eval_crop else "none")
     val, test = SplitFileDataset(files["val"], **ev), SplitFileDataset(files["test"], **ev)
+    for name, ds in (("val", val), ("test", test)):
+        _check_classes(files[name], [lbl for _, lbl in ds.items], classes)
     for ds in (train, val, test):
         ds.check_files()  # NaN/Inf policy against every file once, before any training
     return train, val, test
+
+
+def _check_classes(path: Path, labels: Sequence[int], classes: Sequence[str]) -> None:
+    """Refuse a split whose cubes are all of one class: a 1-class classifier trains to 100 % and means nothing."""
+    present = sorted(set(labels))
+    if len(present) < 2:
+        name = classes[present[0]] if present and present[0] < len(classes) else (present[0] if present else None)
+        raise ValueError(f"{path}: every cube is of one class ({name!r}); training and evaluation need at least 2 "
+                         f"classes in each of train.txt, val.txt and test.txt")
 
 
 class FinetuneRun(RunTemplate):
@@ -197,7 +165,8 @@ class FinetuneRun(RunTemplate):
         return TrainConfig.from_spec(spec, batch_size=self.batch_size, epochs=self.epochs, schedule="linear",
                                      patience=10**9, min_delta=0.0, seed=self.seed, val_every=self.val_every,
                                      state_every=spec.state_every * self.val_every,
-                                     extra={"init": spec.init, "model": spec.model, "data": spec.data,
+                                     extra={"init": resolved_source(spec.init), "model": spec.model,
+                                            "data": resolved_source(spec.data),
                                             "probe": spec.linear_probe, "fraction": spec.label_fraction})
 
     def validation(self, trainer):

@@ -1,67 +1,29 @@
-"""``s3r-zoo predict``: apply a fine-tuned checkpoint to new cubes -> class probabilities per cube.
-
-The checkpoint is what ``s3r-zoo finetune`` saves (``best.safetensors``): the weights with
-their classifier, the class names, the training crop, the bands' wavelengths and the
-per-band mean/std the model was trained with (all in its metadata). The cubes must have the
-same bands (count, and wavelengths where both sides know them).
-
-Windows (``tile``): by default (None) a cube that fits in the training crop is classified
-whole, and a larger scene is cut into windows of the training crop every ``stride`` pixels
-(default: half a window) whose class probabilities are averaged; a heatmap PNG per tiled
-cube shows each window's probability of the predicted class over the false-colour image.
-``tile=0`` classifies every cube whole, which is what ``finetune``'s test evaluation does
-(so it reproduces its accuracy for any cube size); ``tile=N`` forces N-px windows.
-Inference runs in fp32 by default (``amp``), as ``finetune`` evaluates.
-
-Outputs in ``out``: ``predictions.csv`` (path, [label,] predicted, one probability column per
-class, windows), ``predict.json`` (settings, counts, and the accuracy when the source is a
-split file with labels), ``heatmaps/<name>.png``.
-"""
+"""The ``s3r-zoo predict`` run (its options: :mod:`.spec`)."""
 
 from __future__ import annotations
 
 import textwrap
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
 
 import numpy as np
 import timm
 import torch
 
-from .checkpoint import load_checkpoint, read_checkpoint_info
-from .data.cache import open_cube
-from .data.sources import source_files
-from .data.io import NAN_POLICIES
-from .data.report import false_colour
-from .data.stats import BandStats
-from .embed import embed_cube, relative_name, same_bands, windows
-from .files import check_writable_dir, write_csv, write_json
-from .models.names import model_name
-from .options import option
-from .plots import pyplot, save_figure
-from .progress import progress
-from .train.engine import AMP_MODES, resolve_amp
+from ..checkpoint import load_checkpoint, read_checkpoint_info
+from ..data.cache import open_cube
+from ..data.sources import source_files
+from ..data.report import false_colour
+from ..data.stats import BandStats
+from ..embed.run import embed_cube, relative_name, same_bands, windows
+from ..files import check_writable_dir, write_csv, write_json
+from ..models.names import model_name
+from ..plots import pyplot, save_figure
+from ..progress import progress
+from ..train.engine import resolve_amp
+from .spec import PredictSpec
 
-__all__ = ["PredictSpec", "run_predict", "load_classifier"]
+__all__ = ["run_predict", "load_classifier"]
 
-
-@dataclass
-class PredictSpec:
-    """Every option of ``s3r-zoo predict``, declared once."""
-
-    source: str = option("", "folder of cubes, split file (<path> <label>: accuracy is reported) or one cube",
-                         positional=True)
-    checkpoint: str = option("", "what finetune saved: <out>/seed_<k>/best.safetensors", required=True,
-                             metavar="FILE")
-    out: str = option("", "output folder", required=True, metavar="DIR")
-    tile: Optional[int] = option(None, "window side; default: whole cube if it fits the training crop, else windows "
-                                 "of the training crop; 0: always whole cubes (as finetune's test)", min=0)
-    stride: Optional[int] = option(None, "step between windows (default: half a window)", min=1)
-    batch_size: int = option(16, "windows per forward pass", min=1)
-    amp: str = option("none", "mixed precision (default none: fp32, as finetune evaluates)", choices=AMP_MODES)
-    nan: str = option("error", "NaN/Inf in the cubes: refuse (error) or repair them",
-                      choices=tuple(p for p in NAN_POLICIES if p != "keep"))
 
 
 def load_classifier(path: str) -> tuple[torch.nn.Module, list[str], BandStats, dict]:
