@@ -47,7 +47,7 @@ def normalize(x: torch.Tensor, mean, std) -> torch.Tensor:
             v = v.view((-1, 1, 1) if x.ndim >= 3 else (-1,))
         return v
 
-    return (x - prep(mean)) / prep(std)
+    return (x - prep(mean)).div_(prep(std))  # the same numbers as (x - m) / s, one temporary less
 
 
 @dataclass(frozen=True)

@@ -100,8 +100,9 @@ def _run_finetune(args: argparse.Namespace) -> int:
 
     spec = _spec(args)
     agg = run_finetune(spec)
-    print("\n" + format_aggregate(agg))
-    print(f"-> {spec.out}/aggregate.json")
+    if agg.get("main_process", True):  # one report under torchrun
+        print("\n" + format_aggregate(agg))
+        print(f"-> {spec.out}/aggregate.json")
     return 0
 
 

@@ -23,6 +23,7 @@ from ..models import arch_of, build_encoder, model_of
 from ..options import check_spec
 from ..plots import confusion_matrix, loss_curve
 from ..train import Objective, TrainConfig
+from ..train.setup import dist_info
 from ..train.template import RunTemplate
 from .spec import FinetuneSpec, MAX_DEFAULT_CROP
 
@@ -67,8 +68,9 @@ class ClassifierObjective(Objective):
     def forward(self, x: torch.Tensor, labels: torch.Tensor) -> dict:
         x = self.normalize(x)
         if self.augment is not None and self.training:
-            g = torch.Generator().manual_seed(int(torch.randint(0, 2**62, ())))  # from the (saved) global RNG
-            x = torch.stack([self.augment(xi, g) for xi in x])  # per sample: its own crop, rotation, flips
+            total, part = self.global_batch(len(x))  # one seed per sample of the global batch (torchrun), from
+            seeds = torch.randint(0, 2**62, (total,))[part].tolist()  # the (saved) global RNG
+            x = torch.stack([self.augment(xi, torch.Generator().manual_seed(s)) for xi, s in zip(x, seeds)])
         logits = self.encoder(x)
         return {"loss": F.cross_entropy(logits.float(), labels), "logits": logits.detach()}
 
@@ -223,6 +225,8 @@ def run_finetune(spec: FinetuneSpec) -> dict:
     spec = replace(spec, model=spec.model or model_of(spec.init) or "s3r_resnet18")  # recorded as resolved
     out = Path(spec.out)
     runs = [FinetuneRun(spec, out / f"seed_{spec.seed + k}", seed=spec.seed + k).run() for k in range(spec.seeds)]
+    if dist_info()[1] != 0:  # under torchrun, the main process tests, writes and reports
+        return {"spec": asdict(spec), "runs": runs, "main_process": False}
     agg = {"spec": asdict(spec), "runs": runs, "aggregate": aggregate(runs)}
     write_json(out / "aggregate.json", agg)
     return agg

@@ -72,19 +72,21 @@ class _Pretext(Objective):
         target = F.one_hot(band, b).to(torch.bool)[:, :, None, None]
         p = self.mask_patch
         if mask and self.mask_ratio > 0:
+            total, part = self.global_batch(n)  # drawn for the global batch (torchrun), this process's part
             if self.noise_std == 0 and h % p == 0 and w % p == 0:
                 # the same masks (same random draws) with band b folded in: one masked_fill
-                grid = patch_grid(n, b, h, w, self.mask_ratio, p, device=cube.device)
-                return zero_patches(x, grid | target, p)
-            masks = band_patch_masks(n, b, h, w, self.mask_ratio, p, device=cube.device)
+                grid = patch_grid(total, b, h, w, self.mask_ratio, p, device=cube.device)[part]
+                return zero_patches(x, grid | target, p, inplace=True)  # x: this call's own tensor
+            masks = band_patch_masks(total, b, h, w, self.mask_ratio, p, device=cube.device)[part]
             x = apply_masks(x, masks, self.noise_std)
-        return x.masked_fill(target, 0.0)
+        return x.masked_fill_(target, 0.0)  # in place: x is this call's own tensor, and keeps cube's layout
 
     def draw_bands(self, n: int, device) -> torch.Tensor:
-        """One target band per sample, uniformly among the target bands."""
+        """One target band per sample, uniformly among the target bands (drawn for the global batch)."""
+        total, part = self.global_batch(n)
         if self.target_bands is None:
-            return torch.randint(0, self.num_bands, (n,), device=device)
-        pick = torch.randint(0, len(self.target_bands), (n,), device=device)
+            return torch.randint(0, self.num_bands, (total,), device=device)[part]
+        pick = torch.randint(0, len(self.target_bands), (total,), device=device)[part]
         return self.target_bands.to(device)[pick]
 
 

@@ -31,5 +31,8 @@ def coefficient_targets(cube: torch.Tensor, band: torch.Tensor, ridge: float = D
     """
     with torch.autocast(device_type=cube.device.type, enabled=False):
         n, b = cube.shape[:2]
-        pixels = cube.reshape(n, b, -1).transpose(1, 2)  # (N, P, B)
+        if b > 1 and cube.is_contiguous(memory_format=torch.channels_last):  # (N, P, B) as a view, no copy
+            pixels = cube.permute(0, 2, 3, 1).reshape(n, -1, b)
+        else:
+            pixels = cube.reshape(n, b, -1).transpose(1, 2)  # (N, P, B)
         return loo_coefficients_rows(gram(pixels), band, ridge)

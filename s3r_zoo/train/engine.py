@@ -80,6 +80,8 @@ class Trainer:
         if config.schedule not in SCHEDULES:
             raise ValueError(f"schedule: expected one of {SCHEDULES}, found {config.schedule!r}")
         self.world, self.rank, local = dist_info()
+        if self.world > 1:  # a resume needs the same processes (steps per epoch, data shards): in the fingerprint
+            config.extra = {**config.extra, "processes": self.world}
         if self.world > 1 and not torch.distributed.is_initialized():
             torch.distributed.init_process_group(backend="nccl" if torch.cuda.is_available() else "gloo")
         if device is None:
@@ -188,6 +190,7 @@ class Trainer:
         if self.device.type == "cpu":
             torch.use_deterministic_algorithms(True, warn_only=True)
         model = objective.to(self.device)
+        model.shard = (self.rank, self.world)  # random draws of the global batch, this process's part
         if cfg.channels_last:
             model = model.to(memory_format=torch.channels_last)
         opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=cfg.lr,

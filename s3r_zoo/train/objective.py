@@ -67,6 +67,15 @@ class Objective(nn.Module):
         self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, b, 1, 1))
         self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, b, 1, 1))
 
+    shard: tuple[int, int] = (0, 1)  # (rank, processes): the trainer sets it under torchrun
+
+    def global_batch(self, n: int) -> tuple[int, slice]:
+        """For random draws that must not depend on how a global batch is split over processes: the size of
+        the global batch (``n`` per process) and this process's slice of it. Draw for the global batch from
+        the (equally seeded) RNG, keep the slice: N processes then draw what one process would."""
+        rank, world = self.shard
+        return n * world, slice(rank * n, (rank + 1) * n)
+
     def check_batch(self, cube: torch.Tensor) -> None:
         """Raise ValueError unless ``cube`` is ``(N, B, H, W)`` with this objective's B."""
         if cube.ndim != 4 or cube.shape[1] != self.num_bands:

@@ -12,14 +12,13 @@ from typing import Any, Iterator, Optional
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset, RandomSampler, Sampler
-from torch.utils.data.distributed import DistributedSampler
+from torch.utils.data import DataLoader, Dataset, Sampler
 
 from .spec import AMP_MODES, OPERATIONAL, RunSpec
 
 __all__ = ["TrainConfig", "NonFiniteError", "NonFiniteLossError", "RunInterrupted", "seed_everything", "AMP_MODES",
            "OPERATIONAL", "SCHEDULES", "first_non_finite", "resolve_amp", "cpu_has_fast_bf16", "SkipSampler",
-           "dist_info", "epoch_loader"]
+           "dist_info", "epoch_loader", "ShardSampler"]
 
 _RUN = {f.name: f.default for f in fields(RunSpec)}  # the shared options' one declaration
 
@@ -149,18 +148,34 @@ def dist_info() -> tuple[int, int, int]:
     return world, int(os.environ.get("RANK", "0")), int(os.environ.get("LOCAL_RANK", "0"))
 
 
+class ShardSampler(Sampler):
+    """This process's share of each global batch: global batch k is items ``k*B*W .. (k+1)*B*W`` of one
+    permutation seeded by ``seed`` (``B``: batch per process, ``W``: processes), and process r takes
+    block r of it. So W processes of batch B see exactly the batches of one process of batch W*B,
+    whatever W is (DistributedSampler deals items round-robin instead). With W = 1 it is the order of
+    ``RandomSampler`` with the same seeded generator, the last incomplete batch dropped."""
+
+    def __init__(self, n: int, batch: int, world: int, rank: int, seed: int):
+        self.n, self.batch, self.world, self.rank, self.seed = n, batch, world, rank, seed
+
+    def __iter__(self) -> Iterator[int]:
+        perm = torch.randperm(self.n, generator=torch.Generator().manual_seed(self.seed)).tolist()
+        step = self.batch * self.world
+        for k in range(self.n // step):
+            start = k * step + self.rank * self.batch
+            yield from perm[start:start + self.batch]
+
+    def __len__(self) -> int:
+        return self.n // (self.batch * self.world) * self.batch
+
+
 def epoch_loader(dataset: Dataset, cfg: TrainConfig, epoch: int, skip_batches: int, world: int = 1, rank: int = 0,
                  pin_memory: bool = False) -> DataLoader:
     """The batches of one epoch, in an order fixed by the seed and the epoch, after the first ``skip_batches``
-    (a mid-epoch resume); under torchrun each process gets its shard (DistributedSampler)."""
+    (a mid-epoch resume); under torchrun each process gets its block of every global batch (:class:`ShardSampler`)."""
     if hasattr(dataset, "set_epoch"):
         dataset.set_epoch(epoch)
-    if world > 1:
-        base: Sampler = DistributedSampler(dataset, num_replicas=world, rank=rank, shuffle=True, seed=cfg.seed,
-                                           drop_last=True)
-        base.set_epoch(epoch)
-    else:
-        base = RandomSampler(dataset, generator=torch.Generator().manual_seed(cfg.seed * 100_003 + epoch))
+    base = ShardSampler(len(dataset), cfg.batch_size, world, rank, cfg.seed * 100_003 + epoch)
     sampler = SkipSampler(base, skip_batches * cfg.batch_size)
     w = cfg.num_workers
     # its own generator: creating the iterator must not draw from the global RNG that the
