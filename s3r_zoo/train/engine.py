@@ -1,12 +1,10 @@
 """The one training loop. Every :class:`~.objective.Objective` trains with it (its settings: :mod:`.setup`).
 
-* AdamW, exponential (pre-training) or linear (fine-tuning) lr decay per epoch, gradient
-  clipping, early stop on the training loss (patience, min-delta), at most ``epochs``
-  epochs (docs/method.md: lr 1e-4, gamma 0.99, 200 epochs);
-* AMP: ``fp16`` (autocast + GradScaler, CUDA), ``bf16`` (CUDA or CPU autocast) or ``none``;
-  ``channels_last``; optional ``torch.compile``;
-* ``torchrun``: PyTorch DDP with a DistributedSampler (nccl on GPU, gloo on CPU); rank 0
-  logs and writes checkpoints;
+* AdamW, exponential (pre-training) or linear (fine-tuning) lr decay per epoch, gradient clipping, early
+  stop (patience, min-delta), at most ``epochs`` epochs (docs/method.md: lr 1e-4, gamma 0.99, 200 epochs);
+* AMP: ``fp16`` (autocast + GradScaler, CUDA), ``bf16`` (CUDA or CPU autocast) or ``none``; ``channels_last``;
+  optional ``torch.compile``; ``torchrun``: PyTorch DDP, each process a block of every global batch
+  (:class:`~.setup.ShardSampler`; nccl on GPU, gloo on CPU); rank 0 logs and writes checkpoints;
 * never lose work: ``state.safetensors`` (:mod:`.state`, checksummed, the previous one kept) every
   ``state_every`` epochs (always after the last) and every ``ckpt_every`` steps: model, optimiser,
   scheduler, scaler, RNG states, data position; ``resume=True`` continues to the same result as an
@@ -80,7 +78,7 @@ class Trainer:
         if config.schedule not in SCHEDULES:
             raise ValueError(f"schedule: expected one of {SCHEDULES}, found {config.schedule!r}")
         self.world, self.rank, local = dist_info()
-        if self.world > 1:  # a resume needs the same processes (steps per epoch, data shards): in the fingerprint
+        if self.world > 1:  # in the fingerprint: a resume needs the same processes (steps per epoch, shards)
             config.extra = {**config.extra, "processes": self.world}
         if self.world > 1 and not torch.distributed.is_initialized():
             torch.distributed.init_process_group(backend="nccl" if torch.cuda.is_available() else "gloo")
