@@ -14,14 +14,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Optional, Sequence
 
-from . import accuracy, coefficients, convergence, labels, released, speed, transfer
+from . import accuracy, coefficients, convergence, gpu, labels, released, speed, transfer
 from .common import default_results_dir
 from .protocol import BUDGETS, METHODS
 from .report import write_report
 
 PARTS = ("speed", "convergence", "accuracy", "labels", "transfer", "coefficients", "weights")
+GPU_PARTS = ("gpu",)  # not in "all": the lent-GPU script (benchmarks/cuda/gpu.sh); --quick rehearses it on CPU
 
-__all__ = ["PARTS", "run_bench"]
+__all__ = ["PARTS", "GPU_PARTS", "run_bench"]
 
 
 def run_bench(parts: Sequence[str], quick: bool = False, budget: Optional[str] = None,
@@ -33,9 +34,10 @@ def run_bench(parts: Sequence[str], quick: bool = False, budget: Optional[str] =
     ``methods``: the accuracy rows to run (default: every Table 1 and Table 2 row).
     """
     parts = list(PARTS) if "all" in parts else list(dict.fromkeys(parts))
-    unknown = [p for p in parts if p not in PARTS + ("report",)]
+    unknown = [p for p in parts if p not in PARTS + GPU_PARTS + ("report",)]
     if unknown:
-        raise ValueError(f"bench: unknown part(s) {unknown}; expected some of {list(PARTS) + ['all', 'report']}")
+        raise ValueError(f"bench: unknown part(s) {unknown}; expected some of "
+                         f"{list(PARTS) + list(GPU_PARTS) + ['all', 'report']}")
     budget_name = budget or ("quick" if quick else "cpu")
     if budget_name not in BUDGETS:
         raise ValueError(f"--budget {budget_name!r}: expected one of {sorted(BUDGETS)}")
@@ -62,6 +64,8 @@ def run_bench(parts: Sequence[str], quick: bool = False, budget: Optional[str] =
             out[part] = coefficients.run(results_dir, work_dir, quick=quick, cr_run=cr_run, br_run=br_run)
         elif part == "weights":
             out[part] = released.run(results_dir, b, work_dir, amp=amp)  # part "weights": the released weights
+        elif part == "gpu":
+            out[part] = gpu.run(results_dir, tiny=quick)
     if "report" in parts:  # the plots of the powered benchmark are redrawn from their JSON too
         labels.replot(results_dir)
         transfer.replot(results_dir)

@@ -9,6 +9,7 @@ from typing import Optional
 
 from s3r_zoo.files import atomic_write
 
+from .gpu import gpu_section
 from .protocol import LABELS, PAPER_R18, PAPER_TABLE1_R18
 
 _HEADER = """# Benchmark results
@@ -374,7 +375,8 @@ def labels_section(p: dict) -> str:
 
 
 SECTIONS = {"speed": speed_section, "convergence": convergence_section, "accuracy": accuracy_section,
-            "labels": labels_section, "transfer": transfer_section, "coefficients": coefficients_section, "weights": weights_section}
+            "labels": labels_section, "transfer": transfer_section, "coefficients": coefficients_section, "weights": weights_section,
+            "gpu": gpu_section}
 
 
 def section(results: Path, name: str) -> str:

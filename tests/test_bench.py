@@ -291,3 +291,16 @@ def test_loader_batches_and_workers_are_deterministic(tmp_path):
         assert torch.equal(s, t)
     with pytest.raises(ValueError, match="batch_size: expected >= 1"):
         make_loader(ds, batch_size=0)
+
+
+def test_the_gpu_script_keeps_to_its_time_budget(tmp_path):
+    """`python -m benchmarks gpu` (the lent-GPU run) records rows it has no time left for as skipped, writes its
+    JSON and renders its section; the full-size rows ran once on CPU with --tiny (closing note)."""
+    from benchmarks.gpu import gpu_section, run
+
+    p = run(tmp_path, tiny=True, budget_s=0)
+    assert [r["skipped"] for r in p["steps"]] == ["time budget"]
+    assert p["data"] == {"skipped": "time budget"} and p["epochs"] == {"skipped": "time budget"}
+    assert (tmp_path / "gpu.json").is_file()
+    text = gpu_section(json.loads((tmp_path / "gpu.json").read_text()))
+    assert "| s3r_resnet18 | 32 | 2 | off | time budget |" in text and "`--tiny` CPU rehearsal" in text

@@ -232,24 +232,30 @@ class CubeDataset(Dataset):
             return lambda a: a @ m.T
         return lambda a: a
 
-    def __getitem__(self, idx: int) -> tuple[torch.Tensor, int]:
+    def crop_box(self, idx: int) -> tuple[int, int, int, int, int, torch.Generator]:
+        """Item ``idx`` of this epoch: ``(cube index, top, left, height, width, generator)``; the generator,
+        seeded by (seed, epoch, idx), drew the position and goes on to the item's transform. One home for
+        where crops come from: :meth:`__getitem__` and :class:`~s3r_zoo.data.device.DeviceCubes` use it."""
         i, origin = self._index[idx]
         g = torch.Generator().manual_seed(int(np.random.SeedSequence([self.seed, self.epoch, idx]).generate_state(1)[0]))
-        cube = self.cube(i)
         r0, r1 = self._row_range(i)
-        h, w = r1 - r0, cube.shape[1]
+        h, w = r1 - r0, self.cube(i).shape[1]
         if self.crop_mode == "none":
-            top, left, ch, cw = r0, 0, h, w
+            return i, r0, 0, h, w, g
+        self._check_crop(i, h, w)
+        ch, cw = self.crop
+        if origin is not None:
+            top, left = origin
+        elif self.crop_mode == "center":
+            top, left = r0 + (h - ch) // 2, (w - cw) // 2
         else:
-            self._check_crop(i, h, w)
-            ch, cw = self.crop
-            if origin is not None:
-                top, left = origin
-            elif self.crop_mode == "center":
-                top, left = r0 + (h - ch) // 2, (w - cw) // 2
-            else:
-                top = r0 + int(torch.randint(0, h - ch + 1, (), generator=g))
-                left = int(torch.randint(0, w - cw + 1, (), generator=g))
+            top = r0 + int(torch.randint(0, h - ch + 1, (), generator=g))
+            left = int(torch.randint(0, w - cw + 1, (), generator=g))
+        return i, top, left, ch, cw, g
+
+    def __getitem__(self, idx: int) -> tuple[torch.Tensor, int]:
+        i, top, left, ch, cw, g = self.crop_box(idx)
+        cube = self.cube(i)
         patch = np.asarray(cube.data[top:top + ch, left:left + cw], dtype=np.float32)
         patch = apply_nan_policy(patch, self.nan, f"{cube.path} (crop at row {top}, col {left})", cube.wavelengths,
                                  band_fill=self._fill.get(i))

@@ -12,7 +12,7 @@ from .names import COEFFICIENT_OBJECTIVES, OBJECTIVE_NAMES, PRIOR_BY_DEFAULT
 __all__ = ["PretrainSpec", "NOT_RECIPE", "HEAD_PRIORS", "uses_head_prior"]
 
 # options that do not change what a run learns: left out of the recorded recipe
-NOT_RECIPE = ("out", "resume", "num_workers", "tensorboard", "snapshot_every")
+NOT_RECIPE = ("out", "resume", "num_workers", "tensorboard", "snapshot_every", "data_on_device")
 HEAD_PRIORS = ("auto", "band-mean", "none")
 
 

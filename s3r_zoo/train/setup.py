@@ -122,7 +122,7 @@ class TrainConfig:
     def fingerprint(self) -> str:
         d = asdict(self)
         for k in ("epochs", *OPERATIONAL):  # a resume may also extend the epoch budget
-            d.pop(k)
+            d.pop(k, None)
         return json.dumps(d, sort_keys=True, default=str)
 
 
@@ -177,6 +177,8 @@ def epoch_loader(dataset: Dataset, cfg: TrainConfig, epoch: int, skip_batches: i
         dataset.set_epoch(epoch)
     base = ShardSampler(len(dataset), cfg.batch_size, world, rank, cfg.seed * 100_003 + epoch)
     sampler = SkipSampler(base, skip_batches * cfg.batch_size)
+    if hasattr(dataset, "batches"):  # cubes held on the device (data.device.DeviceCubes): batches cut there
+        return dataset.batches(sampler, cfg.batch_size)
     w = cfg.num_workers
     # its own generator: creating the iterator must not draw from the global RNG that the
     # objective uses (masks, target bands), or a resumed run would drift from an uninterrupted one

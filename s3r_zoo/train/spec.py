@@ -15,11 +15,12 @@ from ..data.nan import NAN_POLICIES
 from ..models.names import MODEL_NAMES
 from ..options import option
 
-__all__ = ["RunSpec", "result_fields", "AMP_MODES", "OPERATIONAL"]
+__all__ = ["RunSpec", "result_fields", "AMP_MODES", "OPERATIONAL", "DATA_ON_DEVICE"]
 
 AMP_MODES = ("auto", "none", "bf16", "fp16")
+DATA_ON_DEVICE = ("auto", "on", "off")
 # options that change how a run is carried out (workers, logging, how often the state is saved), never its numbers
-OPERATIONAL = ("num_workers", "log_every", "ckpt_every", "state_every", "tensorboard")
+OPERATIONAL = ("num_workers", "log_every", "ckpt_every", "state_every", "tensorboard", "data_on_device")
 
 
 @dataclass
@@ -40,6 +41,9 @@ class RunSpec:
                       choices=tuple(p for p in NAN_POLICIES if p != "keep"))
     seed: int = option(0, "seed of initial weights, crops, masks and augmentation", min=0, max=2**32 - 1)
     num_workers: int = option(0, "data loader worker processes", min=0)
+    data_on_device: str = option("auto", "hold the training cubes on the GPU and cut crops there (auto: when they "
+                                 "take at most half its free memory; the same crops as the loader)",
+                                 choices=DATA_ON_DEVICE)
     ckpt_every: int = option(0, "also save the resumable state every N steps (0: at epoch ends only)", min=0)
     state_every: int = option(1, "save the resumable state every N epochs and after the last one (a kill loses at "
                               "most N epochs; each save writes model + optimiser)", min=1)

@@ -18,6 +18,7 @@ from typing import Any, Callable, Optional
 import numpy as np
 from torch.utils.data import Dataset
 
+from ..data.device import DeviceCubes, use_device_data
 from ..data.stats import BandStats, compute_band_stats
 from ..files import folder_lock
 from .engine import Trainer
@@ -76,6 +77,8 @@ class RunTemplate:
         train = self.prepare()
         trainer = Trainer(self.config(train), self.out)
         trainer.preflight(self.spec.resume)  # a refused run writes nothing, not even stats.json
+        if use_device_data(getattr(self.spec, "data_on_device", "off"), train, trainer.device):
+            train = DeviceCubes(train, trainer.device)  # loaded once; crops cut on the device
         # one run per output folder: the lock comes before the first write and goes with the run
         with folder_lock(self.out) if trainer.is_main else contextlib.nullcontext():
             return self._run(trainer, train)
