@@ -104,11 +104,8 @@ class Trainer:
             self._summary_writer = SummaryWriter
 
     def preflight(self, resume: bool) -> None:
-        """Refuse, before anything is written, an output folder this run cannot use.
-
-        The folder must be writable and not a file; a folder with a state needs ``resume``
-        and, with it, a state saved by the same configuration (the keys that differ are named).
-        """
+        """Refuse, before anything is written, an output folder this run cannot use: not a writable folder, a
+        state without ``resume``, a state of another configuration (naming the keys), unreadable best weights."""
         check_writable_dir(self.out)
         state_path = self.out / STATE_FILE
         exists = has_state(state_path)
