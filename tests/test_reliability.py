@@ -280,3 +280,17 @@ def test_a_signal_ends_a_run_with_one_line_and_a_resumable_state(tmp_path, capsy
     monkeypatch.setattr(S3RObjective, "forward", real)
     assert main(["pretrain", *TINY, "--epochs", "4", "--out", str(out), "--resume"]) == 0
     assert json.loads((out / "summary.json").read_text())["epochs"] == 4
+
+
+def test_finetune_refuses_splits_of_different_band_sets(tmp_path, capsys):
+    """Each split may hold one band set and still differ from the others: checked across them too."""
+    data = tmp_path / "d"
+    write_dataset(data, "pdac_like", n=12, size=24, seed=0, difficulty=0.0, split=(0.5, 0.25, 0.25))
+    other = tmp_path / "o"
+    write_dataset(other, "plgc_like", n=12, size=24, seed=0, difficulty=0.0, split=(0.5, 0.25, 0.25))
+    (data / "test.txt").write_text("".join(f"{other / ln.rsplit(None, 1)[0]} {'carcinoma' if i % 2 else 'normal'}\n"
+                                           for i, ln in enumerate((other / "test.txt").read_text().splitlines())))
+    capsys.readouterr()
+    err = _cli_error(capsys, ["finetune", "--data", str(data), "--epochs", "1", "--out", str(tmp_path / "ft")])
+    assert "do not share one band set" in err and "train.txt" in err and "test.txt" in err
+    assert not (tmp_path / "ft").exists()

@@ -32,7 +32,7 @@ from .sources import _is_split_file, cube_sources, find_cubes, read_split_file, 
 from .stats import BandStats
 
 __all__ = ["CubeDataset", "HSIFolder", "SplitFileDataset", "UnlabelledCubes", "find_cubes", "CACHE_BYTES",
-           "cube_sources", "read_split_file", "open_source", "source_files"]
+           "cube_sources", "read_split_file", "open_source", "source_files", "check_same_bands"]
 
 PathLike = Union[str, Path]
 CROP_MODES = ("random", "center", "grid", "none")
@@ -322,6 +322,17 @@ def open_source(source: PathLike, **kwargs) -> CubeDataset:
     :class:`SplitFileDataset`, a cube file, a HIMS folder or a folder of cubes an :class:`UnlabelledCubes`."""
     p = Path(source)
     return SplitFileDataset(p, **kwargs) if _is_split_file(p) else UnlabelledCubes(p, **kwargs)
+
+
+def check_same_bands(parts: dict) -> None:
+    """One band set across data sets checked one by one (``{split file: dataset}``: train, val, test): each
+    holds one band set already (``check_files``), so their first cubes are compared; the error names the files."""
+    sets: dict = {}
+    for name, ds in parts.items():
+        cube = ds.cube(0)
+        wl = None if cube.wavelengths is None else tuple(round(float(v), 1) for v in cube.wavelengths)
+        sets.setdefault((cube.num_bands, wl), []).append(str(name))
+    _refuse_mixed_bands(sets, resampled=False)
 
 
 def _refuse_mixed_bands(band_sets: dict, resampled: bool) -> None:

@@ -33,6 +33,7 @@ import numpy as np
 import torch
 
 from ..checkpoint import read_checkpoint_info
+from ..data.datasets import check_same_bands
 from ..embed import relative_name
 from ..files import check_writable_dir, file_digest, first_line, folder_lock, read_json, write_json
 from ..finetune import FinetuneSpec, run_finetune, stratified_fraction
@@ -184,8 +185,9 @@ def run_evaluate(spec: EvaluateSpec) -> dict:
         raise ValueError(f"--split: expected three shares train val test, found {spec.split}")
     check_writable_dir(out)
     split = resolve_split(spec, out)
-    for s in SPLITS:  # the NaN policy against every file, before anything is written
+    for s in SPLITS:  # the NaN policy and one band set against every file, before anything is written
         split.dataset(s, spec).check_files()
+    check_same_bands({s: split.dataset(s, spec) for s in SPLITS})  # and across the splits
     first = split.dataset("train", spec).cube(0)
     rows = _rows(spec)
     model = _check_encoders(spec, rows, first.num_bands, first.wavelengths)

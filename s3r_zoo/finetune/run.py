@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..checkpoint import save_checkpoint
-from ..data.datasets import CubeDataset, SplitFileDataset
+from ..data.datasets import CubeDataset, SplitFileDataset, check_same_bands
 from ..data.sources import read_split_file, resolved_source
 from ..data.transforms import HSIAugment
 from ..files import write_json
@@ -135,7 +135,8 @@ def _datasets(spec: FinetuneSpec, seed: int) -> tuple[CubeDataset, CubeDataset, 
     for name, ds in (("val", val), ("test", test)):
         _check_classes(files[name], [lbl for _, lbl in ds.items], classes)
     for ds in (train, val, test):
-        ds.check_files()  # NaN/Inf policy against every file once, before any training
+        ds.check_files()  # NaN/Inf policy and one band set against every file once, before any training
+    check_same_bands({files["train"]: train, files["val"]: val, files["test"]: test})  # and across the splits
     return train, val, test
 
 
