@@ -229,3 +229,23 @@ def test_the_fast_encoder_input_equals_the_full_resolution_masks_bit_for_bit():
         torch.nn.functional.one_hot(band, B).bool()[:, :, None, None], 0.0)
     assert torch.equal(fast, ref) and torch.equal(fast.signbit(), ref.signbit())
     assert (fast[torch.arange(3), band] == 0).all() and 0.6 < (fast == 0).float().mean() < 0.75
+
+
+@pytest.mark.parametrize("name", ["cr", "br", "regress", "mhsim", "convdeconv"])
+def test_the_objective_compiles_to_one_graph_without_host_syncs(name):
+    """--compile: torch.compile traces each of these objectives' forward as ONE graph (no graph break, so no
+    .item() or other host sync inside the step). SimSiam, BYOL and SSAD break it at their per-sample view
+    augmentations (a generator per sample); they compile, in pieces (benchmarks/NOTES.md)."""
+    from types import SimpleNamespace
+
+    from s3r_zoo.pretrain.registry import make_objective
+
+    spec = SimpleNamespace(objective=name, bands=None, mask_ratio=0.65, mask_patch=8, noise_std=0.0, ridge=1e-4,
+                           mask=True)
+    obj = make_objective(spec, timm.create_model("s3r_resnet18", in_chans=8, num_classes=0), [0.5] * 8, [0.2] * 8)
+    torch._dynamo.reset()
+    try:
+        explained = torch._dynamo.explain(obj)(0.3 + 0.4 * torch.rand(4, 8, 32, 32))
+    finally:
+        torch._dynamo.reset()
+    assert explained.graph_count == 1 and explained.graph_break_count == 0, explained.break_reasons
