@@ -304,3 +304,18 @@ def test_the_gpu_script_keeps_to_its_time_budget(tmp_path):
     assert (tmp_path / "gpu.json").is_file()
     text = gpu_section(json.loads((tmp_path / "gpu.json").read_text()))
     assert "| s3r_resnet18 | 32 | 2 | off | time budget |" in text and "`--tiny` CPU rehearsal" in text
+
+
+def test_the_hims_tile_annotation_covers_the_core_once():
+    """benchmarks/annotations: one label per 64-px tile of the 844 x 676 HIMS core, from the documented set."""
+    import csv
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "annotations" / "hims_bl2082_m13_tiles64.csv"
+    with open(path) as f:
+        rows = list(csv.DictReader(f))
+    assert {(int(r["row"]), int(r["col"])) for r in rows} == {(i, j) for i in range(13) for j in range(10)}
+    assert all(int(r["top"]) + 64 <= 844 and int(r["left"]) + 64 <= 676 and r["size"] == "64" for r in rows)
+    labels = [r["label"] for r in rows]
+    assert set(labels) == {"epithelium", "stroma", "vessel", "background", "mixed"}
+    assert (labels.count("epithelium"), labels.count("stroma")) == (27, 55)
