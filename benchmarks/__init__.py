@@ -14,13 +14,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Optional, Sequence
 
-from . import accuracy, coefficients, convergence, gpu, labels, released, speed, transfer
+from . import accuracy, coefficients, convergence, gpu, labels, released, speed, tissue, transfer
 from .common import default_results_dir
 from .protocol import BUDGETS, METHODS
 from .report import write_report
 
 PARTS = ("speed", "convergence", "accuracy", "labels", "transfer", "coefficients", "weights")
-GPU_PARTS = ("gpu",)  # not in "all": the lent-GPU script (benchmarks/cuda/gpu.sh); --quick rehearses it on CPU
+# not in "all": the lent-GPU script (benchmarks/cuda/gpu.sh; --quick rehearses it on CPU), and the real-tissue
+# probe (after benchmarks/tissue.sh has pre-trained its encoders; --work: their folder, default runs/tissue)
+GPU_PARTS = ("gpu", "tissue")
 
 __all__ = ["PARTS", "GPU_PARTS", "run_bench"]
 
@@ -66,6 +68,8 @@ def run_bench(parts: Sequence[str], quick: bool = False, budget: Optional[str] =
             out[part] = released.run(results_dir, b, work_dir, amp=amp)  # part "weights": the released weights
         elif part == "gpu":
             out[part] = gpu.run(results_dir, tiny=quick)
+        elif part == "tissue":
+            out[part] = tissue.run(results_dir, Path(work) if work else Path("runs/tissue"))
     if "report" in parts:  # the plots of the powered benchmark are redrawn from their JSON too
         labels.replot(results_dir)
         transfer.replot(results_dir)

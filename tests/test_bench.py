@@ -319,3 +319,14 @@ def test_the_hims_tile_annotation_covers_the_core_once():
     labels = [r["label"] for r in rows]
     assert set(labels) == {"epithelium", "stroma", "vessel", "background", "mixed"}
     assert (labels.count("epithelium"), labels.count("stroma")) == (27, 55)
+
+
+def test_the_tissue_probe_tiles_are_the_annotation_cut_in_four():
+    from benchmarks.tissue import SPLIT_COL, tiles
+
+    t = tiles()
+    assert len(t) == 4 * (27 + 55)
+    assert all(top % 32 == 0 and left % 32 == 0 for top, left, _ in t)
+    left = [c for _, col, c in t if col < SPLIT_COL]
+    right = [c for _, col, c in t if col >= SPLIT_COL]
+    assert (left.count(0), left.count(1), right.count(0), right.count(1)) == (64, 100, 44, 120)

@@ -1,0 +1,162 @@
+"""``python -m benchmarks tissue``: a real-tissue probe on a region the encoders did not see.
+
+The shared HIMS core (BL2082 M13) is split into its left half (pixel columns 0-319) and right
+half (320-639). Encoders are pre-trained on the left half only (``benchmarks/tissue.sh``: S3R-CR,
+S3R-BR, SimSiam with all bands, MHSIM; 1,504 optimiser steps each, snapshots every 384); a linear
+probe (``s3r_zoo.evaluate.fit_probe``) is fitted on the left half's tiles and tested on the right
+half's: epithelium vs stroma, the labels of ``annotations/hims_bl2082_m13_tiles64.csv``, each
+64-px tile cut into four 32-px tiles. Beside them: random-init features, the tile's mean spectrum,
+and the released v2 encoders (pre-trained on the whole core, the test half included: marked).
+Accuracy on the right half's tiles with a 95 % bootstrap CI over them, and paired sign-flip tests
+against random init and against the best other row; the probe at each snapshot gives the learning
+curve (``tissue.png``). One core of one patient: this shows what features separate on an unseen
+region of that core, not that they generalise.
+"""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import torch
+
+from s3r_zoo.data import read_cube
+from s3r_zoo.data.nan import apply_nan_policy
+from s3r_zoo.data.stats import BandStats
+from s3r_zoo.embed import checkpoint_stats, embed_cube, load_model
+from s3r_zoo.evaluate import compare_rows, fit_probe, summarise_correct
+from s3r_zoo.plots import pyplot, save_figure
+
+from .common import environment, hims_cube_path, write_result
+
+__all__ = ["run", "tissue_section", "LABELS", "SPLIT_COL"]
+
+LABELS = Path(__file__).resolve().parent / "annotations" / "hims_bl2082_m13_tiles64.csv"
+SPLIT_COL = 320  # pre-training and probe fitting: columns < 320; test: 320 <= column < 640
+CLASSES = ("epithelium", "stroma")
+TILE = 32
+METHODS = {"cr": "S3R-CR", "br": "S3R-BR", "simsiam": "SimSiam (all bands)", "mhsim": "MHSIM"}
+RELEASED = {"s3r_resnet18.cr_hims41_v2": "S3R-CR v2 (released; saw the whole core)",
+            "s3r_resnet18.br_hims41_v2": "S3R-BR v2 (released; saw the whole core)"}
+
+
+def tiles(labels: Path = LABELS) -> list[tuple[int, int, int]]:
+    """``(top, left, class index)`` of the 32-px tiles inside the 64-px tiles labelled epithelium or stroma."""
+    out = []
+    with open(labels) as f:
+        for r in csv.DictReader(f):
+            if r["label"] in CLASSES:
+                top, left = int(r["top"]), int(r["left"])
+                out += [(top + dy, left + dx, CLASSES.index(r["label"])) for dy in (0, TILE) for dx in (0, TILE)]
+    return out
+
+
+def _features(init: str, cube, boxes: list, stats: Optional[BandStats]) -> np.ndarray:
+    torch.manual_seed(0)  # random init: the same random encoder on every run
+    model, _ = load_model(init, "s3r_resnet18", cube.num_bands, cube.wavelengths)
+    model.eval()
+    stats = stats if init == "random" else checkpoint_stats(init, model)
+    with torch.inference_mode():
+        return torch.cat(list(embed_cube(model, cube, boxes, stats, torch.device("cpu"), 64, "none",
+                                         "band_mean"))).numpy()
+
+
+def _probe(x: np.ndarray, y: np.ndarray, train: np.ndarray) -> list[bool]:
+    """Fit on the left half (every fifth training tile picks the L2 strength), correctness on the right half."""
+    idx = np.flatnonzero(train)
+    val = idx[::5]
+    fit = np.setdiff1d(idx, val)
+    probe = fit_probe(x[fit], y[fit], x[val], y[val], num_classes=len(CLASSES))
+    test = ~train
+    return list(probe.predict(x[test]) == y[test])
+
+
+def run(results_dir: Path, work: Path) -> dict:
+    """Probe every available encoder; writes ``tissue.json`` and ``tissue.png``."""
+    path = hims_cube_path()
+    if path is None:
+        raise FileNotFoundError("tissue: the shared HIMS cube was not found (set S3R_ZOO_TEST_DATA)")
+    cube = read_cube(path, nan="keep")
+    t = tiles()
+    boxes = [(top, left, TILE, TILE) for top, left, _ in t]
+    y = np.array([c for _, _, c in t])
+    train = np.array([left < SPLIT_COL for _, left, _ in t])
+    left = apply_nan_policy(np.asarray(cube.data[:, :SPLIT_COL], np.float32), "band_mean", str(path))
+    flat = left.reshape(-1, cube.num_bands).astype(np.float64)
+    data_stats = BandStats(mean=tuple(flat.mean(0)), std=tuple(flat.std(0) + 1e-6), count=len(flat))
+    spectra = np.stack([apply_nan_policy(np.asarray(cube.data[a:a + TILE, b:b + TILE], np.float32), "band_mean",
+                                         str(path)).reshape(-1, cube.num_bands).mean(0) for a, b, _, _ in boxes])
+    rows = {"mean spectrum": summarise_correct([_probe(spectra, y, train)]),
+            "random init": summarise_correct([_probe(_features("random", cube, boxes, data_stats), y, train)])}
+    curves = {}
+    for key, name in METHODS.items():
+        run_dir = Path(work) / key
+        if not (run_dir / "encoder.safetensors").is_file():
+            continue
+        snaps = sorted((run_dir / "snapshots").glob("epoch_*.safetensors"), key=lambda p: int(p.stem.split("_")[1]))
+        curve = []
+        for snap in snaps:
+            correct = _probe(_features(str(snap), cube, boxes, data_stats), y, train)
+            curve.append([int(snap.stem.split("_")[1]) * 16, 100 * float(np.mean(correct))])
+        rows[name] = summarise_correct([_probe(_features(str(run_dir / "encoder.safetensors"), cube, boxes,
+                                                          data_stats), y, train)])
+        curves[name] = curve + [[94 * 16, rows[name]["mean"]]]
+    for tag, name in RELEASED.items():
+        try:
+            rows[name] = summarise_correct([_probe(_features(tag, cube, boxes, data_stats), y, train)])
+        except (FileNotFoundError, ValueError, OSError):  # weights not in this checkout
+            continue
+    y_test = y[~train]
+    for r in rows.values():  # the classes are unbalanced (majority share below): the mean per-class recall too
+        c = np.asarray(r["per_cube"]) > 0.5
+        r["balanced_accuracy"] = float(100 * np.mean([c[y_test == i].mean() for i in range(len(CLASSES))]))
+    compare_rows(rows, "random init")
+    payload = {"name": "tissue", "tiles": {"size": TILE, "train": int(train.sum()), "test": int((~train).sum()),
+                                           "test_per_class": {c: int(((~train) & (y == i)).sum())
+                                                              for i, c in enumerate(CLASSES)},
+                                           "majority_share": float(100 * max(np.mean(y[~train] == i)
+                                                                             for i in range(len(CLASSES))))},
+               "rows": rows, "curves": curves, "png": "tissue.png", **environment(torch.device("cpu"))}
+    _plot(payload, Path(results_dir) / "tissue.png")
+    write_result(results_dir, "tissue", payload)
+    return payload
+
+
+def _plot(p: dict, path: Path) -> None:
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(8.2, 4.2))
+    for name, curve in p["curves"].items():
+        steps, acc = zip(*curve)
+        ax.plot(steps, acc, marker="o", label=name)
+    for name, style in (("random init", ":"), ("mean spectrum", "--")):
+        ax.axhline(p["rows"][name]["mean"], color="grey", linestyle=style, label=name)
+    ax.set_xlabel("pre-training steps (left half of the core)")
+    ax.set_ylabel("probe accuracy on the right half (%)")
+    ax.set_title(f"HIMS core, epithelium vs stroma: {p['tiles']['test']} test tiles of {p['tiles']['size']} px",
+                 fontsize=10)
+    ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.02, 0.5))
+    fig.tight_layout()
+    ax.grid(alpha=0.3)
+    save_figure(fig, path)
+
+
+def tissue_section(p: dict) -> str:
+    """RESULTS.md's section of ``tissue.json``."""
+    t = p["tiles"]
+    lines = ["## A real-tissue probe on an unseen region (`python -m benchmarks tissue`)\n",
+             f"Shared HIMS core, epithelium vs stroma; encoders pre-trained on the left half (1,504 steps), linear "
+             f"probe fitted on the left half's {t['train']} tiles and tested on the right half's {t['test']} "
+             f"({', '.join(f'{v} {k}' for k, v in t['test_per_class'].items())}), {t['size']} px; "
+             f"{p['date']}. One core of one patient: no claim of generalisation.\n",
+             f"Always answering the majority class scores {t['majority_share']:.1f} %.\n",
+             "| features | accuracy % (95 % CI) | balanced accuracy % | p vs random init | best other (p) |",
+             "|---|---|---|---|---|"]
+    for name, r in sorted(p["rows"].items(), key=lambda kv: -kv[1]["mean"]):
+        pr = f"{r['p_vs_random init']:.3g}" if "p_vs_random init" in r else ""
+        lines.append(f"| {name} | {r['mean']:.1f} ({r['ci95'][0]:.1f}-{r['ci95'][1]:.1f}) | "
+                     f"{r['balanced_accuracy']:.1f} | {pr} "
+                     f"| {r.get('best_other', '')} ({r.get('p_vs_best_other', float('nan')):.3g}) |")
+    lines.append(f"\nLearning curves: `results/{p['png']}`.\n")
+    return "\n".join(lines)
