@@ -10,7 +10,7 @@ import statistics
 import sys
 import time
 from pathlib import Path
-from typing import Callable, Dict, List, Optional
+from typing import Callable, Dict, List, Optional, Union
 
 import numpy as np
 import timm
@@ -106,6 +106,25 @@ def interleaved_medians(fns: Dict[str, Callable[[], object]], repeats: int, warm
             sync(device)
             times[name].append((time.perf_counter() - t) / number[name])
     return times
+
+
+PEAK_BF16 = {"H100": 989e12, "H200": 989e12, "A100": 312e12}  # dense bf16 tensor-core FLOP/s, for MFU
+
+
+def train_step(module: torch.nn.Module, loss_fn: Callable[[torch.Tensor], torch.Tensor],
+               batch: Union[torch.Tensor, Callable[[], torch.Tensor]], amp: bool) -> Callable[[], None]:
+    """One forward-backward-AdamW step of ``module`` (bf16 autocast when ``amp``) on ``batch``, or on a new
+    batch from ``batch()`` at every call (to time a data path with the step)."""
+    opt = torch.optim.AdamW([p for p in module.parameters() if p.requires_grad], lr=1e-4)
+
+    def step() -> None:
+        x = batch() if callable(batch) else batch
+        with torch.autocast(device_type=x.device.type, dtype=torch.bfloat16, enabled=amp):
+            loss = loss_fn(x)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    return step
 
 
 def median(xs: List[float]) -> float:

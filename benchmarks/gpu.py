@@ -37,11 +37,10 @@ from s3r_zoo.pretrain import S3RObjective
 from s3r_zoo.train import TrainConfig
 from s3r_zoo.train.setup import epoch_loader
 
-from .common import environment, interleaved_medians, median, write_result
+from .common import PEAK_BF16, environment, interleaved_medians, median, train_step, write_result
 
 __all__ = ["run", "main", "gpu_section"]
 
-PEAK_BF16 = {"H100": 989e12, "H200": 989e12, "A100": 312e12}  # dense bf16 tensor-core FLOP/s
 PAPER_200_EPOCHS_MIN = 400  # docs/method.md: ~2 min per S3R epoch on PLGC, one RTX 3090
 BANDS = 40
 
@@ -52,18 +51,6 @@ class _Clock:
 
     def left(self) -> float:
         return self.budget_s - (time.perf_counter() - self.t0)
-
-
-def _train_step(module: torch.nn.Module, loss_fn: Callable, x: torch.Tensor) -> Callable[[], None]:
-    opt = torch.optim.AdamW([p for p in module.parameters() if p.requires_grad], lr=1e-4)
-
-    def step():
-        with torch.autocast(device_type=x.device.type, dtype=torch.bfloat16):
-            loss = loss_fn(x)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-    return step
 
 
 def _modules(model: str, dev: torch.device, compile_: bool) -> dict[str, tuple[torch.nn.Module, Callable]]:
@@ -98,7 +85,7 @@ def _step_rows(dev: torch.device, models: Sequence[str], sizes: dict[int, int], 
         torch.manual_seed(0)
         x = (0.3 + 0.4 * torch.rand(sizes[size], BANDS, size, size, device=dev)).contiguous(
             memory_format=torch.channels_last)
-        fns = {k: _train_step(m, f(m), x) for k, (m, f) in _modules(model, dev, compile_).items()}
+        fns = {k: train_step(m, f(m), x, amp=True) for k, (m, f) in _modules(model, dev, compile_).items()}
         flops = {k: _flops(fn) for k, fn in fns.items()} if not compile_ else {}
         t = interleaved_medians(fns, repeats=repeats, warmup=3, device=dev, desc=f"{model} {size}px")
         med = {k: median(v) for k, v in t.items()}
@@ -133,7 +120,6 @@ def _data_rows(dev: torch.device, crop: int, batch: int, n: int, repeats: int, w
         on_device = DeviceCubes(CubeDataset(items, crop=crop, crops_per_cube=4, seed=0), dev)
         obj = S3RObjective(timm.create_model("s3r_resnet18", in_chans=BANDS, num_classes=0), [0.5] * BANDS,
                            [0.2] * BANDS, mode="cr").to(dev).to(memory_format=torch.channels_last)
-        opt = torch.optim.AdamW(obj.parameters(), lr=1e-4)
         fixed = next(iter(on_device.batches(range(batch), batch)))[0]
         cfg = TrainConfig(batch_size=batch, num_workers=workers)
         pin = dev.type == "cuda"
@@ -142,16 +128,10 @@ def _data_rows(dev: torch.device, crop: int, batch: int, n: int, repeats: int, w
                  f"DataLoader, {workers} workers": _endless(lambda e: epoch_loader(ds, cfg, e, 0, pin_memory=pin),
                                                             dev)}
 
-        def fed(source):
-            def run():
-                x = source().contiguous(memory_format=torch.channels_last)
-                with torch.autocast(device_type=dev.type, dtype=torch.bfloat16):
-                    loss = obj(x)["loss"]
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-            return run
-        t = interleaved_medians({k: fed(v) for k, v in feeds.items()}, repeats=repeats, warmup=2, device=dev,
+        def loss(x):
+            return obj(x.contiguous(memory_format=torch.channels_last))["loss"]
+        t = interleaved_medians({k: train_step(obj, loss, v, amp=True) for k, v in feeds.items()},
+                                repeats=repeats, warmup=2, device=dev,
                                 desc="data paths")
     med = {k: median(v) for k, v in t.items()}
     base = med["fixed batch (the step alone)"]
@@ -183,16 +163,9 @@ def _epochs(dev: torch.device, crop: int, batch: int, repeats: int, clock: _Cloc
         cubes = DeviceCubes(CubeDataset(_scenes(Path(tmp), n, crop, crop), crop=crop, seed=0), dev)
     obj = S3RObjective(timm.create_model("s3r_resnet18", in_chans=BANDS, num_classes=0), [0.5] * BANDS,
                        [0.2] * BANDS, mode="cr").to(dev).to(memory_format=torch.channels_last)
-    opt = torch.optim.AdamW(obj.parameters(), lr=1e-4)
     order = iter(range(10**9))
-
-    def step():
-        x, _ = cubes.batch([next(order) % n for _ in range(batch)])
-        with torch.autocast(device_type=dev.type, dtype=torch.bfloat16):
-            loss = obj(x.contiguous(memory_format=torch.channels_last))["loss"]
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+    step = train_step(obj, lambda x: obj(x.contiguous(memory_format=torch.channels_last))["loss"],
+                      lambda: cubes.batch([next(order) % n for _ in range(batch)])[0], amp=True)
     s = median(interleaved_medians({"step": step}, repeats=repeats, warmup=3, device=dev, desc="epoch step")["step"])
     out = {"crop": crop, "batch": batch, "step_s": s, "paper_200_epochs_min": PAPER_200_EPOCHS_MIN}
     for name, k in scenes.items():

@@ -47,13 +47,12 @@ from s3r_zoo.lowrank import gram, loo_coefficients, loo_rss
 from s3r_zoo.pretrain import S3RObjective
 from s3r_zoo.pretrain.targets import DEFAULT_RIDGE, coefficient_targets
 from s3r_zoo.train.engine import cpu_has_fast_bf16
-from .common import environment, hims_tiles, interleaved_medians, median, write_result
+from .common import PEAK_BF16, environment, hims_tiles, interleaved_medians, median, train_step, write_result
 
 TARGETS = {"targets_speedup": 200.0, "step_ratio": 1.10, "bf16_over_fp32": 0.6, "loader_over_model": 2.0,
            "format_over_npy": 0.5,
            "inference_ratio": 0.98, "simulator_cubes_per_s": 10.0, "plgc_epoch_s_h100": 5.0}
 # dense bf16 tensor-core peak (FLOP/s) for MFU; other GPUs report images/s only
-PEAK_BF16 = {"H100": 989e12, "H200": 989e12, "A100": 312e12}
 
 
 def _adamw_least_squares(residual, shape: tuple, device: torch.device, steps: int, lr: float) -> torch.Tensor:
@@ -149,19 +148,6 @@ def _targets(cube: torch.Tensor, dev: torch.device, repeats: int) -> dict:
     }
 
 
-def _train_step(module: torch.nn.Module, loss_fn, x: torch.Tensor, amp: bool):
-    """One forward-backward-AdamW step of ``module`` on ``x`` (bf16 autocast when ``amp``)."""
-    opt = torch.optim.AdamW(module.parameters(), lr=1e-4)
-
-    def step():
-        with torch.autocast(device_type=x.device.type, dtype=torch.bfloat16, enabled=amp):
-            loss = loss_fn(x)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    return step
-
-
 def _band_stats(cube: torch.Tensor) -> tuple[list, list, torch.Tensor]:
     """Per-band mean and std of ``cube`` (N, B, H, W), and the cube normalised by them (a plain model's input)."""
     mean, std = cube.mean((0, 2, 3)), cube.std((0, 2, 3)).clamp_min(1e-6)
@@ -185,11 +171,11 @@ def _steps(model_name: str, cube: torch.Tensor, dev: torch.device, repeats: int)
     for label, fmt, amp in settings:
         torch.manual_seed(0)
         plain, xp = _in_format(timm.create_model(model_name, in_chans=b, num_classes=0).to(dev), x_norm, fmt)
-        fns[f"timm plain | {label}"] = _train_step(plain, lambda x, m=plain: m(x).float().pow(2).mean(), xp, amp=amp)
+        fns[f"timm plain | {label}"] = train_step(plain, lambda x, m=plain: m(x).float().pow(2).mean(), xp, amp=amp)
         for mode in ("cr", "br"):
             obj, xc = _in_format(S3RObjective(timm.create_model(model_name, in_chans=b, num_classes=0), mean, std,
                                               mode=mode, mask_patch=8).to(dev), cube, fmt)
-            fns[f"S3R-{mode.upper()} | {label}"] = _train_step(obj, lambda x, o=obj: o(x)["loss"], xc, amp=amp)
+            fns[f"S3R-{mode.upper()} | {label}"] = train_step(obj, lambda x, o=obj: o(x)["loss"], xc, amp=amp)
     t = interleaved_medians(fns, repeats=repeats, warmup=2, device=dev, desc="step timing")
     med = {k: median(v) for k, v in t.items()}
     out = {"median_s": {}, "ratio": {}, "s3r_part_s": {}}
@@ -218,10 +204,10 @@ def _precision(model_name: str, shape: tuple, dev: torch.device, repeats: int) -
         torch.manual_seed(0)
         obj, x = _in_format(S3RObjective(timm.create_model(model_name, in_chans=b, num_classes=0), mean, std,
                                          mode="cr").to(dev), cube, fmt)
-        fns[label] = _train_step(obj, lambda x, o=obj: o(x)["loss"], x, amp=amp)
+        fns[label] = train_step(obj, lambda x, o=obj: o(x)["loss"], x, amp=amp)
         if label != "fp32 + channels_last":  # the network alone: what autocast can speed up
             plain, xp = _in_format(timm.create_model(model_name, in_chans=b, num_classes=0).to(dev), x_norm, fmt)
-            fns[f"plain {label}"] = _train_step(plain, lambda x, m=plain: m(x).float().pow(2).mean(), xp, amp=amp)
+            fns[f"plain {label}"] = train_step(plain, lambda x, m=plain: m(x).float().pow(2).mean(), xp, amp=amp)
     t = interleaved_medians(fns, repeats=repeats, warmup=2, device=dev, desc="precision timing")
     med = {k: median(v) for k, v in t.items()}
     ratio = {"bf16 + channels_last": med["bf16 + channels_last"] / med["fp32"],

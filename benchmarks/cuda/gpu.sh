@@ -5,9 +5,9 @@
 # Usage (on the device, from the checkout root): bash benchmarks/cuda/gpu.sh OUT_DIR [BUDGET_S]
 #   BUDGET_S (default 420): rows that would start later are recorded as skipped; the whole run is
 #   killed 90 s after it. OUT_DIR gets gpu.json (commit it to benchmarks/results/), gpu.log, summary.txt.
-# Rehearsed on CPU with: python -m benchmarks.gpu --tiny --results /tmp/gpu
+# Rehearsed on CPU with: python -m benchmarks.gpu --tiny --results runs/gpu_tiny
 # The device image has torch and timm; carry a timm >= 1.0.31 wheel in .whl if its timm is older
-# (pip install --target /tmp/site .whl/*.whl; export PYTHONPATH=/tmp/site:.).
+# (pip install --target SITE .whl/*.whl, then put SITE first on PYTHONPATH; see the device README).
 set -uo pipefail
 out=${1:?usage: gpu.sh OUT_DIR [BUDGET_S]}
 budget=${2:-420}

@@ -77,13 +77,13 @@ class RunTemplate:
         train = self.prepare()
         trainer = Trainer(self.config(train), self.out)
         trainer.preflight(self.spec.resume)  # a refused run writes nothing, not even stats.json
-        if use_device_data(getattr(self.spec, "data_on_device", "off"), train, trainer.device):
-            train = DeviceCubes(train, trainer.device)  # loaded once; crops cut on the device
         # one run per output folder: the lock comes before the first write and goes with the run
         with folder_lock(self.out) if trainer.is_main else contextlib.nullcontext():
             return self._run(trainer, train)
 
     def _run(self, trainer: Trainer, train: Dataset) -> dict:
+        if use_device_data(getattr(self.spec, "data_on_device", "off"), train, trainer.device):
+            train = DeviceCubes(train, trainer.device)  # loaded once (a run refused by the lock loads nothing)
         self.stats = self.band_stats(train)
         validate = self.validation(trainer)
         seed_everything(self.seed)  # the seed fixes the initial weights too: build the models after it
