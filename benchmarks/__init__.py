@@ -14,7 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Optional, Sequence
 
-from . import accuracy, coefficients, convergence, gpu, labels, released, speed, tissue, transfer
+from . import accuracy, coefficients, convergence, gpu, labels, released, speed, tissue, transfer, worlds
 from .common import default_results_dir
 from .protocol import BUDGETS, METHODS
 from .report import write_report
@@ -22,7 +22,7 @@ from .report import write_report
 PARTS = ("speed", "convergence", "accuracy", "labels", "transfer", "coefficients", "weights")
 # not in "all": the lent-GPU script (benchmarks/cuda/gpu.sh; --quick rehearses it on CPU), and the real-tissue
 # probe (after benchmarks/tissue.sh has pre-trained its encoders; --work: their folder, default runs/tissue)
-GPU_PARTS = ("gpu", "tissue")
+GPU_PARTS = ("gpu", "tissue", "worlds")  # worlds: the long learning-curve study (about 2 h a world on 2 CPU cores)
 
 __all__ = ["PARTS", "GPU_PARTS", "run_bench"]
 
@@ -70,6 +70,8 @@ def run_bench(parts: Sequence[str], quick: bool = False, budget: Optional[str] =
             out[part] = gpu.run(results_dir, tiny=quick)
         elif part == "tissue":
             out[part] = tissue.run(results_dir, Path(work) if work else Path("runs/tissue"))
+        elif part == "worlds":
+            out[part] = worlds.run(results_dir, worlds.BUDGETS[budget_name], work_dir / "worlds", amp=amp)
     if "report" in parts:  # the plots of the powered benchmark are redrawn from their JSON too
         labels.replot(results_dir)
         transfer.replot(results_dir)

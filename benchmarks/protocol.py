@@ -36,11 +36,12 @@ METHODS: dict[str, Optional[tuple[str, dict]]] = {
     "regress": ("regress", {}),
     "s3r_cr": ("cr", {}),
     "s3r_br": ("br", {}),
+    "s3r_local": ("local", {}),
 }
 LABELS = {"scratch": "scratch", "imagenet": "ImageNet-1k", "byol_3": "BYOL, 3 bands", "byol_all": "BYOL, all bands",
           "simsiam_3": "SimSiam, 3 bands", "simsiam_all": "SimSiam, all bands", "ssad": "SSAD",
           "convdeconv": "Conv-Deconv", "mhsim": "MHSIM (MIM with a CNN)", "regress": "masking + straight regression",
-          "s3r_cr": "S3R-CR", "s3r_br": "S3R-BR"}
+          "s3r_cr": "S3R-CR", "s3r_br": "S3R-BR", "s3r_local": "local S3R"}
 TABLE2 = ["scratch", "imagenet", "byol_3", "byol_all", "simsiam_3", "simsiam_all", "ssad", "convdeconv", "mhsim",
           "s3r_cr", "s3r_br"]
 TABLE1 = {"no pretext": "scratch", "masking + straight regression": "regress", "masking + BR": "s3r_br",
@@ -75,6 +76,7 @@ class Training:
     batch_size: int = 16
     seeds: int = 3
     lr_finetune: float = 1e-3
+    min_steps: int = 0  # fine-tuning: floor on optimiser steps (small label fractions get more epochs)
 
 
 @dataclass(frozen=True)
@@ -151,5 +153,5 @@ def finetune(init: str, data: Path, size: int, budget: Training, fraction: float
     """Fine-tune ``budget.seeds`` times from ``init``; returns the aggregate (cached, or None: see pretrain)."""
     spec = FinetuneSpec(data=str(data), out=str(out), model=budget.model, init=init, epochs=budget.finetune_epochs,
                         batch_size=budget.batch_size, lr=budget.lr_finetune, crop=size, label_fraction=fraction,
-                        seeds=budget.seeds, amp=amp, state_every=STATE_EVERY)
+                        seeds=budget.seeds, amp=amp, state_every=STATE_EVERY, min_steps=budget.min_steps)
     return cached_finetune(spec, cached_only=cached_only)

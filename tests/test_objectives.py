@@ -231,7 +231,7 @@ def test_the_fast_encoder_input_equals_the_full_resolution_masks_bit_for_bit():
     assert (fast[torch.arange(3), band] == 0).all() and 0.6 < (fast == 0).float().mean() < 0.75
 
 
-@pytest.mark.parametrize("name", ["cr", "br", "regress", "mhsim", "convdeconv"])
+@pytest.mark.parametrize("name", ["cr", "br", "local", "regress", "mhsim", "convdeconv"])
 def test_the_objective_compiles_to_one_graph_without_host_syncs(name):
     """--compile: torch.compile traces each of these objectives' forward as ONE graph (no graph break, so no
     .item() or other host sync inside the step). SimSiam, BYOL and SSAD break it at their per-sample view
@@ -241,7 +241,7 @@ def test_the_objective_compiles_to_one_graph_without_host_syncs(name):
     from s3r_zoo.pretrain.registry import make_objective
 
     spec = SimpleNamespace(objective=name, bands=None, mask_ratio=0.65, mask_patch=8, noise_std=0.0, ridge=1e-4,
-                           mask=True)
+                           mask=True, local_weight=1.0)
     obj = make_objective(spec, timm.create_model("s3r_resnet18", in_chans=8, num_classes=0), [0.5] * 8, [0.2] * 8)
     torch._dynamo.reset()
     try:
@@ -249,3 +249,44 @@ def test_the_objective_compiles_to_one_graph_without_host_syncs(name):
     finally:
         torch._dynamo.reset()
     assert explained.graph_count == 1 and explained.graph_break_count == 0, explained.break_reasons
+
+
+def test_local_targets_are_the_closed_form_of_each_patch():
+    """Local S3R's map: cell (i, j) holds beta~ of band b computed from that patch's pixels alone."""
+    from s3r_zoo.pretrain.local import patch_coefficient_targets
+
+    cube = 0.2 + torch.rand(2, B, 32, 48)
+    band = torch.tensor([3, 6])
+    got = patch_coefficient_targets(cube, band, 16)
+    assert got.shape == (2, B, 2, 3)
+    for i in range(2):
+        for j in range(3):
+            ref = coefficient_targets(cube[:, :, 16 * i:16 * i + 16, 16 * j:16 * j + 16], band)
+            torch.testing.assert_close(got[:, :, i, j], ref, rtol=1e-5, atol=1e-6)  # float32 sums, other order
+    # different patches, different spectra: different coefficients (the map is not one crop-level vector)
+    assert (got[:, :, 0, 0] - got[:, :, 1, 2]).abs().sum() > 1e-3
+
+
+def test_local_s3r_trains_every_layer_and_predicts_the_map_from_layer3():
+    """The local objective's loss is the global CR loss plus the map loss: its gradient reaches layer3 through
+    the dense head and layer4 through the pooled head; with local_weight 0 it is S3R-CR's loss."""
+    from s3r_zoo.pretrain.local import LocalS3RObjective
+
+    torch.manual_seed(0)
+    enc = timm.create_model("s3r_resnet18", in_chans=B, num_classes=0)
+    obj = LocalS3RObjective(enc, [0.5] * B, [0.2] * B, mask_patch=8)
+    cube = _low_rank(n=3, h=64, w=64) + 0.05 * torch.rand(3, B, 64, 64)
+    band = torch.tensor([1, 4, 6])
+    torch.manual_seed(1)
+    out = obj(cube, band)
+    out["loss"].backward()
+    assert obj.patch == 16 and out["local_l1"] > 0
+    for name in ("local_head.0.weight", "encoder.layer3.1.bn2.weight", "encoder.layer4.1.bn2.weight"):
+        assert obj.get_parameter(name).grad.abs().sum() > 0, name
+    cr = S3RObjective(enc, [0.5] * B, [0.2] * B, mask_patch=8)
+    cr.head.load_state_dict(obj.head.state_dict())
+    obj.local_weight = 0.0
+    torch.manual_seed(1)
+    a = obj(cube, band)["loss"]
+    torch.manual_seed(1)
+    torch.testing.assert_close(a, cr(cube, band)["loss"])

@@ -86,10 +86,10 @@ def write_dataset(out_dir: Union[str, Path], preset: str = "plgc_like", n: int =
                   size: Union[int, tuple[int, int], None] = 256, seed: int = 0,
                   difficulty: float = DEFAULT_DIFFICULTY, dtype: str = "float16", magnification: float = 1.0,
                   stain_balance: float = 1.0, split: Optional[Sequence[float]] = None,
-                  wavelengths: Optional[Sequence[float]] = None) -> dict:
+                  wavelengths: Optional[Sequence[float]] = None, cues: str = "M") -> dict:
     """Simulate ``n`` cubes into ``out_dir``, with split files.
 
-    ``magnification`` and ``stain_balance``: see :func:`simulate_cube`. ``split``: train / val /
+    ``magnification``, ``stain_balance`` and ``cues`` (the world: M, C or M+C): see :func:`simulate_cube`. ``split``: train / val /
     test fractions (default: the preset's published ratios). ``wavelengths``: other band
     centres in nm than the preset's (another sensor seeing the same tissue).
 
@@ -108,7 +108,7 @@ def write_dataset(out_dir: Union[str, Path], preset: str = "plgc_like", n: int =
     if len(split) != 3 or min(split) < 0 or abs(sum(split) - 1) > 1e-6:
         raise ValueError(f"split: expected three fractions (train, val, test) summing to 1, found {split}")
     simulate_cube(p, 0, 8, difficulty=difficulty, magnification=magnification,  # refuse bad settings before
-                  stain_balance=stain_balance)                                  # writing anything
+                  stain_balance=stain_balance, cues=cues)                       # writing anything
     out = Path(out_dir)
     check_writable_dir(out)
     labels = _labels(p, n, seed)
@@ -119,7 +119,7 @@ def write_dataset(out_dir: Union[str, Path], preset: str = "plgc_like", n: int =
     for i, lbl in enumerate(progress(labels, desc=f"simulating {preset}", unit="cube")):
         rel = Path("cubes") / p.classes[lbl] / f"{i:05d}.npy"
         cube = simulate_cube(p, lbl, size, seed=seed * 1_000_003 + i, difficulty=difficulty,
-                             magnification=magnification, stain_balance=stain_balance)
+                             magnification=magnification, stain_balance=stain_balance, cues=cues)
         arr = cube.data.astype(dtype)
         atomic_write(out / rel, lambda tmp, arr=arr: _save_npy(tmp, arr))
         paths.append(rel)
@@ -128,7 +128,7 @@ def write_dataset(out_dir: Union[str, Path], preset: str = "plgc_like", n: int =
         text = "".join(f"{paths[i].as_posix()} {p.classes[labels[i]]}\n" for i in idx)
         atomic_write(out / f"{name}.txt", lambda tmp, text=text: Path(tmp).write_text(text))
     meta = {"preset": preset, "classes": list(p.classes), "n": n, "size": size, "seed": seed,
-            "difficulty": difficulty, "magnification": magnification, "stain_balance": stain_balance,
+            "difficulty": difficulty, "magnification": magnification, "stain_balance": stain_balance, "cues": cues,
             "dtype": dtype, "wavelengths_nm": list(p.wavelengths_nm),
             "split_sizes": {k: len(v) for k, v in zip(("train", "val", "test"), splits)},
             "class_counts": {c: labels.count(i) for i, c in enumerate(p.classes)}}

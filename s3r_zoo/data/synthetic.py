@@ -34,6 +34,7 @@ from typing import Optional, Sequence, Union
 import numpy as np
 from scipy.ndimage import gaussian_filter
 
+from .chemistry import CHEMISTRY, CUES, DIFFUSE_HB_MAX, DIFFUSE_SO2, RBC_DENSITY, haemoglobin_spectra
 from .io import Cube
 
 __all__ = ["Preset", "PRESETS", "absorbance_spectra", "simulate_cube", "DEFAULT_DIFFICULTY"]
@@ -187,7 +188,7 @@ def _stamp(canvas: np.ndarray, cy: float, cx: float, ry: float, rx: float, angle
 
 def simulate_cube(preset: Union[str, Preset], label: int, size: Optional[Union[int, tuple[int, int]]] = None,
                   seed: int = 0, difficulty: float = DEFAULT_DIFFICULTY, magnification: float = 1.0,
-                  stain_balance: float = 1.0) -> Cube:
+                  stain_balance: float = 1.0, cues: str = "M") -> Cube:
     """Simulate one H&E transmission cube of class ``label``.
 
     Args:
@@ -207,6 +208,12 @@ def simulate_cube(preset: Union[str, Preset], label: int, size: Optional[Union[i
             says; per-cube stain strength and tissue content stay nuisances. 0 keeps the
             classes' stain amounts (carcinoma's many dark nuclei: the mean spectrum alone then
             separates the classes).
+        cues: Where the class differences live (benchmarks/NOTES.md, "Worlds M, C and M+C"): ``'M'``
+            morphology only (the default, unchanged), ``'C'`` local chemistry only (every class has the
+            normal morphology; classes differ in the oxygen saturation of their red cells,
+            :mod:`.chemistry`), ``'M+C'`` both. C and M+C add capillary red cells and a diffuse
+            haemoglobin nuisance (amount and saturation drawn per cube) from their own random stream,
+            so the M part of an M+C cube is the M cube.
 
     Returns:
         :class:`~s3r_zoo.data.io.Cube` with float32 transmittance (H, W, B) and wavelengths.
@@ -223,13 +230,16 @@ def simulate_cube(preset: Union[str, Preset], label: int, size: Optional[Union[i
         raise ValueError(f"magnification: expected a value in [0.1, 10], found {magnification}")
     if not 0.0 <= stain_balance <= 1.0:
         raise ValueError(f"stain_balance: expected a value in [0, 1], found {stain_balance}")
+    if cues not in CUES:
+        raise ValueError(f"cues: expected one of {CUES}, found {cues!r}")
     mg = float(magnification)
     rng = np.random.default_rng(np.random.SeedSequence([seed, label, h, w]))
     looks = _LOOKS[p.name] if p.name in _LOOKS else _LOOKS["pdac_like"]
     names = list(looks)
     base = looks[names[0]]
     strength = 1.0 - 0.85 * difficulty
-    look = _blend(base, looks[p.classes[label]] if p.classes[label] in looks else looks[names[label]], strength)
+    look = _blend(base, looks[p.classes[label]] if p.classes[label] in looks else looks[names[label]],
+                  strength if "M" in cues else 0.0)
     # the class's expected haematoxylin per tissue area brought to the normal class's (before magnification:
     # a ratio of per-area amounts), and desmoplastic stroma keeps its fibres but not its extra eosin
     h_factor = (_haematoxylin_per_area(base) / _haematoxylin_per_area(look)) ** stain_balance
@@ -310,18 +320,22 @@ def simulate_cube(preset: Union[str, Preset], label: int, size: Optional[Union[i
             _stamp(c_hb, vy + off * np.sin(ang) + rng.normal(0, 2 * mg), vx + off * np.cos(ang) + rng.normal(0, 2 * mg),
                    ry, ry, 0.0, 0.5 * rng.uniform(0.8, 1.2))
 
+    lam = np.asarray(p.wavelengths_nm)
+    if "C" in cues:
+        c_hb, extra, eps_extra = _local_chemistry(p, label, strength, c_hb, (seed, label, h, w), mg, lam)
     # optics: stain strength variation, slight blur, glass background
     stain_h = rng.uniform(1 - 0.25 * jitter, 1 + 0.25 * jitter)
     stain_e = rng.uniform(1 - 0.25 * jitter, 1 + 0.25 * jitter)
     mask = tissue * clear
     c_h *= h_factor
-    maps = np.stack([c_h * stain_h, c_e * stain_e, c_hb, np.full((h, w), 0.04)], axis=-1) * mask[..., None]
-    maps = gaussian_filter(maps, sigma=(max(0.4, 0.7 * mg),) * 2 + (0,))
-
-    lam = np.asarray(p.wavelengths_nm)
+    planes = [c_h * stain_h, c_e * stain_e, c_hb, np.full((h, w), 0.04)]
     spectra = absorbance_spectra(lam)
-    eps = np.stack([spectra["haematoxylin"], spectra["eosin"], spectra["haemoglobin"], spectra["scatter"]])
-    absorb = maps.reshape(-1, 4).astype(np.float32) @ eps.astype(np.float32)
+    eps = [spectra["haematoxylin"], spectra["eosin"], spectra["haemoglobin"], spectra["scatter"]]
+    if "C" in cues:
+        planes, eps = planes + extra, eps + eps_extra
+    maps = np.stack(planes, axis=-1) * mask[..., None]
+    maps = gaussian_filter(maps, sigma=(max(0.4, 0.7 * mg),) * 2 + (0,))
+    absorb = maps.reshape(-1, len(eps)).astype(np.float32) @ np.stack(eps).astype(np.float32)
     centre, half = (lam[0] + lam[-1]) / 2, max((lam[-1] - lam[0]) / 2, 1.0)
     illum = 1.0 + rng.normal(0, 0.015 * jitter) * (lam - centre) / half
     cube = np.exp(-absorb).reshape(h, w, -1) * illum.astype(np.float32)
@@ -329,3 +343,28 @@ def simulate_cube(preset: Union[str, Preset], label: int, size: Optional[Union[i
     cube += rng.standard_normal(cube.shape, dtype=np.float32) * noise_sd.astype(np.float32)
     return Cube(data=cube.astype(np.float32), wavelengths=lam.astype(np.float64), path=f"synthetic:{p.name}",
                 format="synthetic")
+
+
+def _local_chemistry(p: Preset, label: int, strength: float, c_hb: np.ndarray, key: tuple, mg: float,
+                     lam: np.ndarray) -> tuple[np.ndarray, list, list]:
+    """Worlds C / M+C: the red cells' haemoglobin (the vessels' of ``c_hb`` and added capillary red cells) at the
+    class's oxygen saturation, and diffuse haemoglobin of a per-cube amount and saturation (a nuisance).
+
+    Returns ``(c_hb, planes, spectra)``: ``c_hb`` emptied (its red cells move to the new planes), and the
+    concentration planes with their absorbance spectra (oxy- and deoxy-haemoglobin, :mod:`.chemistry`)."""
+    h, w = c_hb.shape
+    rng = np.random.default_rng(np.random.SeedSequence([*key, 7]))  # its own stream: the M draws are unchanged
+    chem = CHEMISTRY.get(p.name, CHEMISTRY["pdac_like"])
+    names = list(chem)
+    base = chem[names[0]].rbc_so2
+    cls = chem[p.classes[label]] if p.classes[label] in chem else chem[names[label]]
+    so2 = base + strength * (cls.rbc_so2 - base)
+    rbc = c_hb.copy()
+    for _ in range(rng.poisson(RBC_DENSITY * h * w / (1000 * mg * mg))):
+        r = rng.uniform(2.5, 3.5) * mg
+        _stamp(rbc, rng.uniform(0, h), rng.uniform(0, w), r, r, 0.0, 0.5 * rng.uniform(0.8, 1.2))
+    diffuse = DIFFUSE_HB_MAX * rng.random() * np.clip(0.6 + 0.4 * _smooth_noise(rng, (h, w), 8.0 * mg), 0.0, None)
+    so2_diffuse = rng.uniform(*DIFFUSE_SO2)
+    oxy, deoxy = haemoglobin_spectra(lam)
+    planes = [rbc * so2 + diffuse * so2_diffuse, rbc * (1 - so2) + diffuse * (1 - so2_diffuse)]
+    return np.zeros_like(c_hb), planes, [oxy, deoxy]

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 __all__ = ["OBJECTIVE_NAMES", "TARGETED", "SUBSET_OBJECTIVES", "COEFFICIENT_OBJECTIVES", "PRIOR_BY_DEFAULT"]
 
-OBJECTIVE_NAMES = ("cr", "br", "regress", "simsiam", "byol", "mhsim", "convdeconv", "ssad")
-TARGETED = ("cr", "br", "regress")  # the objectives that draw a target band b
+OBJECTIVE_NAMES = ("cr", "br", "local", "regress", "simsiam", "byol", "mhsim", "convdeconv", "ssad")
+TARGETED = ("cr", "br", "local", "regress")  # the objectives that draw a target band b
 SUBSET_OBJECTIVES = ("simsiam", "byol")  # the ones that can take a random band subset per sample (--bands)
-COEFFICIENT_OBJECTIVES = ("cr", "br")  # S3R: a beta^ head regressing closed-form coefficients (Gram of the crops)
+COEFFICIENT_OBJECTIVES = ("cr", "br", "local")  # S3R: a beta^ head regressing closed-form coefficients (Gram of the crops)
 PRIOR_BY_DEFAULT = ("br",)  # --head-prior auto starts these heads from the band-mean beta~ (docs/method.md)

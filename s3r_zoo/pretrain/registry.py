@@ -13,6 +13,7 @@ from torch import nn
 from ..baselines import BYOLObjective, ConvDeconvObjective, MHSIMObjective, SimSiamObjective, SSADObjective
 from ..train import Objective
 from .names import COEFFICIENT_OBJECTIVES, OBJECTIVE_NAMES, PRIOR_BY_DEFAULT, SUBSET_OBJECTIVES, TARGETED
+from .local import LocalS3RObjective
 from .objectives import RegressObjective, S3RObjective
 
 __all__ = ["OBJECTIVES", "OBJECTIVE_NAMES", "SUBSET_OBJECTIVES", "TARGETED", "COEFFICIENT_OBJECTIVES",
@@ -31,6 +32,8 @@ def _pretext(spec: Any, targets: Optional[Sequence[int]]) -> dict:
 OBJECTIVES: dict[str, Builder] = {
     "cr": lambda s, e, m, d, t: S3RObjective(e, m, d, mode="cr", ridge=s.ridge, **_pretext(s, t)),
     "br": lambda s, e, m, d, t: S3RObjective(e, m, d, mode="br", ridge=s.ridge, **_pretext(s, t)),
+    "local": lambda s, e, m, d, t: LocalS3RObjective(e, m, d, local_weight=s.local_weight, ridge=s.ridge,
+                                                     **_pretext(s, t)),
     "regress": lambda s, e, m, d, t: RegressObjective(e, m, d, mask=s.mask, **_pretext(s, t)),
     "simsiam": lambda s, e, m, d, t: SimSiamObjective(e, m, d, bands=s.bands),
     "byol": lambda s, e, m, d, t: BYOLObjective(e, m, d, bands=s.bands),

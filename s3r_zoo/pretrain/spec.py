@@ -23,7 +23,7 @@ class PretrainSpec(RunSpec):
     data: str = option("synthetic:plgc_like", "cube folder, split file (train split), a cube file, HIMS folder, "
                        "or synthetic:pdac_like|plgc_like", metavar="DATA")
     out: str = option("runs/pretrain", "output folder", metavar="DIR")
-    objective: str = option("cr", "S3R (cr, br), the Table 1 ablation (regress) or a Table 2 baseline",
+    objective: str = option("cr", "S3R (cr, br; local: cr plus a per-patch coefficient map), the Table 1 ablation (regress) or a Table 2 baseline",
                             choices=OBJECTIVE_NAMES)
     init: str = option("random", "random, imagenet, a tag (s3r_resnet18.cr_hims41_v2) or a zoo checkpoint path",
                        metavar="INIT")
@@ -45,6 +45,8 @@ class PretrainSpec(RunSpec):
                                  "of the cubes (0: no validation; early stop on the training loss)", min=0, max=0.5)
     val_crops: int = option(32, "validation crops (fixed positions, target bands and masks)", min=1)
     ridge: float = option(1e-4, "relative ridge of the closed-form coefficients beta~ (x trace(G) / B)", min=0)
+    local_weight: float = option(1.0, "local: weight of the per-patch coefficient-map loss beside the global CR "
+                                 "loss", min=0)
     head_prior: str = option("auto", "cr/br: the beta^ head learns a correction to the mean beta~ of band b on "
                              "the training crops (band-mean) or starts from nothing (none, the paper's head); "
                              "auto = band-mean for br, none for cr", choices=HEAD_PRIORS)

@@ -1,0 +1,221 @@
+"""``python -m benchmarks worlds``: when does pre-training help? Worlds with named class cues, room to learn.
+
+Three simulated worlds of one preset (benchmarks/NOTES.md, "Worlds M, C and M+C", states their
+parameters and calibration before any method was measured): **M** the class lives in morphology
+(the powered benchmark's calibrated set), **C** in local chemistry (the oxygen saturation of red
+cells, hidden from the cube's mean spectrum by diffuse haemoglobin of random amount and
+saturation), **M+C** both. Per world, in this order:
+
+1. calibration: the cube's mean spectrum and random-init features (linear probes), and a
+   ResNet-18 fine-tuned from scratch (the step floor below);
+2. each method pre-trains on the train split, without labels, for a budget in OPTIMISER STEPS
+   (not epochs), keeping snapshots: the learning curve is the probe (all training labels) of
+   each snapshot against its step and wall time;
+3. linear probes of the final encoder at each label fraction on the global-pool features and on
+   ``layer3``'s pooled map (a probe that keeps more spatial detail);
+4. fine-tuning at each label fraction with a floor of ``min_steps`` optimiser steps (10 % of 200
+   training cubes is 20 cubes: 2 steps an epoch, so the floor, not the epoch count, decides).
+
+Paired sign-flip tests over test cubes: probes against random-init features, fine-tuning
+against scratch. Results: ``worlds.json`` (rewritten after every row: an interrupted run keeps
+what finished) and ``worlds_curves.png``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from s3r_zoo.bands import normalize
+from s3r_zoo.data.simulated_sets import write_dataset
+from s3r_zoo.evaluate import compare_rows, summarise_correct
+from s3r_zoo.models import build_encoder
+from s3r_zoo.plots import pyplot, save_figure
+from s3r_zoo.progress import progress
+
+from .common import environment, write_result
+from .labels import Cubes, features, finetune_correct, probe_runs
+from .protocol import LABELS, Training, finetune, pretrain
+
+__all__ = ["WorldBudget", "BUDGETS", "run", "worlds_section"]
+
+
+@dataclass(frozen=True)
+class WorldBudget(Training):
+    """The worlds benchmark's budget (written down before the first measurement: NOTES.md)."""
+
+    preset: str = "pdac_like"
+    n: int = 500
+    size: int = 40
+    magnification: float = 0.75
+    split: tuple = (0.4, 0.2, 0.4)
+    worlds: tuple = ("C", "M+C", "M")
+    methods: tuple = ("s3r_local", "s3r_cr", "simsiam_all")  # in this order; S3R-BR and MHSIM: GPU budget
+    steps: int = 2000            # pre-training optimiser steps per method
+    snapshots: int = 5           # learning-curve points (probe of the encoder every steps / snapshots steps)
+    crops_per_cube: int = 8      # 200 training cubes x 8 / batch 16 = 100 steps an epoch
+    probe_fractions: tuple = (0.1, 1.0)
+    finetune_fractions: tuple = (0.1, 1.0)
+    finetune_methods: tuple = ("scratch", "s3r_cr", "s3r_local")
+    finetune_epochs: int = 30
+    min_steps: int = 300         # fine-tuning floor at every label fraction
+    seeds: int = 3
+
+
+CPU = WorldBudget()
+QUICK = WorldBudget(n=40, size=32, worlds=("C",), methods=("s3r_local",), steps=12, snapshots=2, crops_per_cube=2,
+                    probe_fractions=(1.0,), finetune_fractions=(1.0,), finetune_methods=("scratch", "s3r_local"),
+                    finetune_epochs=1, min_steps=4, seeds=2, batch_size=8)
+GPU = replace(CPU, n=1000, size=128, magnification=1.0, steps=20000, snapshots=10, batch_size=32,
+              methods=("s3r_local", "s3r_cr", "s3r_br", "simsiam_all", "mhsim"),
+              finetune_methods=("scratch", "s3r_cr", "s3r_local", "simsiam_all"))
+BUDGETS = {"quick": QUICK, "cpu": CPU, "gpu": GPU}
+
+
+def prepare(root: Path, world: str, b: WorldBudget) -> Path:
+    out = root / f"{b.preset}_{world.replace('+', '')}_{b.n}x{b.size}_m{b.magnification:g}"
+    if not (out / "meta.json").is_file():
+        write_dataset(out, b.preset, n=b.n, size=b.size, seed=0, difficulty=0.0, dtype="float16",
+                      magnification=b.magnification, stain_balance=1.0, split=b.split, cues=world)
+    return out
+
+
+@torch.no_grad()
+def layer3_features(init: str, b: WorldBudget, cubes: Cubes, batch: int = 64) -> dict:
+    """``layer3``'s map of every labelled cube, averaged over positions: {split: (N, C)}."""
+    torch.manual_seed(0)
+    model = build_encoder(b.model, cubes.x["train"].shape[1], init, wavelengths=cubes.wavelengths).eval()
+    out = {}
+    for s, x in cubes.x.items():
+        parts = [model.forward_intermediates(normalize(torch.from_numpy(x[i:i + batch]), cubes.mean, cubes.std),
+                                             indices=[3], intermediates_only=True)[0].mean((2, 3)).float().numpy()
+                 for i in range(0, len(x), batch)]
+        out[s] = np.concatenate(parts)
+    return out
+
+
+def _curve(summary: dict, b: WorldBudget, cubes: Cubes) -> list:
+    """[step, wall time s, probe accuracy % (all training labels), held-out pretext loss] of every snapshot."""
+    one = replace(b, probe_fractions=(1.0,), seeds=1)
+    steps_per_epoch = summary["steps"] / summary["epochs"]
+    times = {h["epoch"]: h["time_s"] for h in summary["history"]}
+    val = {h["epoch"]: (h.get("val") or {}).get("loss") for h in summary["history"]}
+    snaps = Path(summary["checkpoint"]).parent / "snapshots"
+    points = []
+    for e in sorted(times):
+        ckpt = snaps / f"epoch_{e}.safetensors"
+        if ckpt.is_file():
+            acc = 100 * float(np.mean(probe_runs(features(str(ckpt), b, cubes), cubes, one)[1.0][0]))
+            points.append([round(e * steps_per_epoch), float(times[e]), acc, val[e]])
+    return points
+
+
+def run(results_dir: Path, b: WorldBudget, work: Path, amp: str = "auto") -> dict:
+    """Every world of the budget, in order; see the module docstring."""
+    payload = {"name": "worlds", "budget": {k: (list(v) if isinstance(v, tuple) else v) for k, v in b.__dict__.items()},
+               "labels": {**LABELS, "s3r_local": "local S3R", "mean_spectrum": "mean spectrum",
+                          "random": "random-init features"},
+               "worlds": {}, "complete": False, **environment(torch.device("cpu"))}
+    for world in b.worlds:
+        data = prepare(work / "data", world, b)
+        cubes = Cubes(data)
+        # pre-training holds out 15 % of the train split's cubes for its pretext validation (--val-fraction)
+        per_epoch = max(1, (len(cubes.y["train"]) - round(0.15 * len(cubes.y["train"]))) * b.crops_per_cube
+                        // b.batch_size)
+        epochs = max(1, math.ceil(b.steps / per_epoch))
+        pre = replace(b, pretrain_epochs=epochs, patience=epochs + 1)
+        w = payload["worlds"][world] = {"data": str(data.name), "epochs": epochs, "probe": {}, "probe_layer3": {}, "finetune": {}, "curves": {}, "pretrain": {}}
+
+        def row(table: str, name: str, runs: dict, ref: str) -> None:
+            for f, correct in runs.items():
+                rows = w[table].setdefault(f"{f:g}", {})
+                rows[name] = summarise_correct(correct)
+                compare_rows(rows, ref)
+            write_result(results_dir, "worlds", payload)
+
+        def tune(name: str, init: str) -> None:
+            for f in b.finetune_fractions:
+                agg = finetune(init, data, b.size, b, f, work / "finetune" / data.name / f"{name}_f{f:g}", amp=amp)
+                row("finetune", name, {f: finetune_correct(agg)}, "scratch")
+
+        row("probe", "mean_spectrum", probe_runs({s: x.mean(axis=(2, 3)) for s, x in cubes.x.items()}, cubes, b),
+            "random")
+        row("probe", "random", probe_runs(features("random", b, cubes), cubes, b), "random")
+        row("probe_layer3", "random", probe_runs(layer3_features("random", b, cubes), cubes, b), "random")
+        tune("scratch", "scratch")
+        for method in progress(b.methods, desc=f"world {world}: pre-train + probe", unit="method"):
+            s = pretrain(method, data, b.size, pre, work / "pretrain", amp=amp,
+                         snapshot_every=max(1, epochs // b.snapshots))
+            w["pretrain"][method] = {k: s[k] for k in ("epochs", "steps", "stop", "final_loss", "wall_time_s")}
+            w["curves"][method] = _curve(s, b, cubes)
+            row("probe", method, probe_runs(features(s["checkpoint"], b, cubes), cubes, b), "random")
+            row("probe_layer3", method, probe_runs(layer3_features(s["checkpoint"], b, cubes), cubes, b), "random")
+            if method in b.finetune_methods:
+                tune(method, s["checkpoint"])
+            _plot(payload, Path(results_dir) / "worlds_curves.png")
+    payload["complete"] = True
+    write_result(results_dir, "worlds", payload)
+    return payload
+
+
+def _plot(p: dict, path: Path) -> None:
+    plt = pyplot()
+    worlds = list(p["worlds"])
+    fig, axes = plt.subplots(1, len(worlds), figsize=(4.6 * len(worlds) + 2.2, 4.0), squeeze=False)
+    for ax, world in zip(axes[0], worlds):
+        w = p["worlds"][world]
+        for m, pts in w["curves"].items():
+            if pts:
+                ax.plot([q[0] for q in pts], [q[2] for q in pts], marker="o", label=p["labels"].get(m, m))
+        for name, style in (("random", ":"), ("mean_spectrum", "--")):
+            r = w["probe"].get("1", {}).get(name)
+            if r:
+                ax.axhline(r["mean"], color="grey", linestyle=style, label=p["labels"][name])
+        ax.set_title(f"world {world}", fontsize=10)
+        ax.set_xlabel("pre-training optimiser steps")
+        ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel("linear probe accuracy, all labels (%)")
+    handles, names = axes[0][-1].get_legend_handles_labels()
+    for ax in axes[0][:-1]:
+        for h, n in zip(*ax.get_legend_handles_labels()):
+            if n not in names:
+                handles, names = handles + [h], names + [n]
+    fig.legend(handles, names, fontsize=8, loc="center right")
+    fig.tight_layout(rect=(0, 0, 1 - 2.0 / fig.get_figwidth(), 1))
+    save_figure(fig, path)
+
+
+def worlds_section(p: dict) -> str:
+    """RESULTS.md's section of ``worlds.json``."""
+    b = p["budget"]
+    lines = ["## Worlds M, C and M+C: where does pre-training help? (`python -m benchmarks worlds`)\n",
+             f"{b['preset']}, {b['n']} cubes of {b['size']} px (magnification {b['magnification']}), split "
+             f"{'/'.join(str(s) for s in b['split'])}; {b['model']}; pre-training {b['steps']} optimiser steps "
+             f"per method; fine-tuning with a floor of {b['min_steps']} steps; {b['seeds']} seeds; {p['date']}"
+             + ("" if p.get("complete") else " (incomplete: the rows that finished)") + ".\n"]
+    labels = p["labels"]
+    for world, w in p["worlds"].items():
+        for table, ref, title in (("probe", "random", "linear probe, global pool"),
+                                  ("probe_layer3", "random", "linear probe, layer3 pooled"),
+                                  ("finetune", "scratch", "fine-tuning")):
+            if not w[table]:
+                continue
+            fracs = sorted(w[table], key=float)
+            lines += [f"**World {world}, {title}** (accuracy % mean +- std; p vs {labels.get(ref, ref)})\n",
+                      "| method | " + " | ".join(f"{float(f):.0%} labels" for f in fracs) + " |",
+                      "|---" * (len(fracs) + 1) + "|"]
+            names = list(dict.fromkeys(n for f in fracs for n in w[table][f]))
+            for n in names:
+                cells = []
+                for f in fracs:
+                    r = w[table][f].get(n)
+                    pv = f" (p {r['p_vs_' + ref]:.2g})" if r and f"p_vs_{ref}" in r else ""
+                    cells.append(f"{r['mean']:.1f} +- {r['std']:.1f}{pv}" if r else "")
+                lines.append(f"| {labels.get(n, n)} | " + " | ".join(cells) + " |")
+            lines.append("")
+    lines.append("Learning curves: `results/worlds_curves.png`.\n")
+    return "\n".join(lines)
