@@ -2,14 +2,16 @@
 
 The shared HIMS core (BL2082 M13) is split into its left half (pixel columns 0-319) and right
 half (320-639). Encoders are pre-trained on the left half only (``benchmarks/tissue.sh``: S3R-CR,
-S3R-BR, SimSiam with all bands, MHSIM; 1,504 optimiser steps each, snapshots every 384); a linear
+S3R-BR, local S3R, SimSiam with all bands, MHSIM, and recipe variants; 1,504 optimiser steps each,
+snapshots every 384); a linear
 probe (``s3r_zoo.evaluate.fit_probe``) is fitted on the left half's tiles and tested on the right
 half's: epithelium vs stroma, the labels of ``annotations/hims_bl2082_m13_tiles64.csv``, each
 64-px tile cut into four 32-px tiles. Beside them: random-init features, the tile's mean spectrum,
 and the released v2 encoders (pre-trained on the whole core, the test half included: marked).
 Accuracy on the right half's tiles with a 95 % bootstrap CI over them, and paired sign-flip tests
 against random init and against the best other row; the probe at each snapshot gives the learning
-curve (``tissue.png``). One core of one patient: this shows what features separate on an unseen
+curve (``tissue.png``). Recipe variants are compared by the probe's cross-validated accuracy on the
+left half (``left_cv``), so choosing one does not look at the test half. One core of one patient: this shows what features separate on an unseen
 region of that core, not that they generalise.
 """
 
@@ -37,7 +39,7 @@ LABELS = Path(__file__).resolve().parent / "annotations" / "hims_bl2082_m13_tile
 SPLIT_COL = 320  # pre-training and probe fitting: columns < 320; test: 320 <= column < 640
 CLASSES = ("epithelium", "stroma")
 TILE = 32
-METHODS = {"cr": "S3R-CR", "br": "S3R-BR", "simsiam": "SimSiam (all bands)", "mhsim": "MHSIM"}
+METHODS = {"cr": "S3R-CR", "br": "S3R-BR", "local": "local S3R", "simsiam": "SimSiam (all bands)", "mhsim": "MHSIM"}
 RELEASED = {"s3r_resnet18.cr_hims41_v2": "S3R-CR v2 (released; saw the whole core)",
             "s3r_resnet18.br_hims41_v2": "S3R-BR v2 (released; saw the whole core)"}
 
@@ -73,6 +75,31 @@ def _probe(x: np.ndarray, y: np.ndarray, train: np.ndarray) -> list[bool]:
     return list(probe.predict(x[test]) == y[test])
 
 
+def _left_cv(x: np.ndarray, y: np.ndarray, train: np.ndarray, folds: int = 5) -> float:
+    """Accuracy (%) of the probe by 5-fold cross-validation on the LEFT half only, folds of whole 64-px tiles
+    (a tile's four sub-tiles stay together): what a recipe is chosen by, so the right half stays a test."""
+    idx = np.flatnonzero(train)
+    fold = (np.arange(len(idx)) // 4) % folds
+    correct = []
+    for k in range(folds):
+        fit, held = idx[fold != k], idx[fold == k]
+        probe = fit_probe(x[fit[fit % 5 != 0]], y[fit[fit % 5 != 0]], x[fit[fit % 5 == 0]], y[fit[fit % 5 == 0]],
+                          num_classes=len(CLASSES))
+        correct += list(probe.predict(x[held]) == y[held])
+    return float(100 * np.mean(correct))
+
+
+def _runs(work: Path) -> list:
+    """``(run folder, row name)`` of every finished pre-training under ``work``: ``<objective>`` (the recipe of
+    tissue.sh) or ``<objective>_<variant>`` (tissue.sh with EXTRA options and SUFFIX)."""
+    out = []
+    for d in sorted(p for p in work.glob("*") if (p / "encoder.safetensors").is_file()):
+        key, _, variant = d.name.partition("_")
+        if key in METHODS:
+            out.append((d, METHODS[key] + (f" ({variant})" if variant else "")))
+    return out
+
+
 def run(results_dir: Path, work: Path) -> dict:
     """Probe every available encoder; writes ``tissue.json`` and ``tissue.png``."""
     path = hims_cube_path()
@@ -88,24 +115,23 @@ def run(results_dir: Path, work: Path) -> dict:
     data_stats = BandStats(mean=tuple(flat.mean(0)), std=tuple(flat.std(0) + 1e-6), count=len(flat))
     spectra = np.stack([apply_nan_policy(np.asarray(cube.data[a:a + TILE, b:b + TILE], np.float32), "band_mean",
                                          str(path)).reshape(-1, cube.num_bands).mean(0) for a, b, _, _ in boxes])
-    rows = {"mean spectrum": summarise_correct([_probe(spectra, y, train)]),
-            "random init": summarise_correct([_probe(_features("random", cube, boxes, data_stats), y, train)])}
+    x_random = _features("random", cube, boxes, data_stats)
+    rows = {"mean spectrum": {**summarise_correct([_probe(spectra, y, train)]), "left_cv": _left_cv(spectra, y, train)},
+            "random init": {**summarise_correct([_probe(x_random, y, train)]), "left_cv": _left_cv(x_random, y, train)}}
     curves = {}
-    for key, name in METHODS.items():
-        run_dir = Path(work) / key
-        if not (run_dir / "encoder.safetensors").is_file():
-            continue
+    for run_dir, name in _runs(Path(work)):
         snaps = sorted((run_dir / "snapshots").glob("epoch_*.safetensors"), key=lambda p: int(p.stem.split("_")[1]))
         curve = []
         for snap in snaps:
             correct = _probe(_features(str(snap), cube, boxes, data_stats), y, train)
             curve.append([int(snap.stem.split("_")[1]) * 16, 100 * float(np.mean(correct))])
-        rows[name] = summarise_correct([_probe(_features(str(run_dir / "encoder.safetensors"), cube, boxes,
-                                                          data_stats), y, train)])
+        x = _features(str(run_dir / "encoder.safetensors"), cube, boxes, data_stats)
+        rows[name] = {**summarise_correct([_probe(x, y, train)]), "left_cv": _left_cv(x, y, train)}
         curves[name] = curve + [[94 * 16, rows[name]["mean"]]]
     for tag, name in RELEASED.items():
         try:
-            rows[name] = summarise_correct([_probe(_features(tag, cube, boxes, data_stats), y, train)])
+            x = _features(tag, cube, boxes, data_stats)
+            rows[name] = {**summarise_correct([_probe(x, y, train)]), "left_cv": _left_cv(x, y, train)}
         except (FileNotFoundError, ValueError, OSError):  # weights not in this checkout
             continue
     y_test = y[~train]
@@ -151,12 +177,16 @@ def tissue_section(p: dict) -> str:
              f"({', '.join(f'{v} {k}' for k, v in t['test_per_class'].items())}), {t['size']} px; "
              f"{p['date']}. One core of one patient: no claim of generalisation.\n",
              f"Always answering the majority class scores {t['majority_share']:.1f} %.\n",
-             "| features | accuracy % (95 % CI) | balanced accuracy % | p vs random init | best other (p) |",
-             "|---|---|---|---|---|"]
+             "Left-half CV: the probe's 5-fold cross-validated accuracy on the left half (the pre-training half), "
+             "what a recipe is chosen by; the right half is the test.\n",
+             "| features | accuracy % (95 % CI) | balanced accuracy % | p vs random init | best other (p) | left-half CV % |",
+             "|---|---|---|---|---|---|"]
     for name, r in sorted(p["rows"].items(), key=lambda kv: -kv[1]["mean"]):
         pr = f"{r['p_vs_random init']:.3g}" if "p_vs_random init" in r else ""
+        cv = f"{r['left_cv']:.1f}" if "left_cv" in r else ""
         lines.append(f"| {name} | {r['mean']:.1f} ({r['ci95'][0]:.1f}-{r['ci95'][1]:.1f}) | "
                      f"{r['balanced_accuracy']:.1f} | {pr} "
-                     f"| {r.get('best_other', '')} ({r.get('p_vs_best_other', float('nan')):.3g}) |")
+                     f"| {r.get('best_other', '')} ({r.get('p_vs_best_other', float('nan')):.3g}) "
+                     f"| {cv} |")
     lines.append(f"\nLearning curves: `results/{p['png']}`.\n")
     return "\n".join(lines)

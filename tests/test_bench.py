@@ -330,3 +330,43 @@ def test_the_tissue_probe_tiles_are_the_annotation_cut_in_four():
     left = [c for _, col, c in t if col < SPLIT_COL]
     right = [c for _, col, c in t if col >= SPLIT_COL]
     assert (left.count(0), left.count(1), right.count(0), right.count(1)) == (64, 100, 44, 120)
+
+
+def test_tissue_recipe_variants_are_found_and_chosen_on_the_left_half_only(tmp_path):
+    """Every finished run under the work folder is a row (``cr_lr1e-3`` -> "S3R-CR (lr1e-3)"); the selection
+    score cross-validates on the left half's tiles only: features that are informative on the left half and
+    noise on the right still score 100 there."""
+    from benchmarks.tissue import _left_cv, _runs, tiles
+
+    for name in ("cr", "cr_lr1e-3", "local", "unknown", "br_unfinished"):
+        (tmp_path / name).mkdir()
+        if name != "br_unfinished":
+            (tmp_path / name / "encoder.safetensors").write_bytes(b"")
+    assert [n for _, n in _runs(tmp_path)] == ["S3R-CR", "S3R-CR (lr1e-3)", "local S3R"]
+    t = tiles()
+    y = np.array([c for _, _, c in t])
+    train = np.array([left < 320 for _, left, _ in t])
+    x = np.where(train[:, None], y[:, None] * 2.0 - 1.0, np.random.default_rng(0).standard_normal((len(y), 1)))
+    assert _left_cv(x, y, train) == 100.0
+
+
+def test_the_worlds_benchmark_budgets_steps_and_floors_fine_tuning(tmp_path):
+    """`bench worlds`: pre-training runs for its budget in optimiser steps (not epochs) with a learning curve of
+    snapshot probes; fine-tuning of a small label fraction reaches the step floor; both probes (global pool and
+    layer3) and the fine-tuning table are reported with paired tests against their references."""
+    from dataclasses import replace
+
+    from benchmarks import worlds
+
+    b = replace(worlds.QUICK, n=24, size=32, steps=6, snapshots=2, min_steps=5, finetune_epochs=1, seeds=1,
+                finetune_fractions=(0.5,))
+    p = worlds.run(tmp_path / "results", b, tmp_path / "work")
+    w = p["worlds"]["C"]
+    assert w["pretrain"]["s3r_local"]["steps"] >= 6 and len(w["curves"]["s3r_local"]) >= 2
+    assert [q[0] for q in w["curves"]["s3r_local"]][-1] == w["pretrain"]["s3r_local"]["steps"]
+    agg = json.loads(next((tmp_path / "work" / "finetune").glob("*/scratch_f0.5/aggregate.json")).read_text())
+    assert agg["runs"][0]["steps"] >= 5 and agg["runs"][0]["epochs"] > 1  # 1 epoch asked, the floor added more
+    assert "p_vs_random" in w["probe_layer3"]["1"]["s3r_local"] and "p_vs_scratch" in w["finetune"]["0.5"]["s3r_local"]
+    text = worlds.worlds_section(p)
+    assert "World C, linear probe, layer3 pooled" in text and "local S3R" in text
+    assert (tmp_path / "results" / "worlds_curves.png").is_file()

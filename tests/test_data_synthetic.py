@@ -140,3 +140,49 @@ def test_synthetic_dataset_on_the_fly():
     x, y = ds[3]
     assert x.shape == (40, 32, 32) and y == ds.labels[3]
     assert torch.equal(ds[3][0], x)
+
+
+def test_haemoglobin_spectra_have_prahls_bands():
+    """Oxy-haemoglobin: two Q bands (~540 and ~580 nm) around a dip at 560; deoxy-haemoglobin: one band at 550-560 nm
+    and far more absorption above 600 nm (Prahl's tabulation)."""
+    from s3r_zoo.data.chemistry import haemoglobin_spectra
+
+    lam = np.arange(500, 701, 10)
+    oxy, deoxy = haemoglobin_spectra(lam)
+    at = dict(zip(lam.tolist(), zip(oxy, deoxy)))
+    assert at[540][0] > at[560][0] < at[580][0]  # HbO2's Q bands
+    assert max(range(520, 600, 10), key=lambda w: at[w][1]) in (550, 560)  # Hb's single band
+    assert all(at[w][1] > 3 * at[w][0] for w in range(610, 701, 10))
+    assert oxy[lam == 580][0] == pytest.approx(0.5)  # the simulator's earlier Q-band scale
+
+
+def test_world_c_classes_differ_only_in_the_red_cells_oxygenation():
+    """World C: with the same random draws, two classes get the same haemoglobin everywhere in total, the same
+    diffuse haemoglobin, and a different oxy / deoxy split only where there are red cells."""
+    from s3r_zoo.data.synthetic import _local_chemistry
+
+    p = PRESETS["pdac_like"]
+    lam = np.asarray(p.wavelengths_nm)
+    vessels = np.zeros((64, 64))
+    vessels[10:14, 10:14] = 0.5
+    _, (oxy0, de0), _ = _local_chemistry(p, 0, 1.0, vessels, (3, 0, 64, 64), 1.0, lam)
+    _, (oxy1, de1), _ = _local_chemistry(p, 1, 1.0, vessels, (3, 0, 64, 64), 1.0, lam)
+    np.testing.assert_allclose(oxy0 + de0, oxy1 + de1)
+    changed = ~np.isclose(oxy0, oxy1)
+    assert changed[10:14, 10:14].all() and 0 < changed.mean() < 0.3  # the vessel's and capillary red cells only
+    assert (oxy1[changed] < oxy0[changed]).all()  # carcinoma's red cells are less oxygenated
+
+
+def test_worlds_keep_world_m_and_are_recorded(tmp_path):
+    """cues='M' is the default world; C and M+C change the cube; the data set's meta names its world; a bad
+    world is refused in one line before anything is written."""
+    m = simulate_cube("pdac_like", 1, 48, seed=4, magnification=0.75)
+    np.testing.assert_array_equal(m.data, simulate_cube("pdac_like", 1, 48, seed=4, magnification=0.75,
+                                                        cues="M").data)
+    for cues in ("C", "M+C"):
+        assert not np.array_equal(m.data, simulate_cube("pdac_like", 1, 48, seed=4, magnification=0.75,
+                                                        cues=cues).data)
+    assert write_dataset(tmp_path / "c", "pdac_like", n=4, size=16, cues="M+C")["cues"] == "M+C"
+    with pytest.raises(ValueError, match=r"cues: expected one of \('M', 'C', 'M\+C'\), found 'X'"):
+        write_dataset(tmp_path / "x", "pdac_like", n=4, size=16, cues="X")
+    assert not (tmp_path / "x").exists()

@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from ..data.nan import NAN_POLICIES
+from ..data.chemistry import CUES
 from ..data.synthetic import PRESETS
 
 __all__ = ["add_data"]
@@ -36,6 +37,9 @@ def add_data(sub: argparse._SubParsersAction) -> None:
     synth.add_argument("--stain-balance", type=float, default=1.0,
                        help="0..1: how much of the classes' difference in total stain is removed (1: the class "
                             "lives in morphology, not in the mean spectrum)")
+    synth.add_argument("--cues", default="M", choices=CUES,
+                       help="where the classes differ: M morphology (default), C local chemistry (the oxygen "
+                            "saturation of red cells, hidden from the mean spectrum), M+C both")
     synth.add_argument("--dtype", default="float16", choices=["float16", "float32"])
     synth.add_argument("--out", required=True, help="output folder")
     synth.set_defaults(func=_run_data_synth)
@@ -141,7 +145,8 @@ def _run_data_synth(args: argparse.Namespace) -> int:
 
     meta = write_dataset(args.out, preset=args.preset, n=args.n, size=args.size, seed=args.seed,
                          difficulty=DEFAULT_DIFFICULTY if args.difficulty is None else args.difficulty,
-                         dtype=args.dtype, magnification=args.magnification, stain_balance=args.stain_balance)
+                         dtype=args.dtype, magnification=args.magnification, stain_balance=args.stain_balance,
+                         cues=args.cues)
     print(f"wrote {meta['n']} {args.preset} cubes to {args.out}: split {meta['split_sizes']}, "
           f"classes {meta['class_counts']}")
     return 0
