@@ -24,6 +24,7 @@ from typing import Optional
 import numpy as np
 import torch
 
+from s3r_zoo.bands import normalize
 from s3r_zoo.data import read_cube
 from s3r_zoo.data.nan import apply_nan_policy
 from s3r_zoo.data.stats import BandStats
@@ -55,14 +56,20 @@ def tiles(labels: Path = LABELS) -> list[tuple[int, int, int]]:
     return out
 
 
-def _features(init: str, cube, boxes: list, stats: Optional[BandStats]) -> np.ndarray:
+def _features(init: str, cube, boxes: list, stats: Optional[BandStats], pixels: Optional[np.ndarray] = None):
+    """Pooled features of the tiles ``boxes`` (``(N, D)``); with ``pixels`` (the same tiles, ``(N, B, H, W)``,
+    NaN-repaired) also ``layer3``'s map averaged over positions: a probe that keeps more spatial detail."""
     torch.manual_seed(0)  # random init: the same random encoder on every run
     model, _ = load_model(init, "s3r_resnet18", cube.num_bands, cube.wavelengths)
     model.eval()
     stats = stats if init == "random" else checkpoint_stats(init, model)
     with torch.inference_mode():
-        return torch.cat(list(embed_cube(model, cube, boxes, stats, torch.device("cpu"), 64, "none",
-                                         "band_mean"))).numpy()
+        pooled = torch.cat(list(embed_cube(model, cube, boxes, stats, torch.device("cpu"), 64, "none",
+                                           "band_mean"))).numpy()
+        if pixels is None:
+            return pooled
+        x = normalize(torch.from_numpy(pixels), stats.mean, stats.std)
+        return pooled, model.forward_intermediates(x, indices=[3], intermediates_only=True)[0].mean((2, 3)).numpy()
 
 
 def _probe(x: np.ndarray, y: np.ndarray, train: np.ndarray) -> list[bool]:
@@ -113,11 +120,17 @@ def run(results_dir: Path, work: Path) -> dict:
     left = apply_nan_policy(np.asarray(cube.data[:, :SPLIT_COL], np.float32), "band_mean", str(path))
     flat = left.reshape(-1, cube.num_bands).astype(np.float64)
     data_stats = BandStats(mean=tuple(flat.mean(0)), std=tuple(flat.std(0) + 1e-6), count=len(flat))
-    spectra = np.stack([apply_nan_policy(np.asarray(cube.data[a:a + TILE, b:b + TILE], np.float32), "band_mean",
-                                         str(path)).reshape(-1, cube.num_bands).mean(0) for a, b, _, _ in boxes])
-    x_random = _features("random", cube, boxes, data_stats)
-    rows = {"mean spectrum": {**summarise_correct([_probe(spectra, y, train)]), "left_cv": _left_cv(spectra, y, train)},
-            "random init": {**summarise_correct([_probe(x_random, y, train)]), "left_cv": _left_cv(x_random, y, train)}}
+    pixels = np.stack([apply_nan_policy(np.asarray(cube.data[a:a + TILE, b:b + TILE], np.float32), "band_mean",
+                                        str(path)).transpose(2, 0, 1) for a, b, _, _ in boxes])
+    spectra = pixels.mean(axis=(2, 3))
+
+    def row(x: np.ndarray, x3: Optional[np.ndarray] = None) -> dict:
+        r = {**summarise_correct([_probe(x, y, train)]), "left_cv": _left_cv(x, y, train)}
+        if x3 is not None:
+            r["layer3"] = {**summarise_correct([_probe(x3, y, train)]), "left_cv": _left_cv(x3, y, train)}
+        return r
+
+    rows = {"mean spectrum": row(spectra), "random init": row(*_features("random", cube, boxes, data_stats, pixels))}
     curves = {}
     for run_dir, name in _runs(Path(work)):
         snaps = sorted((run_dir / "snapshots").glob("epoch_*.safetensors"), key=lambda p: int(p.stem.split("_")[1]))
@@ -125,13 +138,11 @@ def run(results_dir: Path, work: Path) -> dict:
         for snap in snaps:
             correct = _probe(_features(str(snap), cube, boxes, data_stats), y, train)
             curve.append([int(snap.stem.split("_")[1]) * 16, 100 * float(np.mean(correct))])
-        x = _features(str(run_dir / "encoder.safetensors"), cube, boxes, data_stats)
-        rows[name] = {**summarise_correct([_probe(x, y, train)]), "left_cv": _left_cv(x, y, train)}
+        rows[name] = row(*_features(str(run_dir / "encoder.safetensors"), cube, boxes, data_stats, pixels))
         curves[name] = curve + [[94 * 16, rows[name]["mean"]]]
     for tag, name in RELEASED.items():
         try:
-            x = _features(tag, cube, boxes, data_stats)
-            rows[name] = {**summarise_correct([_probe(x, y, train)]), "left_cv": _left_cv(x, y, train)}
+            rows[name] = row(*_features(tag, cube, boxes, data_stats, pixels))
         except (FileNotFoundError, ValueError, OSError):  # weights not in this checkout
             continue
     y_test = y[~train]
@@ -139,6 +150,7 @@ def run(results_dir: Path, work: Path) -> dict:
         c = np.asarray(r["per_cube"]) > 0.5
         r["balanced_accuracy"] = float(100 * np.mean([c[y_test == i].mean() for i in range(len(CLASSES))]))
     compare_rows(rows, "random init")
+    compare_rows({k: r["layer3"] for k, r in rows.items() if "layer3" in r}, "random init")
     payload = {"name": "tissue", "tiles": {"size": TILE, "train": int(train.sum()), "test": int((~train).sum()),
                                            "test_per_class": {c: int(((~train) & (y == i)).sum())
                                                               for i, c in enumerate(CLASSES)},
@@ -179,14 +191,17 @@ def tissue_section(p: dict) -> str:
              f"Always answering the majority class scores {t['majority_share']:.1f} %.\n",
              "Left-half CV: the probe's 5-fold cross-validated accuracy on the left half (the pre-training half), "
              "what a recipe is chosen by; the right half is the test.\n",
-             "| features | accuracy % (95 % CI) | balanced accuracy % | p vs random init | best other (p) | left-half CV % |",
-             "|---|---|---|---|---|---|"]
+             "| features | accuracy % (95 % CI) | balanced accuracy % | p vs random init | best other (p) | left-half CV % "
+             "| layer3 pooled: accuracy % (p vs random init's) |",
+             "|---|---|---|---|---|---|---|"]
     for name, r in sorted(p["rows"].items(), key=lambda kv: -kv[1]["mean"]):
         pr = f"{r['p_vs_random init']:.3g}" if "p_vs_random init" in r else ""
         cv = f"{r['left_cv']:.1f}" if "left_cv" in r else ""
+        l3 = r.get("layer3")
+        l3 = (f"{l3['mean']:.1f}" + (f" ({l3['p_vs_random init']:.3g})" if "p_vs_random init" in l3 else "")) if l3 else ""
         lines.append(f"| {name} | {r['mean']:.1f} ({r['ci95'][0]:.1f}-{r['ci95'][1]:.1f}) | "
                      f"{r['balanced_accuracy']:.1f} | {pr} "
                      f"| {r.get('best_other', '')} ({r.get('p_vs_best_other', float('nan')):.3g}) "
-                     f"| {cv} |")
+                     f"| {cv} | {l3} |")
     lines.append(f"\nLearning curves: `results/{p['png']}`.\n")
     return "\n".join(lines)
