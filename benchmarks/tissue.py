@@ -30,6 +30,7 @@ from s3r_zoo.data.nan import apply_nan_policy
 from s3r_zoo.data.stats import BandStats
 from s3r_zoo.embed import checkpoint_stats, embed_cube, load_model
 from s3r_zoo.evaluate import compare_rows, fit_probe, summarise_correct
+from s3r_zoo.files import read_json
 from s3r_zoo.plots import pyplot, save_figure
 
 from .common import environment, hims_cube_path, write_result
@@ -134,12 +135,15 @@ def run(results_dir: Path, work: Path) -> dict:
     curves = {}
     for run_dir, name in _runs(Path(work)):
         snaps = sorted((run_dir / "snapshots").glob("epoch_*.safetensors"), key=lambda p: int(p.stem.split("_")[1]))
+        done = read_json(run_dir / "summary.json")
+        per_epoch = done["steps"] / done["epochs"]
         curve = []
         for snap in snaps:
             correct = _probe(_features(str(snap), cube, boxes, data_stats), y, train)
-            curve.append([int(snap.stem.split("_")[1]) * 16, 100 * float(np.mean(correct))])
+            curve.append([round(int(snap.stem.split("_")[1]) * per_epoch), 100 * float(np.mean(correct))])
         rows[name] = row(*_features(str(run_dir / "encoder.safetensors"), cube, boxes, data_stats, pixels))
-        curves[name] = curve + [[94 * 16, rows[name]["mean"]]]
+        rows[name]["steps"] = done["steps"]
+        curves[name] = [q for q in curve if q[0] < done["steps"]] + [[done["steps"], rows[name]["mean"]]]
     for tag, name in RELEASED.items():
         try:
             rows[name] = row(*_features(tag, cube, boxes, data_stats, pixels))
@@ -184,7 +188,8 @@ def tissue_section(p: dict) -> str:
     """RESULTS.md's section of ``tissue.json``."""
     t = p["tiles"]
     lines = ["## A real-tissue probe on an unseen region (`python -m benchmarks tissue`)\n",
-             f"Shared HIMS core, epithelium vs stroma; encoders pre-trained on the left half (1,504 steps), linear "
+             f"Shared HIMS core, epithelium vs stroma; encoders pre-trained on the left half (1,504 steps unless "
+             f"the row says), linear "
              f"probe fitted on the left half's {t['train']} tiles and tested on the right half's {t['test']} "
              f"({', '.join(f'{v} {k}' for k, v in t['test_per_class'].items())}), {t['size']} px; "
              f"{p['date']}. One core of one patient: no claim of generalisation.\n",

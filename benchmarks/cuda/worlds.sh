@@ -15,6 +15,6 @@ budget=${2:-420}
 mkdir -p "$out"
 export PYTHONPATH=.${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$out/summary.txt"
-timeout "$budget" python3 -m benchmarks worlds --budget gpu --results "$out" --work "${TMPDIR:-/tmp}/worlds_gpu" \
+timeout "$budget" python3 -m benchmarks worlds --budget gpu --results "$out" --work "$(mktemp -d)" \
   2>&1 | tee "$out/worlds.log"
 echo "rc=${PIPESTATUS[0]}" | tee -a "$out/summary.txt"

@@ -213,7 +213,7 @@ def simulate_cube(preset: Union[str, Preset], label: int, size: Optional[Union[i
             normal morphology; classes differ in the oxygen saturation of their red cells,
             :mod:`.chemistry`), ``'M+C'`` both. C and M+C add capillary red cells and a diffuse
             haemoglobin nuisance (amount and saturation drawn per cube) from their own random stream,
-            so the M part of an M+C cube is the M cube.
+            so an M+C cube has the M cube's geometry (glands, nuclei, vessels) exactly.
 
     Returns:
         :class:`~s3r_zoo.data.io.Cube` with float32 transmittance (H, W, B) and wavelengths.
