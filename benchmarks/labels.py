@@ -131,8 +131,9 @@ class Cubes:
 
 
 @torch.no_grad()
-def features(init: str, b: LabelBudget, cubes: Cubes, batch: int = 64) -> dict:
-    """Pooled encoder features of every labelled cube ({split: (N, D)}), inputs normalised by the train split."""
+def features(init: str, b: LabelBudget, cubes: Cubes, batch: int = 64, layer3: bool = False) -> dict:
+    """Pooled encoder features of every labelled cube ({split: (N, D)}), inputs normalised by the train split;
+    ``layer3``: the map of ``layer3`` averaged over positions instead (a probe that keeps more spatial detail)."""
     torch.manual_seed(0)  # random-init features: the same random encoder every time
     model = build_encoder(b.model, cubes.x["train"].shape[1], init, wavelengths=cubes.wavelengths).eval()
     out = {}
@@ -140,7 +141,10 @@ def features(init: str, b: LabelBudget, cubes: Cubes, batch: int = 64) -> dict:
         parts = []
         for i in range(0, len(x), batch):
             xb = normalize(torch.from_numpy(x[i:i + batch]), cubes.mean, cubes.std)
-            parts.append(model(xb.contiguous(memory_format=torch.channels_last)).float().numpy())
+            xb = xb.contiguous(memory_format=torch.channels_last)
+            f = (model.forward_intermediates(xb, indices=[3], intermediates_only=True)[0].mean((2, 3)) if layer3
+                 else model(xb))
+            parts.append(f.float().numpy())
         out[s] = np.concatenate(parts)
     return out
 

@@ -30,10 +30,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from s3r_zoo.bands import normalize
 from s3r_zoo.data.simulated_sets import write_dataset
 from s3r_zoo.evaluate import compare_rows, summarise_correct
-from s3r_zoo.models import build_encoder
 from s3r_zoo.plots import pyplot, save_figure
 from s3r_zoo.progress import progress
 
@@ -84,20 +82,6 @@ def prepare(root: Path, world: str, b: WorldBudget) -> Path:
     return out
 
 
-@torch.no_grad()
-def layer3_features(init: str, b: WorldBudget, cubes: Cubes, batch: int = 64) -> dict:
-    """``layer3``'s map of every labelled cube, averaged over positions: {split: (N, C)}."""
-    torch.manual_seed(0)
-    model = build_encoder(b.model, cubes.x["train"].shape[1], init, wavelengths=cubes.wavelengths).eval()
-    out = {}
-    for s, x in cubes.x.items():
-        parts = [model.forward_intermediates(normalize(torch.from_numpy(x[i:i + batch]), cubes.mean, cubes.std),
-                                             indices=[3], intermediates_only=True)[0].mean((2, 3)).float().numpy()
-                 for i in range(0, len(x), batch)]
-        out[s] = np.concatenate(parts)
-    return out
-
-
 def _curve(summary: dict, b: WorldBudget, cubes: Cubes) -> list:
     """[step, wall time s, probe accuracy % (all training labels), held-out pretext loss] of every snapshot."""
     one = replace(b, probe_fractions=(1.0,), seeds=1)
@@ -145,7 +129,7 @@ def run(results_dir: Path, b: WorldBudget, work: Path, amp: str = "auto") -> dic
         row("probe", "mean_spectrum", probe_runs({s: x.mean(axis=(2, 3)) for s, x in cubes.x.items()}, cubes, b),
             "random")
         row("probe", "random", probe_runs(features("random", b, cubes), cubes, b), "random")
-        row("probe_layer3", "random", probe_runs(layer3_features("random", b, cubes), cubes, b), "random")
+        row("probe_layer3", "random", probe_runs(features("random", b, cubes, layer3=True), cubes, b), "random")
         tune("scratch", "scratch")
         for method in progress(b.methods, desc=f"world {world}: pre-train + probe", unit="method"):
             s = pretrain(method, data, b.size, pre, work / "pretrain", amp=amp,
@@ -153,7 +137,7 @@ def run(results_dir: Path, b: WorldBudget, work: Path, amp: str = "auto") -> dic
             w["pretrain"][method] = {k: s[k] for k in ("epochs", "steps", "stop", "final_loss", "wall_time_s")}
             w["curves"][method] = _curve(s, b, cubes)
             row("probe", method, probe_runs(features(s["checkpoint"], b, cubes), cubes, b), "random")
-            row("probe_layer3", method, probe_runs(layer3_features(s["checkpoint"], b, cubes), cubes, b), "random")
+            row("probe_layer3", method, probe_runs(features(s["checkpoint"], b, cubes, layer3=True), cubes, b), "random")
             if method in b.finetune_methods:
                 tune(method, s["checkpoint"])
             _plot(payload, Path(results_dir) / "worlds_curves.png")

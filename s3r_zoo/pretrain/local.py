@@ -84,9 +84,8 @@ class LocalS3RObjective(S3RObjective):
         n = cube.shape[0]
         band = self.draw_bands(n, cube.device) if band is None else band
         feats, fmap = self._features(self.encoder_input(cube, band))
-        onehot = F.one_hot(band, self.num_bands).to(feats.dtype)
-        beta_hat = (self.beta_prior[band] + self.head(torch.cat([feats, onehot], dim=1)).float())
-        beta_hat = beta_hat.masked_fill(onehot.bool(), 0.0)
+        beta_hat = self.head_coefficients(feats, band)
+        onehot = F.one_hot(band, self.num_bands)
         target_map = patch_coefficient_targets(cube, band, self.patch, self.ridge).float()
         gh, gw = target_map.shape[-2:]
         if fmap.shape[-2:] != (gh, gw):  # crops that are not a multiple of the stride

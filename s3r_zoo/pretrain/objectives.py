@@ -134,7 +134,10 @@ class S3RObjective(_Pretext):
 
     def predict(self, cube: torch.Tensor, band: torch.Tensor, mask: bool = True) -> torch.Tensor:
         """beta^ ``(N, B)`` (float32) with 0 at each sample's target band."""
-        feats = self.encoder(self.encoder_input(cube, band, mask))
+        return self.head_coefficients(self.encoder(self.encoder_input(cube, band, mask)), band)
+
+    def head_coefficients(self, feats: torch.Tensor, band: torch.Tensor) -> torch.Tensor:
+        """The head's beta^ ``(N, B)`` (float32, 0 at band b) from pooled features ``(N, F)``."""
         onehot = F.one_hot(band, self.num_bands).to(feats.dtype)
         beta = self.beta_prior[band] + self.head(torch.cat([feats, onehot], dim=1)).float()
         return beta.masked_fill(onehot.bool(), 0.0)
