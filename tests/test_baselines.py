@@ -7,7 +7,7 @@ import torch
 import s3r_zoo
 from s3r_zoo.baselines import BYOLObjective, SimSiamObjective, masked_l1
 from s3r_zoo.baselines.simsiam import simsiam_loss
-from s3r_zoo.baselines.views import pick_bands
+from s3r_zoo.baselines.views import pick_bands, random_view, view_geometry
 from s3r_zoo.models import build_encoder
 from s3r_zoo.pretrain import PretrainSpec, run_pretrain
 
@@ -35,6 +35,38 @@ def test_byol_target_is_an_ema_and_gets_no_gradient():
     obj(torch.rand(4, B, 32, 32))["loss"].backward()
     assert all(p.grad is None and not p.requires_grad for p in obj.target_encoder.parameters())
     assert obj.encoder.conv1.weight.grad is not None
+
+
+def test_a_full_scale_view_is_one_of_the_eight_flips_and_rotations_and_all_eight_are_drawn():
+    """The siamese views' geometry: at area fraction 1 and aspect 1 a view is the crop itself, flipped and rotated
+    (exactly, pixel for pixel); the 8 symmetries of the square all occur."""
+    torch.manual_seed(0)
+    x = torch.rand(256, 3, 8, 8)
+    theta = view_geometry(256, 8, 8, scale=(1.0, 1.0), ratio=(1.0, 1.0))
+    grid = torch.nn.functional.affine_grid(theta, [256, 3, 8, 8], align_corners=False)
+    v = torch.nn.functional.grid_sample(x, grid, align_corners=False)
+    symmetries = [lambda t, k=k, f=f: torch.rot90(t.flip(-1) if f else t, k, dims=(-2, -1))
+                  for k in range(4) for f in (False, True)]
+    seen = set()
+    for i in range(256):
+        match = [j for j, s in enumerate(symmetries) if torch.allclose(v[i], s(x[i]), atol=1e-5)]
+        assert len(match) == 1
+        seen.add(match[0])
+    assert seen == set(range(8))
+
+
+def test_a_view_crops_within_the_input_and_draws_on_the_batch_device():
+    """A crop of area fraction 1/4 of a ramp image only holds values of the ramp's range, shrunk; jitter and
+    noise off, a constant band stays constant; the view keeps shape and dtype."""
+    torch.manual_seed(1)
+    ramp = torch.linspace(0, 1, 32).expand(32, 32)
+    x = torch.stack([ramp, torch.full((32, 32), 0.7)])[None].repeat(64, 1, 1, 1)
+    v = random_view(x, scale=(0.25, 0.25), jitter=0.0, noise_std=0.0)
+    assert v.shape == x.shape and v.dtype == x.dtype
+    torch.testing.assert_close(v[:, 1], torch.full((64, 32, 32), 0.7))
+    spread = v[:, 0].amax(dim=(1, 2)) - v[:, 0].amin(dim=(1, 2))  # a half-width crop of the ramp
+    assert (spread > 0.35).all() and (spread < 0.7).all()
+    assert random_view(x.to(torch.bfloat16)).dtype == torch.bfloat16
 
 
 def test_three_band_sampling_picks_three_distinct_bands():

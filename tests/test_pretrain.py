@@ -290,6 +290,42 @@ def test_a_non_finite_gradient_skips_its_step(synth, tmp_path):
     assert [(s["step"], s["reason"]) for s in skips] == [(2, "non-finite gradient")]
 
 
+def test_a_training_step_never_reads_a_tensor_on_the_host(synth, tmp_path, monkeypatch):
+    """No host sync inside a step (a GPU would idle while the host waits): every Python-level read of a tensor
+    value (item, float, int, bool, tolist, numpy, cpu) raises inside ``Trainer._step``; the steps' outcomes are
+    read every ``log_every`` steps and at the epoch end, and the run's losses are what they were."""
+    ds, (mean, std) = synth
+    base = Trainer(TrainConfig(epochs=2, batch_size=2, log_every=1), tmp_path / "base").fit(_make(mean, std), ds)
+    inside = []
+
+    def guard(name):
+        real = getattr(torch.Tensor, name)
+
+        def read(self, *a, **k):
+            if inside:
+                raise AssertionError(f"host read Tensor.{name} inside a training step")
+            return real(self, *a, **k)
+        return read
+
+    for name in ("item", "__float__", "__int__", "__bool__", "__index__", "tolist", "numpy", "cpu"):
+        monkeypatch.setattr(torch.Tensor, name, guard(name))
+    step = Trainer._step
+
+    def watched(self, *a):
+        inside.append(1)
+        try:
+            return step(self, *a)
+        finally:
+            inside.pop()
+
+    monkeypatch.setattr(Trainer, "_step", watched)
+    summary = Trainer(TrainConfig(epochs=2, batch_size=2, log_every=3), tmp_path / "guarded").fit(_make(mean, std), ds)
+    assert [h["loss"] for h in summary["history"]] == [h["loss"] for h in base["history"]]
+    logged = [json.loads(line)["step"] for line in (tmp_path / "guarded" / "metrics.jsonl").read_text().splitlines()
+              if '"kind": "step"' in line]
+    assert logged == [3, 6]  # 4 steps an epoch: the records of steps 3 and 6 were written when read
+
+
 def test_crop_larger_than_cube(tmp_path):
     np.save(tmp_path / "c.npy", np.random.default_rng(0).random((20, 20, 5)).astype(np.float32))
     with pytest.raises(ValueError, match=r"crop \(32, 32\) is larger than the cube \(20 x 20\)"):

@@ -56,7 +56,8 @@ class SSADObjective(Objective):
     def forward(self, cube):
         x = random_view(self.normalize(cube))
         k = torch.randint(0, 4, (x.shape[0],), device=x.device)
-        x = torch.stack([torch.rot90(xi, int(ki), dims=(-2, -1)) for xi, ki in zip(x, k)])
+        turned = torch.stack([torch.rot90(x, j, dims=(-2, -1)) for j in range(4)])  # square crops
+        x = turned[k, torch.arange(x.shape[0], device=x.device)]  # sample i turned k[i] times; no host read
         logits = self.head(self.encoder(x)).float()
         with torch.no_grad():
             t_logits = self.teacher["head"](self.teacher["encoder"](x)).float()

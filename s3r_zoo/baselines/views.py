@@ -1,36 +1,59 @@
 """Two random views of HSI crops for the siamese baselines (SimSiam, BYOL, SSAD).
 
-Per sample: random resized crop, flips, 90-degree rotation, band-wise intensity jitter
-(gain and offset per band: a spectral, not only spatial, augmentation) and Gaussian noise.
-Inputs are normalised ``(N, B, H, W)``; randomness comes from the global torch RNG, which
-the trainer seeds and checkpoints.
+Per sample: random resized crop (area fraction in ``scale``, aspect in 3/4-4/3), flips, a 90-degree
+rotation (square inputs), band-wise intensity jitter (gain and offset per band: a spectral, not only
+spatial, augmentation) and Gaussian noise. The geometry of every sample is one affine map, so the
+whole batch is resampled in one ``grid_sample`` call on the batch's device: no host round trip, no
+per-sample loop, one graph under ``torch.compile``. Inputs are normalised ``(N, B, H, W)``;
+randomness comes from the torch RNG of the batch's device, which the trainer seeds and checkpoints.
 """
 
 from __future__ import annotations
 
+import math
+
 import torch
+import torch.nn.functional as F
 
-from ..data.transforms import random_flip, random_resized_crop, random_rot90
+__all__ = ["random_view", "view_geometry", "pick_bands"]
 
-__all__ = ["random_view", "pick_bands"]
+_COS = (1.0, 0.0, -1.0, 0.0)  # rotation by k x 90 degrees
+_SIN = (0.0, 1.0, 0.0, -1.0)
+
+
+def view_geometry(n: int, h: int, w: int, scale: tuple[float, float] = (0.4, 1.0),
+                  ratio: tuple[float, float] = (3 / 4, 4 / 3), device=None) -> torch.Tensor:
+    """``(n, 2, 3)`` affine maps (``F.affine_grid``'s ``theta``, ``align_corners=False``) from a view's
+    normalised coordinates to the input's: a random crop of area fraction in ``scale`` and aspect in
+    ``ratio`` (clipped to the input), a random flip of each axis and, for a square input, a random rotation
+    by a multiple of 90 degrees."""
+    u = torch.rand(n, 7, device=device)
+    area = h * w * (scale[0] + (scale[1] - scale[0]) * u[:, 0])
+    aspect = torch.exp(math.log(ratio[0]) + (math.log(ratio[1]) - math.log(ratio[0])) * u[:, 1])
+    ch = torch.sqrt(area / aspect).clamp(1, h)
+    cw = torch.sqrt(area * aspect).clamp(1, w)
+    cy = (ch / 2 + u[:, 2] * (h - ch)) * (2 / h) - 1  # crop centre, normalised
+    cx = (cw / 2 + u[:, 3] * (w - cw)) * (2 / w) - 1
+    flip = torch.where(u[:, 4:6] < 0.5, -1.0, 1.0)  # x, y
+    k = (u[:, 6] * 4).long().clamp(max=3) if h == w else torch.zeros(n, dtype=torch.long, device=device)
+    cos, sin = torch.tensor(_COS, device=device)[k], torch.tensor(_SIN, device=device)[k]
+    # theta = diag(crop half-extent) @ rotation @ diag(flip), then the crop centre
+    sx, sy = cw / w, ch / h
+    row_x = torch.stack([sx * cos * flip[:, 0], -sx * sin * flip[:, 1], cx], dim=1)
+    row_y = torch.stack([sy * sin * flip[:, 0], sy * cos * flip[:, 1], cy], dim=1)
+    return torch.stack([row_x, row_y], dim=1)
 
 
 def random_view(x: torch.Tensor, scale: tuple[float, float] = (0.4, 1.0), jitter: float = 0.1,
                 noise_std: float = 0.05) -> torch.Tensor:
-    """One augmented view of every sample in ``x``."""
-    g = torch.Generator().manual_seed(int(torch.randint(0, 2**62, ())))
-    views = []
-    for sample in x.cpu():
-        v = random_resized_crop(sample, g, scale)
-        v = random_flip(v, g)
-        if v.shape[-1] == v.shape[-2]:
-            v = random_rot90(v, g)
-        views.append(v)
-    v = torch.stack(views).to(x.device)
-    n, b = v.shape[:2]
-    gain = 1 + jitter * torch.randn(n, b, 1, 1, generator=g).to(v)
-    offset = jitter * torch.randn(n, b, 1, 1, generator=g).to(v)
-    return v * gain + offset + noise_std * torch.randn(v.shape, generator=g).to(v)
+    """One augmented view of every sample in ``x`` (same shape, device and dtype)."""
+    n, b, h, w = x.shape
+    theta = view_geometry(n, h, w, scale, device=x.device)
+    grid = F.affine_grid(theta, [n, b, h, w], align_corners=False)
+    v = F.grid_sample(x.float(), grid, mode="bilinear", padding_mode="border", align_corners=False)
+    gain = 1 + jitter * torch.randn(n, b, 1, 1, device=x.device)
+    offset = jitter * torch.randn(n, b, 1, 1, device=x.device)
+    return (v * gain + offset + noise_std * torch.randn_like(v)).to(x.dtype)
 
 
 def pick_bands(x: torch.Tensor, k: int) -> torch.Tensor:

@@ -103,7 +103,9 @@ class DeviceCubes(Dataset):
         """Crops ``(N, B, h, w)`` float32 (channels_last in memory) and labels of items ``indices``."""
         boxes = [self.dataset.crop_box(i) for i in indices]
         ch, cw = boxes[0][3], boxes[0][4]
-        cube, top, left = (torch.tensor([b[k] for b in boxes], device=self.device) for k in range(3))
+        where = torch.tensor([b[:3] for b in boxes])  # (N, 3): cube, top, left; one upload, no host wait
+        cube, top, left = where.pin_memory().to(self.device, non_blocking=True).unbind(1) \
+            if self.device.type == "cuda" else where.unbind(1)
         rows = top[:, None] + torch.arange(ch, device=self.device)
         cols = left[:, None] + torch.arange(cw, device=self.device)
         x = self.cubes[cube[:, None, None], rows[:, :, None], cols[:, None, :]]  # (N, h, w, B): one gather

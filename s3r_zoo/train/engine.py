@@ -24,7 +24,7 @@ import json
 import logging
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Optional
 
@@ -37,6 +37,7 @@ from torch.utils.data import Dataset
 from ..files import atomic_write, check_writable_dir, first_line
 from ..progress import progress, say
 from .objective import Objective
+from .outcomes import Outcomes
 from .setup import (AMP_MODES, SCHEDULES, NonFiniteError, NonFiniteLossError, RunInterrupted, TrainConfig,
                     epoch_loader,
                     cpu_has_fast_bf16, dist_info, first_non_finite, resolve_amp, seed_everything)
@@ -63,9 +64,10 @@ class _Fit:
     pos: dict  # epoch, step, global_step, best, bad_epochs, history (saved in the state)
     steps_per_epoch: int
     t0: float = 0.0
-    bad_steps: int = 0
-    skip_reason: str = ""  # what made the last skipped step non-finite: "loss" or "gradient"
+    bad_steps: int = 0  # consecutive skipped steps
     saved: Optional[dict] = None  # epoch and step of the last saved state
+    outcomes: Outcomes = field(default_factory=Outcomes)  # the steps the host has not read yet
+    sums: list = field(default_factory=lambda: [0.0, 0])  # this epoch: loss sum, applied steps[, skipped steps]
 
 
 class Trainer:
@@ -188,8 +190,9 @@ class Trainer:
         model.shard = (self.rank, self.world)  # random draws of the global batch, this process's part
         if cfg.channels_last:
             model = model.to(memory_format=torch.channels_last)
+        # fused: one kernel, and a step skipped on the device (``found_inf``) without a host sync (:mod:`.outcomes`)
         opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=cfg.lr,
-                                weight_decay=cfg.weight_decay)
+                                weight_decay=cfg.weight_decay, fused=True)
         if cfg.schedule == "exponential":
             sched = torch.optim.lr_scheduler.ExponentialLR(opt, gamma=cfg.gamma)
         else:
@@ -233,31 +236,22 @@ class Trainer:
         fit.objective.train()
         loader = epoch_loader(dataset, self.cfg, epoch, pos["step"], self.world, self.rank,
                               pin_memory=self.device.type == "cuda")
-        sums = pos.get("epoch_sums", [0.0, 0])
+        fit.sums = list(pos.get("epoch_sums", [0.0, 0]))
         bar = progress(loader, total=fit.steps_per_epoch, initial=pos["step"], desc=f"epoch {epoch + 1}/{cfg.epochs}",
                        unit="step", disable=not self.is_main, dynamic_ncols=True)
         t_epoch = time.perf_counter()
         for x, labels in bar:
-            value = self._step(fit, x, labels)
-            if value is None:  # non-finite loss or gradient: step skipped, counted and logged
-                pos["skipped_steps"] = pos.get("skipped_steps", 0) + 1
-                sums = sums[:2] + [sums[2] + 1 if len(sums) > 2 else 1]
-                self.log({"kind": "skip", "epoch": epoch + 1, "step": pos["global_step"] + 1,
-                          "reason": f"non-finite {fit.skip_reason}", "time_s": time.perf_counter() - fit.t0})
-                continue
-            sums = [sums[0] + value, sums[1] + 1] + sums[2:]
+            self._step(fit, x, labels)
             pos["step"] += 1
             pos["global_step"] += 1
-            rate = pos["step"] * cfg.batch_size / max(time.perf_counter() - t_epoch, 1e-9)
-            lr = fit.sched.get_last_lr()[0]
-            bar.set_postfix(loss=f"{value:.4f}", cubes_s=f"{rate:.1f}", lr=f"{lr:.2e}", refresh=False)
-            if pos["global_step"] % cfg.log_every == 0:
-                self.log({"kind": "step", "epoch": epoch + 1, "step": pos["global_step"], "loss": value,
-                          "lr": lr, "time_s": time.perf_counter() - fit.t0})
-            if cfg.ckpt_every and pos["global_step"] % cfg.ckpt_every == 0:
-                self._save(fit, {**pos, "epoch_sums": sums})
+            save = cfg.ckpt_every and pos["global_step"] % cfg.ckpt_every == 0
+            if save or pos["global_step"] % cfg.log_every == 0:
+                self._read_steps(fit, bar, t_epoch)
+            if save:
+                self._save(fit, {**pos, "epoch_sums": fit.sums})
+        self._read_steps(fit, bar, t_epoch)
         bar.close()
-        total = torch.tensor([sums[0], sums[1]], dtype=torch.float64, device=self.device)
+        total = torch.tensor(fit.sums[:2], dtype=torch.float64, device=self.device)
         if self.world > 1:
             torch.distributed.all_reduce(total)
         if total[1] == 0:
@@ -265,20 +259,17 @@ class Trainer:
                                      f"lower --lr, use --amp bf16 instead of fp16, or check the data")
         return float(total[0] / total[1]), t_epoch
 
-    def _step(self, fit: _Fit, x: torch.Tensor, labels: torch.Tensor) -> Optional[float]:
-        """Forward, backward, optimiser step and after-step hook; the loss, or None if it was not finite."""
+    def _step(self, fit: _Fit, x: torch.Tensor, labels: torch.Tensor) -> None:
+        """Forward, backward, optimiser step and after-step hook, without a host sync: the checks of batch,
+        loss and gradient stay on the device, and a non-finite step is skipped there (:mod:`.outcomes`)."""
         cfg, pos = self.cfg, fit.pos
         x = x.to(self.device, non_blocking=True)
         if cfg.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
-        if not torch.isfinite(x).all():
-            raise ValueError(f"epoch {pos['epoch'] + 1}, step {pos['step'] + 1}: the batch holds NaN/Inf values; "
-                             f"read the cubes with nan='zero'|'band_mean'|'inpaint'")
+        finite = torch.isfinite(x).all()
         with self.autocast():
             out = fit.run(x, labels.to(self.device)) if fit.objective.uses_labels else fit.run(x)
         loss = out["loss"]
-        if not torch.isfinite(loss):
-            return self._bad_step(fit, "loss")
         fit.opt.zero_grad(set_to_none=True)
         if fit.scaler is not None:
             fit.scaler.scale(loss).backward()
@@ -286,27 +277,43 @@ class Trainer:
         else:
             loss.backward()
         norm = nn.utils.clip_grad_norm_(fit.objective.parameters(), cfg.grad_clip or math.inf)
+        skip = fit.outcomes.record((pos["epoch"] + 1, pos["step"] + 1, pos["global_step"] + 1), loss, norm, finite)
         if fit.scaler is not None:  # GradScaler skips non-finite gradients itself (and lowers its scale)
             fit.scaler.step(fit.opt)
             fit.scaler.update()
-        elif not torch.isfinite(norm):  # one such step would turn every weight NaN
-            return self._bad_step(fit, "gradient")
-        else:
+        else:  # fused AdamW leaves weights and moments as they were when found_inf is 1
+            fit.opt.found_inf = skip
             fit.opt.step()
-        fit.bad_steps = 0
-        fit.objective.after_step()
-        return float(loss.detach())
+        fit.objective.after_step()  # runs after a skipped step too (an EMA teacher then moves toward unchanged weights)
 
-    def _bad_step(self, fit: _Fit, what: str) -> None:
-        """Skip a step whose loss or gradient is NaN/Inf; too many in a row stop the run."""
-        fit.bad_steps += 1
-        fit.skip_reason = what
-        fit.opt.zero_grad(set_to_none=True)
-        if fit.bad_steps >= self.cfg.max_bad_steps:
-            raise NonFiniteLossError(
-                f"{what} was NaN/Inf for {fit.bad_steps} consecutive steps (epoch {fit.pos['epoch'] + 1}); lower "
-                f"--lr, use --amp bf16 instead of fp16, or check the data")
-        return None
+    def _read_steps(self, fit: _Fit, bar, t_epoch: float) -> None:
+        """Read the steps since the last read (one host sync): epoch sums, skips, step logs, the progress bar;
+        a non-finite batch, or ``max_bad_steps`` skipped steps in a row, stop the run naming the step."""
+        cfg, pos = self.cfg, fit.pos
+        lr, now, last = fit.sched.get_last_lr()[0], time.perf_counter() - fit.t0, None
+        for s in fit.outcomes.read():
+            if not s.batch_finite:
+                raise ValueError(f"epoch {s.epoch}, step {s.step}: the batch holds NaN/Inf values; read the cubes "
+                                 f"with nan='zero'|'band_mean'|'inpaint'")
+            if not s.applied:
+                fit.bad_steps += 1
+                pos["skipped_steps"] = pos.get("skipped_steps", 0) + 1
+                fit.sums = fit.sums[:2] + [fit.sums[2] + 1 if len(fit.sums) > 2 else 1]
+                self.log({"kind": "skip", "epoch": s.epoch, "step": s.global_step, "reason": f"non-finite {s.reason}",
+                          "time_s": now})
+                if fit.bad_steps >= cfg.max_bad_steps:
+                    raise NonFiniteLossError(
+                        f"{s.reason} was NaN/Inf for {fit.bad_steps} consecutive steps (epoch {s.epoch}); lower "
+                        f"--lr, use --amp bf16 instead of fp16, or check the data")
+                continue
+            fit.bad_steps, last = 0, s
+            fit.sums = [fit.sums[0] + s.loss, fit.sums[1] + 1] + fit.sums[2:]
+            if s.global_step % cfg.log_every == 0:
+                self.log({"kind": "step", "epoch": s.epoch, "step": s.global_step, "loss": s.loss, "lr": lr,
+                          "time_s": now})
+        if last is not None:
+            rate = pos["step"] * cfg.batch_size / max(time.perf_counter() - t_epoch, 1e-9)
+            bar.set_postfix(loss=f"{last.loss:.4f}", cubes_s=f"{rate:.1f}", lr=f"{lr:.2e}", refresh=False)
 
     def _end_epoch(self, fit: _Fit, epoch_loss: float, t_epoch: float,
                    on_epoch_end: Optional[Callable[[int, float], None]]) -> bool:

@@ -194,7 +194,14 @@ def load_state(path: Path, fingerprint: str, model: nn.Module, opt: torch.optim.
         if k.startswith("optim."):
             _, pid, name = k.split(".", 2)
             state.setdefault(int(pid), {})[name] = v
-    opt.load_state_dict({"state": state, "param_groups": json.loads(meta["param_groups"])})
+    groups = json.loads(meta["param_groups"])
+    for saved, live in zip(groups, opt.param_groups):  # the implementation is this run's (a state may predate fused)
+        saved.update({k: live[k] for k in ("fused", "foreach", "capturable") if k in live})
+    opt.load_state_dict({"state": state, "param_groups": groups})
+    for q, st in opt.state.items():  # saved contiguous; fused AdamW assumes its parameter's layout (channels_last)
+        for k, v in st.items():
+            if torch.is_tensor(v) and v.shape == q.shape and v.stride() != q.stride():
+                st[k] = torch.empty_like(q).copy_(v)
     sched.load_state_dict(json.loads(meta["scheduler"]))
     if scaler is not None and json.loads(meta["scaler"]):
         scaler.load_state_dict(json.loads(meta["scaler"]))
