@@ -115,7 +115,7 @@ def train_step(module: torch.nn.Module, loss_fn: Callable[[torch.Tensor], torch.
                batch: Union[torch.Tensor, Callable[[], torch.Tensor]], amp: bool) -> Callable[[], None]:
     """One forward-backward-AdamW step of ``module`` (bf16 autocast when ``amp``) on ``batch``, or on a new
     batch from ``batch()`` at every call (to time a data path with the step)."""
-    opt = torch.optim.AdamW([p for p in module.parameters() if p.requires_grad], lr=1e-4)
+    opt = torch.optim.AdamW([p for p in module.parameters() if p.requires_grad], lr=1e-4, fused=True)  # as the trainer's
 
     def step() -> None:
         x = batch() if callable(batch) else batch
