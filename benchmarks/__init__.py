@@ -75,6 +75,7 @@ def run_bench(parts: Sequence[str], quick: bool = False, budget: Optional[str] =
     if "report" in parts:  # the plots of the powered benchmark are redrawn from their JSON too
         labels.replot(results_dir)
         transfer.replot(results_dir)
+        worlds.replot(results_dir)
     out["report"] = str(write_report(results_dir))
     out["results"] = str(results_dir)
     return out

@@ -23,6 +23,7 @@ what finished) and ``worlds_curves.png``.
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -39,7 +40,7 @@ from .common import environment, write_result
 from .labels import Cubes, features, finetune_correct, probe_runs
 from .protocol import LABELS, Training, finetune, pretrain
 
-__all__ = ["WorldBudget", "BUDGETS", "run", "worlds_section"]
+__all__ = ["WorldBudget", "BUDGETS", "run", "replot", "worlds_section"]
 
 
 @dataclass(frozen=True)
@@ -147,25 +148,38 @@ def run(results_dir: Path, b: WorldBudget, work: Path, amp: str = "auto") -> dic
     return payload
 
 
+def replot(results_dir: Path) -> None:
+    """Redraw worlds_curves.png from ``worlds.json`` (if present)."""
+    path = Path(results_dir) / "worlds.json"
+    if path.is_file():
+        _plot(json.loads(path.read_text()), Path(results_dir) / "worlds_curves.png")
+
+
 def _plot(p: dict, path: Path) -> None:
+    """Probe accuracy of each method's snapshots against optimiser steps (top) and wall time (bottom)."""
     plt = pyplot()
     worlds = list(p["worlds"])
-    fig, axes = plt.subplots(1, len(worlds), figsize=(4.6 * len(worlds) + 2.2, 4.0), squeeze=False)
-    for ax, world in zip(axes[0], worlds):
+    fig, axes = plt.subplots(2, len(worlds), figsize=(4.6 * len(worlds) + 2.2, 7.4), squeeze=False)
+    for col, world in enumerate(worlds):
         w = p["worlds"][world]
-        for m, pts in w["curves"].items():
-            if pts:
-                ax.plot([q[0] for q in pts], [q[2] for q in pts], marker="o", label=p["labels"].get(m, m))
-        for name, style in (("random", ":"), ("mean_spectrum", "--")):
-            r = w["probe"].get("1", {}).get(name)
-            if r:
-                ax.axhline(r["mean"], color="grey", linestyle=style, label=p["labels"][name])
-        ax.set_title(f"world {world}", fontsize=10)
-        ax.set_xlabel("pre-training optimiser steps")
-        ax.grid(alpha=0.3)
-    axes[0][0].set_ylabel("linear probe accuracy, all labels (%)")
-    handles, names = axes[0][-1].get_legend_handles_labels()
-    for ax in axes[0][:-1]:
+        for row, (x, xlabel) in enumerate(((0, "pre-training optimiser steps"),
+                                           (1, f"pre-training wall time (min; {p.get('device', '?')})"))):
+            ax = axes[row][col]
+            for m, pts in w["curves"].items():
+                if pts:
+                    ax.plot([q[x] / (60 if x else 1) for q in pts], [q[2] for q in pts], marker="o",
+                            label=p["labels"].get(m, m))
+            for name, style in (("random", ":"), ("mean_spectrum", "--")):
+                r = w["probe"].get("1", {}).get(name)
+                if r:
+                    ax.axhline(r["mean"], color="grey", linestyle=style, label=p["labels"][name])
+            ax.set_title(f"world {world}", fontsize=10)
+            ax.set_xlabel(xlabel)
+            ax.grid(alpha=0.3)
+            if col == 0:
+                ax.set_ylabel("linear probe accuracy, all labels (%)")
+    handles, names = [], []
+    for ax in axes[0]:
         for h, n in zip(*ax.get_legend_handles_labels()):
             if n not in names:
                 handles, names = handles + [h], names + [n]
