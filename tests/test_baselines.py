@@ -69,6 +69,19 @@ def test_a_view_crops_within_the_input_and_draws_on_the_batch_device():
     assert random_view(x.to(torch.bfloat16)).dtype == torch.bfloat16
 
 
+def test_views_and_bands_of_a_process_are_its_slice_of_the_global_batch_draws():
+    """Under torchrun each process augments its block of the global batch as one process would: the views
+    and band picks drawn with ``part`` = (global size, slice) are that slice of the one-process draws."""
+    x = torch.rand(6, B, 16, 16)
+    torch.manual_seed(3)
+    full_v, full_b = random_view(x), pick_bands(x, 3)
+    for mine in (slice(0, 3), slice(3, 6)):
+        torch.manual_seed(3)
+        part = (6, mine)
+        torch.testing.assert_close(random_view(x[mine], part=part), full_v[mine], atol=1e-6, rtol=0)
+        assert torch.equal(pick_bands(x[mine], 3, part), full_b[mine])
+
+
 def test_three_band_sampling_picks_three_distinct_bands():
     x = torch.arange(B, dtype=torch.float32).view(1, B, 1, 1).expand(64, B, 2, 2)
     sub = pick_bands(x, 3)

@@ -46,10 +46,10 @@ class BYOLObjective(Objective):
             p.requires_grad = False
 
     def forward(self, cube):
-        x = self.normalize(cube)
+        x, part = self.normalize(cube), self.global_batch(cube.shape[0])
         if self.bands:
-            x = pick_bands(x, self.bands)
-        v1, v2 = random_view(x), random_view(x)
+            x = pick_bands(x, self.bands, part)
+        v1, v2 = random_view(x, part=part), random_view(x, part=part)
         p1 = self.predictor(self.projector(self.encoder(v1)))
         p2 = self.predictor(self.projector(self.encoder(v2)))
         with torch.no_grad():

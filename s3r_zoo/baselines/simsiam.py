@@ -45,8 +45,8 @@ class SimSiamObjective(Objective):
         self.predictor = mlp(proj_dim, pred_dim, proj_dim)
 
     def forward(self, cube):
-        x = self.normalize(cube)
+        x, part = self.normalize(cube), self.global_batch(cube.shape[0])
         if self.bands:
-            x = pick_bands(x, self.bands)
-        z1, z2 = (self.projector(self.encoder(random_view(x))) for _ in range(2))
+            x = pick_bands(x, self.bands, part)
+        z1, z2 = (self.projector(self.encoder(random_view(x, part=part))) for _ in range(2))
         return {"loss": simsiam_loss(self.predictor(z1), self.predictor(z2), z1, z2)}

@@ -54,8 +54,9 @@ class SSADObjective(Objective):
             p.requires_grad = False
 
     def forward(self, cube):
-        x = random_view(self.normalize(cube))
-        k = torch.randint(0, 4, (x.shape[0],), device=x.device)
+        total, mine = part = self.global_batch(cube.shape[0])
+        x = random_view(self.normalize(cube), part=part)
+        k = torch.randint(0, 4, (total,), device=x.device)[mine]
         turned = torch.stack([torch.rot90(x, j, dims=(-2, -1)) for j in range(4)])  # square crops
         x = turned[k, torch.arange(x.shape[0], device=x.device)]  # sample i turned k[i] times; no host read
         logits = self.head(self.encoder(x)).float()

@@ -11,6 +11,7 @@ randomness comes from the torch RNG of the batch's device, which the trainer see
 from __future__ import annotations
 
 import math
+from typing import Optional
 
 import torch
 import torch.nn.functional as F
@@ -45,21 +46,29 @@ def view_geometry(n: int, h: int, w: int, scale: tuple[float, float] = (0.4, 1.0
 
 
 def random_view(x: torch.Tensor, scale: tuple[float, float] = (0.4, 1.0), jitter: float = 0.1,
-                noise_std: float = 0.05) -> torch.Tensor:
-    """One augmented view of every sample in ``x`` (same shape, device and dtype)."""
+                noise_std: float = 0.05, part: Optional[tuple[int, slice]] = None) -> torch.Tensor:
+    """One augmented view of every sample in ``x`` (same shape, device and dtype).
+
+    ``part`` = (global batch size, this process's slice) (:meth:`~s3r_zoo.train.Objective.global_batch`):
+    the draws are made for the global batch and sliced, so N processes under torchrun augment each sample
+    as one process would (and no two processes draw the same augmentations)."""
     n, b, h, w = x.shape
-    theta = view_geometry(n, h, w, scale, device=x.device)
+    total, mine = part if part is not None else (n, slice(None))
+    theta = view_geometry(total, h, w, scale, device=x.device)[mine]
     grid = F.affine_grid(theta, [n, b, h, w], align_corners=False)
     v = F.grid_sample(x.float(), grid, mode="bilinear", padding_mode="border", align_corners=False)
-    gain = 1 + jitter * torch.randn(n, b, 1, 1, device=x.device)
-    offset = jitter * torch.randn(n, b, 1, 1, device=x.device)
-    return (v * gain + offset + noise_std * torch.randn_like(v)).to(x.dtype)
+    gain = 1 + jitter * torch.randn(total, b, 1, 1, device=x.device)[mine]
+    offset = jitter * torch.randn(total, b, 1, 1, device=x.device)[mine]
+    noise = torch.randn(total, b, h, w, device=x.device)[mine]
+    return (v * gain + offset + noise_std * noise).to(x.dtype)
 
 
-def pick_bands(x: torch.Tensor, k: int) -> torch.Tensor:
-    """``k`` distinct random bands per sample (the paper's "3 bands" rows), in band order."""
+def pick_bands(x: torch.Tensor, k: int, part: Optional[tuple[int, slice]] = None) -> torch.Tensor:
+    """``k`` distinct random bands per sample (the paper's "3 bands" rows), in band order (``part``: as
+    :func:`random_view`'s)."""
     n, b = x.shape[:2]
     if k > b:
         raise ValueError(f"--bands {k}: the data has only {b} bands")
-    idx = torch.rand(n, b, device=x.device).argsort(dim=1)[:, :k].sort(dim=1).values
+    total, mine = part if part is not None else (n, slice(None))
+    idx = torch.rand(total, b, device=x.device)[mine].argsort(dim=1)[:, :k].sort(dim=1).values
     return x[torch.arange(n, device=x.device)[:, None], idx]
