@@ -114,7 +114,8 @@ def run(results_dir: Path, b: WorldBudget, work: Path, amp: str = "auto") -> dic
                         // b.batch_size)
         epochs = max(1, math.ceil(b.steps / per_epoch))
         pre = replace(b, pretrain_epochs=epochs, patience=epochs + 1)
-        w = payload["worlds"][world] = {"data": str(data.name), "epochs": epochs, "probe": {}, "probe_layer3": {}, "finetune": {}, "curves": {}, "pretrain": {}}
+        w = payload["worlds"][world] = {"data": str(data.name), "epochs": epochs, "probe": {}, "probe_layer3": {},
+                                        "finetune": {}, "curves": {}, "pretrain": {}}
 
         def row(table: str, name: str, runs: dict, ref: str) -> None:
             for f, correct in runs.items():
@@ -139,7 +140,8 @@ def run(results_dir: Path, b: WorldBudget, work: Path, amp: str = "auto") -> dic
             w["pretrain"][method] = {k: s[k] for k in ("epochs", "steps", "stop", "final_loss", "wall_time_s")}
             w["curves"][method] = _curve(s, b, cubes)
             row("probe", method, probe_runs(features(s["checkpoint"], b, cubes), cubes, b), "random")
-            row("probe_layer3", method, probe_runs(features(s["checkpoint"], b, cubes, layer3=True), cubes, b), "random")
+            row("probe_layer3", method, probe_runs(features(s["checkpoint"], b, cubes, layer3=True), cubes, b),
+                "random")
             if method in b.finetune_methods:
                 tune(method, s["checkpoint"])
             _plot(payload, Path(results_dir) / "worlds_curves.png")

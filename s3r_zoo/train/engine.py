@@ -268,7 +268,7 @@ class Trainer:
             x = x.contiguous(memory_format=torch.channels_last)
         finite = torch.isfinite(x).all()
         with self.autocast():
-            out = fit.run(x, labels.to(self.device)) if fit.objective.uses_labels else fit.run(x)
+            out = fit.run(x, labels.to(self.device, non_blocking=True)) if fit.objective.uses_labels else fit.run(x)
         loss = out["loss"]
         fit.opt.zero_grad(set_to_none=True)
         if fit.scaler is not None:
