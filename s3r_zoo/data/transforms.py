@@ -74,8 +74,10 @@ def random_rotate(x: torch.Tensor, g: torch.Generator, max_degrees: float) -> to
 
 def gaussian_noise(x: torch.Tensor, g: torch.Generator, std: float) -> torch.Tensor:
     """Add i.i.d. Gaussian noise of standard deviation ``std`` (in the units of ``x``)."""
-    noise = torch.randn(x.shape, generator=g, dtype=torch.float32).to(device=x.device, dtype=x.dtype)
-    return x + std * noise
+    noise = torch.randn(x.shape, generator=g, dtype=torch.float32)
+    if x.device.type == "cuda":  # a pinned, non-blocking copy: a pageable one would wait for the GPU's stream
+        noise = noise.pin_memory().to(x.device, non_blocking=True)
+    return x + std * noise.to(device=x.device, dtype=x.dtype)
 
 
 @dataclass
