@@ -394,7 +394,7 @@ def run(results_dir: Path, quick: bool = False) -> dict:
     payload = {"name": "speed", "quick": quick, "data_source": source, "targets": TARGETS,
                "beta_targets": {"input": list(cube.shape), **_targets(cube, dev, 2 if quick else 7)},
                "train_step": {"model": "s3r_resnet18", "input": list(cube.shape),
-                              **_steps("s3r_resnet18", cube, dev, 3 if quick else 7)},
+                              **_steps("s3r_resnet18", cube, dev, 3 if quick else 15)},
                "precision": _precision("s3r_resnet18", (4, 40, 32, 32) if quick else (16, 40, 96, 96), dev,
                                        3 if quick else 5),
                "data": _data(n=12 if quick else 40, size=96 if quick else 256, crop=64 if quick else 128, batch=16),
