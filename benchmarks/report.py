@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Optional
 
 from s3r_zoo.files import atomic_write
+
 from .gpu import gpu_section
 from .protocol import LABELS, PAPER_R18, PAPER_TABLE1_R18
 from .tissue import tissue_section

@@ -26,7 +26,7 @@ from torch.utils.data import Dataset
 from .datasets import CubeDataset
 from .nan import apply_nan_policy
 
-__all__ = ["DeviceCubes", "DEVICE_SHARE", "use_device_data", "data_bytes"]
+__all__ = ["DeviceCubes", "DEVICE_SHARE", "use_device_data", "data_bytes", "upload"]
 
 DEVICE_SHARE = 0.5  # auto: the cubes may take this share of the GPU's free memory (the rest: model, activations)
 
@@ -59,6 +59,14 @@ def use_device_data(mode: str, dataset: Dataset, device: torch.device) -> bool:
         return False
     free, _ = torch.cuda.mem_get_info(device)
     return data_bytes(dataset) <= DEVICE_SHARE * free
+
+
+def upload(host: torch.Tensor, device) -> torch.Tensor:
+    """``host`` on ``device`` without the host waiting for it: to a GPU from pinned memory, non-blocking (a
+    copy from pageable memory waits for the GPU's stream to finish its queued work); elsewhere a plain move."""
+    if torch.device(device).type == "cuda":
+        return host.pin_memory().to(device, non_blocking=True)
+    return host.to(device)
 
 
 class DeviceCubes(Dataset):
@@ -104,8 +112,7 @@ class DeviceCubes(Dataset):
         boxes = [self.dataset.crop_box(i) for i in indices]
         ch, cw = boxes[0][3], boxes[0][4]
         where = torch.tensor([b[:3] for b in boxes])  # (N, 3): cube, top, left; one upload, no host wait
-        cube, top, left = where.pin_memory().to(self.device, non_blocking=True).unbind(1) \
-            if self.device.type == "cuda" else where.unbind(1)
+        cube, top, left = upload(where, self.device).unbind(1)
         rows = top[:, None] + torch.arange(ch, device=self.device)
         cols = left[:, None] + torch.arange(cw, device=self.device)
         x = self.cubes[cube[:, None, None], rows[:, :, None], cols[:, None, :]]  # (N, h, w, B): one gather

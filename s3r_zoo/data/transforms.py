@@ -14,6 +14,8 @@ from typing import Optional
 import torch
 import torch.nn.functional as F
 
+from .device import upload
+
 __all__ = ["random_resized_crop", "random_rot90", "random_flip", "rotate", "random_rotate", "gaussian_noise",
            "HSIAugment"]
 
@@ -74,10 +76,8 @@ def random_rotate(x: torch.Tensor, g: torch.Generator, max_degrees: float) -> to
 
 def gaussian_noise(x: torch.Tensor, g: torch.Generator, std: float) -> torch.Tensor:
     """Add i.i.d. Gaussian noise of standard deviation ``std`` (in the units of ``x``)."""
-    noise = torch.randn(x.shape, generator=g, dtype=torch.float32)
-    if x.device.type == "cuda":  # a pinned, non-blocking copy: a pageable one would wait for the GPU's stream
-        noise = noise.pin_memory().to(x.device, non_blocking=True)
-    return x + std * noise.to(device=x.device, dtype=x.dtype)
+    noise = upload(torch.randn(x.shape, generator=g, dtype=torch.float32), x.device)  # per sample: no host wait
+    return x + std * noise.to(x.dtype)
 
 
 @dataclass
