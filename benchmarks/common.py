@@ -131,6 +131,13 @@ def median(xs: List[float]) -> float:
     return statistics.median(xs)
 
 
+def round_ratio_spread(num: List[float], den: List[float]) -> List[float]:
+    """Quartiles [q1, q3] of the per-round ratios ``num[i] / den[i]`` of two interleaved timings: how far
+    one round's ratio strays, so a ratio of medians near a target can be read against the machine's noise."""
+    q = statistics.quantiles([a / b for a, b in zip(num, den)], n=4)
+    return [q[0], q[2]]
+
+
 def device_name(device: torch.device) -> str:
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)

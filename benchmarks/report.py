@@ -39,6 +39,13 @@ def _where(p: dict) -> str:
         " (`--quick` smoke run: sizes too small to mean much)" if p.get("quick") else "")
 
 
+def _iqr(timing: dict, fmt, key: str) -> str:
+    """The quartiles of a ratio's per-round values, where speed.json records them (older files do not)."""
+    q = timing.get("ratio_iqr", {})
+    q = q.get(fmt, {}) if fmt is not None else q
+    return f" (rounds' IQR {q[key][0]:.3f}-{q[key][1]:.3f})" if key in q else ""
+
+
 def speed_section(p: dict) -> str:
     t, s, d, i = p["beta_targets"], p["train_step"], p["data"], p["inference"]
     tg = p["targets"]
@@ -72,7 +79,7 @@ def speed_section(p: dict) -> str:
         for k in ("S3R-CR", "S3R-BR"):
             r = ratios[fmt][k]
             lines.append(f"| {k} step, {s['model']}, {tuple(s['input'])}{where} | {med[k] * 1e3:.1f} ms "
-                         f"| timm plain step {plain:.1f} ms | {r:.3f} | <= {tg['step_ratio']:.2f}: "
+                         f"| timm plain step {plain:.1f} ms | {r:.3f}{_iqr(s, fmt, k)} | <= {tg['step_ratio']:.2f}: "
                          f"{_met(r <= tg['step_ratio'])} |")
     for k, r in s.get("bf16_over_fp32", {}).items():
         goal = tg.get("bf16_over_fp32", 0.6)
@@ -87,7 +94,8 @@ def speed_section(p: dict) -> str:
                    else "n/a (no native bf16 on this device)")
         lines.append(f"| {pr['objective']} step, {pr['model']}, {tuple(pr['input'])}, bf16 autocast + channels_last "
                      f"(`--amp auto` here) | {m['bf16 + channels_last'] * 1e3:.1f} ms | fp32 contiguous "
-                     f"{m['fp32'] * 1e3:.1f} ms | {pr['ratio']['bf16 + channels_last']:.3f} | <= {goal:g}: {verdict} |")
+                     f"{m['fp32'] * 1e3:.1f} ms | {pr['ratio']['bf16 + channels_last']:.3f}"
+                     f"{_iqr(pr, None, 'bf16 + channels_last')} | <= {goal:g}: {verdict} |")
         lines.append(f"| the same, fp32 + channels_last | {m['fp32 + channels_last'] * 1e3:.1f} ms | fp32 contiguous "
                      f"{m['fp32'] * 1e3:.1f} ms | {pr['ratio']['fp32 + channels_last']:.3f} | reference only |")
         if "plain bf16 + channels_last" in m:

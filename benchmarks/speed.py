@@ -47,7 +47,8 @@ from s3r_zoo.lowrank import gram, loo_coefficients, loo_rss
 from s3r_zoo.pretrain import S3RObjective
 from s3r_zoo.pretrain.targets import DEFAULT_RIDGE, coefficient_targets
 from s3r_zoo.train.engine import cpu_has_fast_bf16
-from .common import PEAK_BF16, environment, hims_tiles, interleaved_medians, median, train_step, write_result
+from .common import (PEAK_BF16, environment, hims_tiles, interleaved_medians, median, round_ratio_spread, train_step,
+                     write_result)
 
 TARGETS = {"targets_speedup": 200.0, "step_ratio": 1.10, "bf16_over_fp32": 0.6, "loader_over_model": 2.0,
            "format_over_npy": 0.5,
@@ -178,11 +179,13 @@ def _steps(model_name: str, cube: torch.Tensor, dev: torch.device, repeats: int)
             fns[f"S3R-{mode.upper()} | {label}"] = train_step(obj, lambda x, o=obj: o(x)["loss"], xc, amp=amp)
     t = interleaved_medians(fns, repeats=repeats, warmup=2, device=dev, desc="step timing")
     med = {k: median(v) for k, v in t.items()}
-    out = {"median_s": {}, "ratio": {}, "s3r_part_s": {}}
+    out = {"median_s": {}, "ratio": {}, "ratio_iqr": {}, "s3r_part_s": {}}
     for label, _, _ in settings:
         m = {k.split(" | ")[0]: v for k, v in med.items() if k.endswith(f"| {label}")}
         out["median_s"][label] = m
         out["ratio"][label] = {k: m[k] / m["timm plain"] for k in ("S3R-CR", "S3R-BR")}
+        out["ratio_iqr"][label] = {k: round_ratio_spread(t[f"{k} | {label}"], t[f"timm plain | {label}"])
+                                   for k in ("S3R-CR", "S3R-BR")}
         out["s3r_part_s"][label] = {k: m[k] - m["timm plain"] for k in ("S3R-CR", "S3R-BR")}
     out["bf16_over_fp32"] = {k: med[f"{k} | bf16 + channels_last"] / med[f"{k} | fp32"]
                              for k in ("S3R-CR", "S3R-BR", "timm plain")}
@@ -213,7 +216,9 @@ def _precision(model_name: str, shape: tuple, dev: torch.device, repeats: int) -
     ratio = {"bf16 + channels_last": med["bf16 + channels_last"] / med["fp32"],
              "fp32 + channels_last": med["fp32 + channels_last"] / med["fp32"],
              "plain bf16 + channels_last": med["plain bf16 + channels_last"] / med["plain fp32"]}
+    iqr = {"bf16 + channels_last": round_ratio_spread(t["bf16 + channels_last"], t["fp32"])}
     return {"model": model_name, "input": list(cube.shape), "data_source": source, "objective": "S3R-CR",
+            "ratio_iqr": iqr,
             "bf16_supported": bool(cpu_has_fast_bf16()) if dev.type == "cpu" else torch.cuda.is_bf16_supported(),
             "median_s": med, "ratio": ratio}
 
@@ -394,9 +399,9 @@ def run(results_dir: Path, quick: bool = False) -> dict:
     payload = {"name": "speed", "quick": quick, "data_source": source, "targets": TARGETS,
                "beta_targets": {"input": list(cube.shape), **_targets(cube, dev, 2 if quick else 7)},
                "train_step": {"model": "s3r_resnet18", "input": list(cube.shape),
-                              **_steps("s3r_resnet18", cube, dev, 3 if quick else 15)},
+                              **_steps("s3r_resnet18", cube, dev, 3 if quick else 30)},
                "precision": _precision("s3r_resnet18", (4, 40, 32, 32) if quick else (16, 40, 96, 96), dev,
-                                       3 if quick else 5),
+                                       3 if quick else 15),
                "data": _data(n=12 if quick else 40, size=96 if quick else 256, crop=64 if quick else 128, batch=16),
                "memory_cache": _memory_cache(n=40 if quick else 200, size=40),
                "formats": _formats((96, 112, 40) if quick else (512, 612, 40), 32 if quick else 128,

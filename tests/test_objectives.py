@@ -214,12 +214,17 @@ def test_early_stopping_is_keras_style_on_the_validation_loss(tmp_path, losses, 
     assert (tmp_path / "best_val.safetensors").is_file()
 
 
-def test_the_fast_encoder_input_equals_the_full_resolution_masks_bit_for_bit():
-    """Patch-resolution masking (the default path) gives exactly the tensor of the reference path."""
+@pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])
+def test_the_fast_encoder_input_equals_the_full_resolution_masks(layout):
+    """Patch-resolution masking fused with the normalisation (the default path) zeroes exactly the positions of
+    the reference path (full-resolution masks of the same draws), with +0, keeps the cube's memory layout, and
+    equals the reference's normalised values to float rounding."""
     from s3r_zoo.train import apply_masks, band_patch_masks
 
     obj = S3RObjective(timm.create_model("s3r_resnet18", in_chans=B), [0.5] * B, [0.2] * B, mask_patch=8)
-    cube = torch.randn(3, B, 32, 48)
+    obj.mean.copy_(torch.linspace(0.2, 0.9, B).view(1, B, 1, 1))
+    obj.std.copy_(torch.linspace(0.05, 0.3, B).view(1, B, 1, 1))
+    cube = (torch.rand(3, B, 32, 48) + 0.3).contiguous(memory_format=layout)
     band = torch.tensor([0, 5, 7])
     torch.manual_seed(11)
     fast = obj.encoder_input(cube, band)
@@ -227,7 +232,9 @@ def test_the_fast_encoder_input_equals_the_full_resolution_masks_bit_for_bit():
     masks = band_patch_masks(3, B, 32, 48, obj.mask_ratio, 8)
     ref = apply_masks(obj.normalize(cube), masks).masked_fill(
         torch.nn.functional.one_hot(band, B).bool()[:, :, None, None], 0.0)
-    assert torch.equal(fast, ref) and torch.equal(fast.signbit(), ref.signbit())
+    assert fast.is_contiguous(memory_format=layout)
+    assert torch.equal(fast == 0, ref == 0) and not fast.signbit()[fast == 0].any()
+    torch.testing.assert_close(fast, ref, rtol=0, atol=1e-5)
     assert (fast[torch.arange(3), band] == 0).all() and 0.6 < (fast == 0).float().mean() < 0.75
 
 

@@ -150,10 +150,15 @@ def test_losses_fall_on_simulated_data(synth, tmp_path, mode):
             return float(obj(probe.to(dev), bands.to(dev))["loss"])
 
     before = probe_loss()
-    cfg = TrainConfig(epochs=12, batch_size=4, lr=3e-4, patience=100)
+    # BR's loss divides each crop's error by its own spread, so a few flat crops dominate it: 24 steps at lr 3e-4
+    # moved it by 0.34-1.24x across four seeds (a pass or a fail by the seed's luck); 48 steps at lr 1e-3 cut it
+    # to 0.23-0.55x on all four. CR falls steadily at the lighter setting.
+    epochs, lr = (12, 3e-4) if mode == "cr" else (24, 1e-3)
+    cfg = TrainConfig(epochs=epochs, batch_size=4, lr=lr, patience=100)
     hist = Trainer(cfg, tmp_path).fit(obj, ds)["history"]
     after = probe_loss()
     assert all(np.isfinite([h["loss"] for h in hist])) and after < 0.7 * before, (before, after)
+    print("LOSSES", before, after)
 
 
 @pytest.mark.parametrize("mask", [True, False])

@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..models.heads import transposed_decoder
-from ..train import Objective, apply_masks, band_patch_masks, patch_grid, zero_patches
+from ..train import Objective, apply_masks, band_patch_masks, normalize_zero_patches, patch_grid
 from .targets import DEFAULT_RIDGE, coefficient_targets
 
 __all__ = ["S3RObjective", "RegressObjective", "band_regression_error"]
@@ -67,19 +67,20 @@ class _Pretext(Objective):
 
     def encoder_input(self, cube: torch.Tensor, band: torch.Tensor, mask: bool = True) -> torch.Tensor:
         """Normalised cube with independent per-band patch masks and band b zeroed."""
+        self.check_batch(cube)
         n, b, h, w = cube.shape
-        x = self.normalize(cube)
         target = F.one_hot(band, b).to(torch.bool)[:, :, None, None]
         p = self.mask_patch
-        if mask and self.mask_ratio > 0:
-            total, part = self.global_batch(n)  # drawn for the global batch (torchrun), this process's part
-            if self.noise_std == 0 and h % p == 0 and w % p == 0:
-                # the same masks (same random draws) with band b folded in: one masked_fill
-                grid = patch_grid(total, b, h, w, self.mask_ratio, p, device=cube.device)[part]
-                return zero_patches(x, grid | target, p, inplace=True)  # x: this call's own tensor
-            masks = band_patch_masks(total, b, h, w, self.mask_ratio, p, device=cube.device)[part]
-            x = apply_masks(x, masks, self.noise_std)
-        return x.masked_fill_(target, 0.0)  # in place: x is this call's own tensor, and keeps cube's layout
+        if not (mask and self.mask_ratio > 0):
+            return self.normalize(cube).masked_fill_(target, 0.0)  # in place: normalize's own tensor
+        total, part = self.global_batch(n)  # drawn for the global batch (torchrun), this process's part
+        if self.noise_std == 0 and h % p == 0 and w % p == 0:
+            # the same masks (same random draws) with band b folded in, normalised and masked in one pass
+            grid = patch_grid(total, b, h, w, self.mask_ratio, p, device=cube.device)[part]
+            return normalize_zero_patches(cube, self.mean, self.std, grid | target, p)
+        masks = band_patch_masks(total, b, h, w, self.mask_ratio, p, device=cube.device)[part]
+        # in place: apply_masks returns this call's own tensor, in cube's layout
+        return apply_masks(self.normalize(cube), masks, self.noise_std).masked_fill_(target, 0.0)
 
     def draw_bands(self, n: int, device) -> torch.Tensor:
         """One target band per sample, uniformly among the target bands (drawn for the global batch)."""

@@ -14,6 +14,6 @@ __getattr__, __dir__, __all__ = lazy_exports(__name__, {
     ".engine": ("Trainer", "TrainConfig", "NonFiniteError", "NonFiniteLossError", "seed_everything"),
     ".setup": ("RunInterrupted",),
     ".state": ("ResumeError", "drop_states"),
-    ".masking": ("band_patch_masks", "patch_grid", "zero_patches", "apply_masks"),
+    ".masking": ("band_patch_masks", "patch_grid", "normalize_zero_patches", "apply_masks"),
     ".spec": ("AMP_MODES", "RunSpec", "result_fields"),
 })

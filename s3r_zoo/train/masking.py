@@ -9,7 +9,7 @@ from typing import Optional
 
 import torch
 
-__all__ = ["band_patch_masks", "patch_grid", "zero_patches", "apply_masks"]
+__all__ = ["band_patch_masks", "patch_grid", "normalize_zero_patches", "apply_masks"]
 
 
 def patch_grid(n: int, b: int, h: int, w: int, ratio: float = 0.65, patch: int = 16,
@@ -44,20 +44,38 @@ def band_patch_masks(n: int, b: int, h: int, w: int, ratio: float = 0.65, patch:
     return full[:, :, :h, :w]
 
 
-def zero_patches(x: torch.Tensor, grid: torch.Tensor, patch: int, inplace: bool = False) -> torch.Tensor:
-    """``x`` ``(N, B, H, W)`` with the patches where ``grid`` (patch resolution) is True set to 0; H and W
-    must be multiples of ``patch``. The full-resolution mask is one expand + copy of the grid, the
-    fastest of the ways measured (16 x 41 x 96 x 96, one thread: 6.9 ms, against 9.7 ms for two
-    repeat_interleave and 14 ms for a broadcast torch.where over a 6-d view). ``inplace``: fill ``x`` itself
-    (a caller's own temporary: one copy of the cube less)."""
-    n, b, h, w = x.shape
+def normalize_zero_patches(cube: torch.Tensor, mean: torch.Tensor, std: torch.Tensor, grid: torch.Tensor,
+                           patch: int) -> torch.Tensor:
+    """``(cube - mean) / std`` per band with the patches where ``grid`` (patch resolution) is True set to +0,
+    in ONE pass over the cube, in its memory layout; H and W must be multiples of ``patch``.
+
+    The same tensor as :func:`s3r_zoo.bands.normalize` followed by a masked fill with the full-resolution
+    mask, up to float rounding (it computes ``cube * a + c`` with ``a = keep / std``, ``c = -keep * mean / std``:
+    within 1e-6 for normalised values of order 1), but one read and one write of the cube instead of four
+    passes: the normalisation, its division, the full-resolution mask and the fill (16 x 41 x 96 x 96 on 2 CPU
+    cores: 3.3 against 10.5 ms). ``a`` and ``c`` are expanded along whole rows, so the broadcast's innermost
+    loop runs over a row of the image, not over one patch.
+
+    Args:
+        cube: Raw ``(N, B, H, W)``.
+        mean: Per band, ``(B,)`` or broadcastable as ``(1, B, 1, 1)``.
+        std: Like ``mean``.
+        grid: ``(N, B, H / patch, W / patch)`` bool, True = zero.
+    """
+    n, b, h, w = cube.shape
     gh, gw = h // patch, w // patch
-    if b > 1 and x.is_contiguous(memory_format=torch.channels_last):  # the mask in x's layout: one pass over both
-        full = grid.permute(0, 2, 3, 1)[:, :, None, :, None, :].expand(n, gh, patch, gw, patch, b)
-        full = full.reshape(n, h, w, b).permute(0, 3, 1, 2)
-    else:
-        full = grid[:, :, :, None, :, None].expand(n, b, gh, patch, gw, patch).reshape(n, b, h, w)
-    return x.masked_fill_(full, 0.0) if inplace else _filled(x, full)
+    scale = 1.0 / std.reshape(b).to(cube.dtype)
+    shift = -mean.reshape(b).to(cube.dtype) * scale
+    keep = ~grid
+    if b > 1 and cube.is_contiguous(memory_format=torch.channels_last):  # rows of (W, B) in memory
+        keep = keep.permute(0, 2, 3, 1)[:, :, None, :, None, :].expand(n, gh, 1, gw, patch, b).reshape(n, gh, 1, w, b)
+        a, c = keep * scale, torch.where(keep, shift, 0.0)  # +0 where masked (0 * -shift would be -0)
+        out = torch.addcmul(c, cube.permute(0, 2, 3, 1).view(n, gh, patch, w, b), a)
+        return out.view(n, h, w, b).permute(0, 3, 1, 2)
+    keep = keep[:, :, :, None, :, None].expand(n, b, gh, 1, gw, patch).reshape(n, b, gh, 1, w)
+    scale, shift = scale.view(1, b, 1, 1, 1), shift.view(1, b, 1, 1, 1)
+    a, c = keep * scale, torch.where(keep, shift, 0.0)
+    return torch.addcmul(c, cube.contiguous().view(n, b, gh, patch, w), a).view(n, b, h, w)
 
 
 def _filled(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
