@@ -273,8 +273,14 @@ def test_a_signal_ends_a_run_with_one_line_and_a_resumable_state(tmp_path, capsy
         return real(self, *a, **k)
 
     monkeypatch.setattr(S3RObjective, "forward", forward)
+    # Ctrl-C in a terminal raises KeyboardInterrupt; a job a shell started in the background (`cmd &`, no job
+    # control) inherits SIGINT ignored, and so would this test run from one: give it the terminal's handler
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     out = tmp_path / "run"
-    err = _cli_error(capsys, ["pretrain", *TINY, "--epochs", "4", "--out", str(out)], code=code)
+    try:
+        err = _cli_error(capsys, ["pretrain", *TINY, "--epochs", "4", "--out", str(out)], code=code)
+    finally:
+        signal.signal(signal.SIGINT, previous)
     assert "interrupted at epoch 2" in err and "saved state: epoch 1" in err and "resume with --resume" in err
     assert not (out / ".s3r-zoo.lock").exists()
     monkeypatch.setattr(S3RObjective, "forward", real)
