@@ -22,7 +22,8 @@ from .report import write_report
 PARTS = ("speed", "convergence", "accuracy", "labels", "transfer", "coefficients", "weights")
 # not in "all": the lent-GPU script (benchmarks/cuda/gpu.sh; --quick rehearses it on CPU), and the real-tissue
 # probe (after benchmarks/tissue.sh has pre-trained its encoders; --work: their folder, default runs/tissue)
-GPU_PARTS = ("gpu", "tissue", "worlds")  # worlds: the long learning-curve study (about 2 h a world on 2 CPU cores)
+# worlds: the learning-curve study (about 2 h a world on 2 CPU cores); long_curves: world C at 6,000 steps (~1 h)
+GPU_PARTS = ("gpu", "tissue", "worlds", "long_curves")
 
 __all__ = ["PARTS", "GPU_PARTS", "run_bench"]
 
@@ -72,6 +73,8 @@ def run_bench(parts: Sequence[str], quick: bool = False, budget: Optional[str] =
             out[part] = tissue.run(results_dir, Path(work) if work else Path("runs/tissue"))
         elif part == "worlds":
             out[part] = worlds.run(results_dir, worlds.BUDGETS[budget_name], work_dir / "worlds", amp=amp)
+        elif part == "long_curves":
+            out[part] = worlds.run(results_dir, worlds.LONG_CURVES[budget_name], work_dir / "long_curves", amp=amp)
     if "report" in parts:  # the plots of the powered benchmark are redrawn from their JSON too
         labels.replot(results_dir)
         transfer.replot(results_dir)

@@ -386,7 +386,8 @@ def labels_section(p: dict) -> str:
 
 SECTIONS = {"speed": speed_section, "convergence": convergence_section, "accuracy": accuracy_section,
             "labels": labels_section, "transfer": transfer_section, "coefficients": coefficients_section, "weights": weights_section,
-            "gpu": gpu_section, "tissue": tissue_section, "worlds": worlds_section}
+            "gpu": gpu_section, "tissue": tissue_section, "worlds": worlds_section,
+            "long_curves": worlds_section}
 
 
 def section(results: Path, name: str) -> str:

@@ -370,3 +370,23 @@ def test_the_worlds_benchmark_budgets_steps_and_floors_fine_tuning(tmp_path):
     text = worlds.worlds_section(p)
     assert "World C, linear probe, layer3 pooled" in text and "local S3R" in text
     assert (tmp_path / "results" / "worlds_curves.png").is_file()
+
+
+def test_long_curves_keep_their_own_result_and_runs(tmp_path):
+    """`bench long_curves` runs the worlds harness under its own name: its JSON, plot and RESULTS section are its
+    own and its runs live in their own work folder, so it never overwrites worlds.json or a cached worlds run;
+    its cpu budget is world C at three times the worlds budget's steps, for the methods named in NOTES."""
+    from dataclasses import replace
+
+    from benchmarks import run_bench, worlds
+
+    cpu = worlds.LONG_CURVES["cpu"]
+    assert cpu.worlds == ("C",) and cpu.steps == 3 * worlds.CPU.steps and set(cpu.methods) == {"s3r_cr", "s3r_local"}
+    b = replace(worlds.LONG_CURVES["quick"], n=24, size=32, methods=(), finetune_epochs=1, min_steps=2, seeds=1,
+                finetune_fractions=(1.0,), probe_fractions=(1.0,))
+    p = worlds.run(tmp_path / "results", b, tmp_path / "work")
+    assert p["name"] == "long_curves" and (tmp_path / "results" / "long_curves.json").is_file()
+    assert not (tmp_path / "results" / "worlds.json").exists()
+    assert worlds.worlds_section(p).startswith("## Long learning curves, world C")
+    with pytest.raises(ValueError, match="unknown part"):
+        run_bench(["long_curve"], results=str(tmp_path / "r2"))
