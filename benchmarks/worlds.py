@@ -36,7 +36,7 @@ import numpy as np
 import torch
 
 from s3r_zoo.data.simulated_sets import write_dataset
-from s3r_zoo.evaluate import compare_rows, summarise_correct
+from s3r_zoo.evaluate import compare_rows, paired_permutation_test, summarise_correct
 from s3r_zoo.plots import pyplot, save_figure
 from s3r_zoo.progress import progress
 
@@ -240,5 +240,29 @@ def worlds_section(p: dict) -> str:
                     cells.append(f"{r['mean']:.1f} +- {r['std']:.1f}{pv}" if r else "")
                 lines.append(f"| {labels.get(n, n)} | " + " | ".join(cells) + " |")
             lines.append("")
+    lines += _pair_lines(p, *RELEASE_PAIR)
     lines.append(f"Learning curves: `results/{plot_name(name)}`.\n")
     return "\n".join(lines)
+
+
+# the v3 release rule compares a candidate recipe with the released v2 recipe on every row of every world
+RELEASE_PAIR = ("s3r_local_lr1e-3", "s3r_cr")
+
+
+def _pair_lines(p: dict, a: str, ref: str) -> list:
+    """A table of ``a`` minus ``ref`` (points, paired sign-flip p over the same test cubes) on every row both have."""
+    labels = p["labels"]
+    out = []
+    for world, w in p["worlds"].items():
+        for table in ("probe", "probe_layer3", "finetune"):
+            for f in sorted(w[table], key=float):
+                rows = w[table][f]
+                if a in rows and ref in rows:
+                    d = rows[a]["mean"] - rows[ref]["mean"]
+                    pv = paired_permutation_test(rows[a]["per_cube"], rows[ref]["per_cube"])
+                    out.append(f"| {world} | {table.replace('_', ' ')} | {float(f):.0%} | {d:+.1f} | {pv:.2g} |")
+    if not out:
+        return []
+    return [f"**{labels.get(a, a)} against {labels.get(ref, ref)}** (difference of the means in points; paired "
+            "sign-flip test over the same test cubes)\n", "| world | table | labels | difference | p |",
+            "|---|---|---|---|---|", *out, ""]

@@ -372,6 +372,24 @@ def test_the_worlds_benchmark_budgets_steps_and_floors_fine_tuning(tmp_path):
     assert (tmp_path / "results" / "worlds_curves.png").is_file()
 
 
+def test_the_worlds_section_compares_the_release_candidate_with_the_released_recipe():
+    """The v3 rule's comparison in RESULTS: the candidate minus S3R-CR on every row both have, with the paired test
+    over the same test cubes; rows only one of them has are left out."""
+    from benchmarks import worlds
+
+    a, ref = worlds.RELEASE_PAIR
+    good, bad = [1.0] * 14 + [0.0] * 6, [0.0] * 20  # 70 % vs 0 %: 14 cubes differ, all the same way
+    row = lambda pc: {"mean": 100 * float(np.mean(pc)), "std": 0.0, "per_cube": pc}  # noqa: E731
+    p = {"name": "worlds", "budget": {"preset": "x", "n": 20, "size": 8, "magnification": 1, "split": [1], "model": "m",
+                                      "steps": 1, "min_steps": 1, "seeds": 1}, "date": "d", "complete": True,
+         "labels": {}, "worlds": {"C": {"probe": {"1": {a: row(good), ref: row(bad)}}, "probe_layer3": {},
+                                        "finetune": {"0.1": {a: row(good)}}}}}
+    text = worlds.worlds_section(p)
+    lines = [x for x in text.splitlines() if x.startswith("| C |")]
+    assert len(lines) == 1 and "| probe | 100% | +70.0 |" in lines[0]
+    assert float(lines[0].split("|")[-2]) < 0.05
+
+
 def test_long_curves_keep_their_own_result_and_runs(tmp_path):
     """`bench long_curves` runs the worlds harness under its own name: its JSON, plot and RESULTS section are its
     own and its runs live in their own work folder, so it never overwrites worlds.json or a cached worlds run;
