@@ -221,7 +221,7 @@ def releases_view(records: Union[str, Path, None] = None) -> str:
     from .pretrain.validation import pretext_verdict
 
     releases, _ = load_releases(_records(records))
-    lines = [f"{'name':<28}{'bands':<15}{'obj':<5}{'steps':>6}  {'CR L1 (band-mean)':<19}BR unexpl. (floor)"]
+    lines = [f"{'name':<30}{'bands':<15}{'obj':<6}{'steps':>6}  {'CR L1 (band-mean)':<19}BR unexpl. (floor)"]
     for r in releases.values():
         wl = r.bands.wavelengths_nm
         bands = f"{r.bands.in_chans} {wl[0]:g}-{wl[-1]:g} nm" if wl else str(r.bands.in_chans)
@@ -229,7 +229,7 @@ def releases_view(records: Union[str, Path, None] = None) -> str:
         cr = f"{m['cr_l1']:.3f} ({m['cr_l1_band_mean']:.3f})" if "cr_l1" in m else "n/a"
         br = f"{m['br_error']:.4f} ({m['br_error_closed_form']:.4f})" if "br_error" in m else "n/a"
         steps = (r.training or {}).get("steps") if r.sha256 else "-"
-        lines.append(f"{r.name:<28}{bands:<15}{r.objective.upper():<5}{steps or '?':>6}  {cr:<19}{br}".rstrip())
+        lines.append(f"{r.name:<30}{bands:<15}{r.objective.upper():<6}{steps or '?':>6}  {cr:<19}{br}".rstrip())
         if not r.sha256:
             lines.append("  not released yet")
         lines += [textwrap.fill(w, 98, initial_indent="  warning: ", subsequent_indent="    ")

@@ -33,7 +33,8 @@ __all__ = ["Release", "RELEASES", "BAND_SETS", "RETIRED", "RELEASES_FILE", "HUB_
 
 RELEASES_FILE = Path(__file__).with_name("releases.json")
 HUB_ORG = "s3r-zoo"
-OBJECTIVE_NAMES = {"cr": "S3R-CR (coefficient regression)", "br": "S3R-BR (band regression)"}
+OBJECTIVE_NAMES = {"cr": "S3R-CR (coefficient regression)", "br": "S3R-BR (band regression)",
+                   "local": "local S3R (per-patch coefficient maps)"}
 
 
 @dataclass(frozen=True)
