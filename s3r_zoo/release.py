@@ -186,19 +186,23 @@ def verify_manifest(weights_dir: Union[str, Path], records: Union[str, Path, Non
     return problems
 
 
+def _objective(r: Release) -> str:
+    return {"local": "local S3R"}.get(r.objective, f"S3R-{r.objective.upper()}")
+
+
 def _row(r: Release) -> str:
     t = r.training
     wl = r.bands.wavelengths_nm
     bands = f"{r.bands.in_chans}, {wl[0]:g}-{wl[-1]:g} nm" if wl else str(r.bands.in_chans)
     if not r.sha256:
-        return f"| `{r.name}` | {r.architecture} | {bands} | S3R-{r.objective.upper()} | not released yet |" + " |" * 6
+        return f"| `{r.name}` | {r.architecture} | {bands} | {_objective(r)} | not released yet |" + " |" * 6
     stop = {"early_stop": "early stop", "max_epochs": "budget"}.get(t.get("stop"), t.get("stop"))
     m = (t.get("validation") or {}).get("metrics") or {}
 
     def f(key, fmt=".3f"):
         return format(m[key], fmt) if isinstance(m.get(key), (int, float)) else "n/a"
 
-    return (f"| `{r.name}` | {r.architecture} | {bands} | S3R-{r.objective.upper()} | {t.get('steps') or '?'} "
+    return (f"| `{r.name}` | {r.architecture} | {bands} | {_objective(r)} | {t.get('steps') or '?'} "
             f"({t.get('epochs')}, {stop}) | {f('cr_l1')} ({f('cr_l1_zeros')} / {f('cr_l1_band_mean')}) | "
             f"{f('locality')} ({f('locality_closed_form')}) | {f('br_error', '.4f')} "
             f"({f('br_error_closed_form', '.4f')}"
