@@ -186,19 +186,23 @@ def verify_manifest(weights_dir: Union[str, Path], records: Union[str, Path, Non
     return problems
 
 
+def _objective(r: Release) -> str:
+    return {"local": "local S3R"}.get(r.objective, f"S3R-{r.objective.upper()}")
+
+
 def _row(r: Release) -> str:
     t = r.training
     wl = r.bands.wavelengths_nm
     bands = f"{r.bands.in_chans}, {wl[0]:g}-{wl[-1]:g} nm" if wl else str(r.bands.in_chans)
     if not r.sha256:
-        return f"| `{r.name}` | {r.architecture} | {bands} | S3R-{r.objective.upper()} | not released yet |" + " |" * 6
+        return f"| `{r.name}` | {r.architecture} | {bands} | {_objective(r)} | not released yet |" + " |" * 6
     stop = {"early_stop": "early stop", "max_epochs": "budget"}.get(t.get("stop"), t.get("stop"))
     m = (t.get("validation") or {}).get("metrics") or {}
 
     def f(key, fmt=".3f"):
         return format(m[key], fmt) if isinstance(m.get(key), (int, float)) else "n/a"
 
-    return (f"| `{r.name}` | {r.architecture} | {bands} | S3R-{r.objective.upper()} | {t.get('steps') or '?'} "
+    return (f"| `{r.name}` | {r.architecture} | {bands} | {_objective(r)} | {t.get('steps') or '?'} "
             f"({t.get('epochs')}, {stop}) | {f('cr_l1')} ({f('cr_l1_zeros')} / {f('cr_l1_band_mean')}) | "
             f"{f('locality')} ({f('locality_closed_form')}) | {f('br_error', '.4f')} "
             f"({f('br_error_closed_form', '.4f')}"
@@ -221,7 +225,7 @@ def releases_view(records: Union[str, Path, None] = None) -> str:
     from .pretrain.validation import pretext_verdict
 
     releases, _ = load_releases(_records(records))
-    lines = [f"{'name':<28}{'bands':<15}{'obj':<5}{'steps':>6}  {'CR L1 (band-mean)':<19}BR unexpl. (floor)"]
+    lines = [f"{'name':<30}{'bands':<15}{'obj':<6}{'steps':>6}  {'CR L1 (band-mean)':<19}BR unexpl. (floor)"]
     for r in releases.values():
         wl = r.bands.wavelengths_nm
         bands = f"{r.bands.in_chans} {wl[0]:g}-{wl[-1]:g} nm" if wl else str(r.bands.in_chans)
@@ -229,7 +233,7 @@ def releases_view(records: Union[str, Path, None] = None) -> str:
         cr = f"{m['cr_l1']:.3f} ({m['cr_l1_band_mean']:.3f})" if "cr_l1" in m else "n/a"
         br = f"{m['br_error']:.4f} ({m['br_error_closed_form']:.4f})" if "br_error" in m else "n/a"
         steps = (r.training or {}).get("steps") if r.sha256 else "-"
-        lines.append(f"{r.name:<28}{bands:<15}{r.objective.upper():<5}{steps or '?':>6}  {cr:<19}{br}".rstrip())
+        lines.append(f"{r.name:<30}{bands:<15}{r.objective.upper():<6}{steps or '?':>6}  {cr:<19}{br}".rstrip())
         if not r.sha256:
             lines.append("  not released yet")
         lines += [textwrap.fill(w, 98, initial_indent="  warning: ", subsequent_indent="    ")

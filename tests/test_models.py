@@ -12,7 +12,8 @@ import s3r_zoo
 def test_registered_in_timm():
     assert timm.list_models("s3r_*") == ["s3r_resnet18", "s3r_resnet50"]
     assert timm.list_pretrained("s3r_*") == [
-        "s3r_resnet18.br_hims41_v2", "s3r_resnet18.cr_hims41_v2", "s3r_resnet50.br_hims41_v2", "s3r_resnet50.cr_hims41_v2"]
+        "s3r_resnet18.br_hims41_v2", "s3r_resnet18.cr_hims41_v2", "s3r_resnet18.local_hims41_v3",
+        "s3r_resnet50.br_hims41_v2", "s3r_resnet50.cr_hims41_v2"]
     # our models stay out of timm's own 'resnet' module listing
     assert not [m for m in timm.list_models(module="resnet") if m.startswith("s3r")]
 

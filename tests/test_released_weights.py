@@ -1,4 +1,4 @@
-"""The released hims41 v2 weights in weights/: intact, documented, reproducible, loadable with band adaptation."""
+"""The released hims41 weights (v2, and the v3 ResNet-18) in weights/: intact, documented, reproducible, loadable with band adaptation."""
 
 import math
 from pathlib import Path
@@ -48,7 +48,7 @@ def test_every_registered_tag_is_released_with_a_recipe():
         metrics = r.training["validation"]["metrics"]
         assert all(math.isfinite(v) for v in metrics.values()) and "bottom" in r.training["validation"]["held_out"]
         assert r.training["steps"] >= (6000 if r.model == "s3r_resnet18" else 2000)  # the v2 budget
-    assert total <= 160e6
+    assert total <= 170e6  # four v2 files and the v3 ResNet-18: 163 MB; a device run carries none of them
 
 
 def test_the_weights_folder_manifest_verifies():

@@ -33,7 +33,8 @@ __all__ = ["Release", "RELEASES", "BAND_SETS", "RETIRED", "RELEASES_FILE", "HUB_
 
 RELEASES_FILE = Path(__file__).with_name("releases.json")
 HUB_ORG = "s3r-zoo"
-OBJECTIVE_NAMES = {"cr": "S3R-CR (coefficient regression)", "br": "S3R-BR (band regression)"}
+OBJECTIVE_NAMES = {"cr": "S3R-CR (coefficient regression)", "br": "S3R-BR (band regression)",
+                   "local": "local S3R (per-patch coefficient maps)"}
 
 
 @dataclass(frozen=True)
@@ -42,9 +43,9 @@ class Release:
 
     Attributes:
         name: ``<model>.<tag>``, e.g. ``s3r_resnet50.cr_hims41_v2``.
-        band_set: Name of the band set (``hims41``).
+        band_set: Name of the band set (``hims41``, ``hims41_left``).
         bands: Its wavelengths and per-band mean/std.
-        objective: Pre-training objective (``cr``, ``br``).
+        objective: Pre-training objective (``cr``, ``br``, ``local``).
         data: What the weights were trained on, named by what it is.
         recipe: The recipe YAML, relative to the repository root.
         sha256: Hex digest of the released file (None until released).
