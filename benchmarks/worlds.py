@@ -31,6 +31,7 @@ import json
 import math
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 import torch
@@ -44,7 +45,7 @@ from .common import environment, write_result
 from .labels import Cubes, features, finetune_correct, probe_runs
 from .protocol import LABELS, Training, finetune, pretrain
 
-__all__ = ["WorldBudget", "BUDGETS", "LONG_CURVES", "run", "replot", "worlds_section"]
+__all__ = ["WorldBudget", "BUDGETS", "LONG_CURVES", "prepare", "pretrain_run", "run", "replot", "worlds_section"]
 
 
 @dataclass(frozen=True)
@@ -102,6 +103,21 @@ def prepare(root: Path, world: str, b: WorldBudget) -> Path:
     return out
 
 
+def pretrain_epochs(b: WorldBudget, n_train: int) -> int:
+    """Epochs that give ``b.steps`` optimiser steps (pre-training holds out 15 % of the train split's cubes for
+    its pretext validation, --val-fraction)."""
+    per_epoch = max(1, (n_train - round(0.15 * n_train)) * b.crops_per_cube // b.batch_size)
+    return max(1, math.ceil(b.steps / per_epoch))
+
+
+def pretrain_run(method: str, data: Path, b: WorldBudget, n_train: int, work: Path, amp: str = "auto",
+                 cached_only: bool = False) -> Optional[dict]:
+    """``method`` pre-trained on ``data`` for the budget's steps with its snapshots (cached under ``work``)."""
+    epochs = pretrain_epochs(b, n_train)
+    return pretrain(method, data, b.size, replace(b, pretrain_epochs=epochs, patience=epochs + 1), work / "pretrain",
+                    amp=amp, snapshot_every=max(1, epochs // b.snapshots), cached_only=cached_only)
+
+
 def _curve(summary: dict, b: WorldBudget, cubes: Cubes) -> list:
     """[step, wall time s, probe accuracy % (all training labels), held-out pretext loss] of every snapshot."""
     one = replace(b, probe_fractions=(1.0,), seeds=1)
@@ -127,11 +143,7 @@ def run(results_dir: Path, b: WorldBudget, work: Path, amp: str = "auto") -> dic
     for world in b.worlds:
         data = prepare(work / "data", world, b)
         cubes = Cubes(data)
-        # pre-training holds out 15 % of the train split's cubes for its pretext validation (--val-fraction)
-        per_epoch = max(1, (len(cubes.y["train"]) - round(0.15 * len(cubes.y["train"]))) * b.crops_per_cube
-                        // b.batch_size)
-        epochs = max(1, math.ceil(b.steps / per_epoch))
-        pre = replace(b, pretrain_epochs=epochs, patience=epochs + 1)
+        epochs = pretrain_epochs(b, len(cubes.y["train"]))
         w = payload["worlds"][world] = {"data": str(data.name), "epochs": epochs, "probe": {}, "probe_layer3": {},
                                         "finetune": {}, "curves": {}, "pretrain": {}}
 
@@ -153,8 +165,7 @@ def run(results_dir: Path, b: WorldBudget, work: Path, amp: str = "auto") -> dic
         row("probe_layer3", "random", probe_runs(features("random", b, cubes, layer3=True), cubes, b), "random")
         tune("scratch", "scratch")
         for method in progress(b.methods, desc=f"world {world}: pre-train + probe", unit="method"):
-            s = pretrain(method, data, b.size, pre, work / "pretrain", amp=amp,
-                         snapshot_every=max(1, epochs // b.snapshots))
+            s = pretrain_run(method, data, b, len(cubes.y["train"]), work, amp=amp)
             w["pretrain"][method] = {k: s[k] for k in ("epochs", "steps", "stop", "final_loss", "wall_time_s")}
             w["curves"][method] = _curve(s, b, cubes)
             row("probe", method, probe_runs(features(s["checkpoint"], b, cubes), cubes, b), "random")

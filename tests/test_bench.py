@@ -370,6 +370,29 @@ def test_the_worlds_benchmark_budgets_steps_and_floors_fine_tuning(tmp_path):
     text = worlds.worlds_section(p)
     assert "World C, linear probe, layer3 pooled" in text and "local S3R" in text
     assert (tmp_path / "results" / "worlds_curves.png").is_file()
+    # `bench latents` reads these cached encoders: one R^2 per variable per encoder, tested against random init
+    from benchmarks import latents
+
+    q = latents.run(tmp_path / "results", b, tmp_path / "lat", tmp_path / "work")
+    assert list(q["rows"]) == ["mean_spectrum", "random", "s3r_local"]
+    assert set(q["rows"]["s3r_local"]) == set(latents.VARIABLES) and "p_vs_random" in q["rows"]["s3r_local"]["rbc_so2"]
+    assert "| local S3R |" in latents.latents_section(q) and (tmp_path / "results" / "latents.json").is_file()
+    with pytest.raises(ValueError, match="run `python -m benchmarks worlds` first"):
+        latents.run(tmp_path / "results", replace(b, methods=("s3r_cr",)), tmp_path / "lat", tmp_path / "work")
+
+
+def test_ridge_r2_reads_a_linear_variable_and_not_noise():
+    """`bench latents`' read-out: a variable that is a linear function of the features gets R^2 near 1, one
+    independent of them R^2 near or below 0; the penalty comes from the validation split."""
+    from benchmarks.latents import ridge_r2
+
+    rng = np.random.default_rng(0)
+    x = {s: rng.standard_normal((n, 8)) for s, n in (("train", 200), ("val", 100), ("test", 200))}
+    y = {s: v @ np.arange(8.0) + 0.01 * rng.standard_normal(len(v)) for s, v in x.items()}
+    r2, alpha, err = ridge_r2(x, y)
+    assert r2 > 0.99 and alpha <= 1.0 and err.shape == (200,)
+    noise = {s: rng.standard_normal(len(v)) for s, v in x.items()}
+    assert ridge_r2(x, noise)[0] < 0.05
 
 
 def test_the_worlds_section_compares_the_release_candidate_with_the_released_recipe():

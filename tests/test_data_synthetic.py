@@ -1,3 +1,4 @@
+import json
 import numpy as np
 import pytest
 
@@ -165,8 +166,8 @@ def test_world_c_classes_differ_only_in_the_red_cells_oxygenation():
     lam = np.asarray(p.wavelengths_nm)
     vessels = np.zeros((64, 64))
     vessels[10:14, 10:14] = 0.5
-    _, (oxy0, de0), _ = _local_chemistry(p, 0, 1.0, vessels, (3, 0, 64, 64), 1.0, lam)
-    _, (oxy1, de1), _ = _local_chemistry(p, 1, 1.0, vessels, (3, 0, 64, 64), 1.0, lam)
+    _, (oxy0, de0), _ = _local_chemistry(p, 0, 1.0, vessels, (3, 0, 64, 64), 1.0, lam, {})
+    _, (oxy1, de1), _ = _local_chemistry(p, 1, 1.0, vessels, (3, 0, 64, 64), 1.0, lam, {})
     np.testing.assert_allclose(oxy0 + de0, oxy1 + de1)
     changed = ~np.isclose(oxy0, oxy1)
     assert changed[10:14, 10:14].all() and 0 < changed.mean() < 0.3  # the vessel's and capillary red cells only
@@ -186,3 +187,22 @@ def test_worlds_keep_world_m_and_are_recorded(tmp_path):
     with pytest.raises(ValueError, match=r"cues: expected one of \('M', 'C', 'M\+C'\), found 'X'"):
         write_dataset(tmp_path / "x", "pdac_like", n=4, size=16, cues="X")
     assert not (tmp_path / "x").exists()
+
+
+def test_simulated_cubes_carry_their_draws(tmp_path):
+    """Each simulated cube records its own draws (Cube.meta's latents): the chemistry worlds' red-cell SO2 is the
+    class's, the nuisances are within their declared ranges, the same seed gives the same draws, and a written set
+    lists every cube's draws under its path in meta.json (what `bench latents` regresses features on)."""
+    from s3r_zoo.data.chemistry import CHEMISTRY, DIFFUSE_HB_MAX, DIFFUSE_SO2
+
+    for label, cls in enumerate(("normal", "carcinoma")):
+        lat = simulate_cube("pdac_like", label, 32, seed=3, difficulty=0.0, cues="C").meta["latents"]
+        assert lat["rbc_so2"] == CHEMISTRY["pdac_like"][cls].rbc_so2
+        assert 0 <= lat["diffuse_hb"] <= DIFFUSE_HB_MAX and DIFFUSE_SO2[0] <= lat["diffuse_so2"] <= DIFFUSE_SO2[1]
+        assert lat == simulate_cube("pdac_like", label, 32, seed=3, difficulty=0.0, cues="C").meta["latents"]
+    m = simulate_cube("pdac_like", 0, 32, seed=3).meta["latents"]
+    assert set(m) == {"stain_h", "stain_e", "illumination_tilt"}  # world M has no chemistry draws
+    meta = write_dataset(tmp_path / "c", "pdac_like", n=6, size=16, cues="C", split=(0.5, 0.17, 0.33))
+    listed = [line.split()[0] for s in ("train", "val", "test") for line in (tmp_path / "c" / f"{s}.txt").open()]
+    assert sorted(meta["latents"]) == sorted(listed)
+    assert json.loads((tmp_path / "c" / "meta.json").read_text())["latents"] == meta["latents"]

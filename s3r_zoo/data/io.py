@@ -72,6 +72,8 @@ class Cube:
         path: Where it was read from.
         format: Reader that produced it.
         fwhm: Full width at half maximum of each band in nm (ENVI headers that give it), or None.
+        meta: What its producer knows about it beyond the pixels, or None; the simulator's cubes carry
+            ``{"latents": {...}}``, their per-cube draws (stain strengths, the chemistry worlds' haemoglobin).
     """
 
     data: np.ndarray
@@ -79,6 +81,7 @@ class Cube:
     path: str = ""
     format: str = ""
     fwhm: Optional[np.ndarray] = None
+    meta: Optional[dict] = None
 
     @property
     def shape(self) -> tuple[int, int, int]:

@@ -95,7 +95,8 @@ def write_dataset(out_dir: Union[str, Path], preset: str = "plgc_like", n: int =
 
     Layout: ``cubes/<class>/<i>.npy`` (H, W, B), ``wavelengths_nm.txt`` beside the cubes
     (read_cube picks it up), ``train.txt`` / ``val.txt`` / ``test.txt`` (``<path> <class>``
-    lines, the published split ratios, stratified), and ``meta.json``.
+    lines, the published split ratios, stratified), and ``meta.json`` (the settings, and each cube's own
+    draws under ``latents``, by its path: ``simulate_cube``'s ``Cube.meta``).
     """
     if preset not in PRESETS:
         raise ValueError(f"preset: expected one of {sorted(PRESETS)}, found {preset!r}")
@@ -112,7 +113,7 @@ def write_dataset(out_dir: Union[str, Path], preset: str = "plgc_like", n: int =
     out = Path(out_dir)
     check_writable_dir(out)
     labels = _labels(p, n, seed)
-    paths = []
+    paths, latents = [], {}
     for c in p.classes:
         (out / "cubes" / c).mkdir(parents=True, exist_ok=True)
         np.savetxt(out / "cubes" / c / "wavelengths_nm.txt", np.asarray(p.wavelengths_nm), fmt="%.4f")
@@ -123,6 +124,7 @@ def write_dataset(out_dir: Union[str, Path], preset: str = "plgc_like", n: int =
         arr = cube.data.astype(dtype)
         atomic_write(out / rel, lambda tmp, arr=arr: _save_npy(tmp, arr))
         paths.append(rel)
+        latents[rel.as_posix()] = cube.meta["latents"]
     splits = _split_indices(labels, split, seed)
     for name, idx in zip(("train", "val", "test"), splits):
         text = "".join(f"{paths[i].as_posix()} {p.classes[labels[i]]}\n" for i in idx)
@@ -131,6 +133,7 @@ def write_dataset(out_dir: Union[str, Path], preset: str = "plgc_like", n: int =
             "difficulty": difficulty, "magnification": magnification, "stain_balance": stain_balance, "cues": cues,
             "dtype": dtype, "wavelengths_nm": list(p.wavelengths_nm),
             "split_sizes": {k: len(v) for k, v in zip(("train", "val", "test"), splits)},
-            "class_counts": {c: labels.count(i) for i, c in enumerate(p.classes)}}
+            "class_counts": {c: labels.count(i) for i, c in enumerate(p.classes)},
+            "latents": latents}  # each cube's own draws (simulate_cube's Cube.meta), by its path
     write_json(out / "meta.json", meta)
     return meta

@@ -321,8 +321,9 @@ def simulate_cube(preset: Union[str, Preset], label: int, size: Optional[Union[i
                    ry, ry, 0.0, 0.5 * rng.uniform(0.8, 1.2))
 
     lam = np.asarray(p.wavelengths_nm)
+    latents = {}
     if "C" in cues:
-        c_hb, extra, eps_extra = _local_chemistry(p, label, strength, c_hb, (seed, label, h, w), mg, lam)
+        c_hb, extra, eps_extra = _local_chemistry(p, label, strength, c_hb, (seed, label, h, w), mg, lam, latents)
     # optics: stain strength variation, slight blur, glass background
     stain_h = rng.uniform(1 - 0.25 * jitter, 1 + 0.25 * jitter)
     stain_e = rng.uniform(1 - 0.25 * jitter, 1 + 0.25 * jitter)
@@ -337,18 +338,22 @@ def simulate_cube(preset: Union[str, Preset], label: int, size: Optional[Union[i
     maps = gaussian_filter(maps, sigma=(max(0.4, 0.7 * mg),) * 2 + (0,))
     absorb = maps.reshape(-1, len(eps)).astype(np.float32) @ np.stack(eps).astype(np.float32)
     centre, half = (lam[0] + lam[-1]) / 2, max((lam[-1] - lam[0]) / 2, 1.0)
-    illum = 1.0 + rng.normal(0, 0.015 * jitter) * (lam - centre) / half
+    tilt = rng.normal(0, 0.015 * jitter)
+    illum = 1.0 + tilt * (lam - centre) / half
     cube = np.exp(-absorb).reshape(h, w, -1) * illum.astype(np.float32)
     noise_sd = 0.004 * jitter * (1.0 + 4.0 * ((lam - centre) / half) ** 4)  # noisier at the spectral edges
     cube += rng.standard_normal(cube.shape, dtype=np.float32) * noise_sd.astype(np.float32)
+    latents.update(stain_h=float(stain_h), stain_e=float(stain_e), illumination_tilt=float(tilt))
     return Cube(data=cube.astype(np.float32), wavelengths=lam.astype(np.float64), path=f"synthetic:{p.name}",
-                format="synthetic")
+                format="synthetic", meta={"latents": latents})
 
 
 def _local_chemistry(p: Preset, label: int, strength: float, c_hb: np.ndarray, key: tuple, mg: float,
-                     lam: np.ndarray) -> tuple[np.ndarray, list, list]:
+                     lam: np.ndarray, latents: dict) -> tuple[np.ndarray, list, list]:
     """Worlds C / M+C: the red cells' haemoglobin (the vessels' of ``c_hb`` and added capillary red cells) at the
-    class's oxygen saturation, and diffuse haemoglobin of a per-cube amount and saturation (a nuisance).
+    class's oxygen saturation, and diffuse haemoglobin of a per-cube amount and saturation (a nuisance); the
+    draws go into ``latents`` (``rbc_so2``, ``red_cells``, ``diffuse_hb``: the amount's maximum per pixel,
+    ``diffuse_so2``).
 
     Returns ``(c_hb, planes, spectra)``: ``c_hb`` emptied (its red cells move to the new planes), and the
     concentration planes with their absorbance spectra (oxy- and deoxy-haemoglobin, :mod:`.chemistry`)."""
@@ -360,11 +365,15 @@ def _local_chemistry(p: Preset, label: int, strength: float, c_hb: np.ndarray, k
     cls = chem[p.classes[label]] if p.classes[label] in chem else chem[names[label]]
     so2 = base + strength * (cls.rbc_so2 - base)
     rbc = c_hb.copy()
-    for _ in range(rng.poisson(RBC_DENSITY * h * w / (1000 * mg * mg))):
+    n_cells = rng.poisson(RBC_DENSITY * h * w / (1000 * mg * mg))
+    for _ in range(n_cells):
         r = rng.uniform(2.5, 3.5) * mg
         _stamp(rbc, rng.uniform(0, h), rng.uniform(0, w), r, r, 0.0, 0.5 * rng.uniform(0.8, 1.2))
-    diffuse = DIFFUSE_HB_MAX * rng.random() * np.clip(0.6 + 0.4 * _smooth_noise(rng, (h, w), 8.0 * mg), 0.0, None)
+    amount = DIFFUSE_HB_MAX * rng.random()
+    diffuse = amount * np.clip(0.6 + 0.4 * _smooth_noise(rng, (h, w), 8.0 * mg), 0.0, None)
     so2_diffuse = rng.uniform(*DIFFUSE_SO2)
+    latents.update(rbc_so2=float(so2), red_cells=int(n_cells), diffuse_hb=float(amount),
+                   diffuse_so2=float(so2_diffuse))
     oxy, deoxy = haemoglobin_spectra(lam)
     planes = [rbc * so2 + diffuse * so2_diffuse, rbc * (1 - so2) + diffuse * (1 - so2_diffuse)]
     return np.zeros_like(c_hb), planes, [oxy, deoxy]
