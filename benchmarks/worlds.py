@@ -92,6 +92,7 @@ LONG_CURVES = {
 
 
 def plot_name(name: str) -> str:
+    """The learning-curve PNG of a result (the worlds part keeps its first name)."""
     return "worlds_curves.png" if name == "worlds" else f"{name}.png"
 
 
