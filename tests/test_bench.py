@@ -229,13 +229,14 @@ def test_weights_part_fine_tunes_scratch_and_every_release_with_the_same_protoco
     p = weights.run(tmp_path / "results", QUICK, tmp_path / "work")
     assert [(m, i) for m, i, f, *_ in calls if f == 1.0] == [
         ("s3r_resnet18", "scratch"), ("s3r_resnet18", "s3r_resnet18.cr_hims41_v2"),
-        ("s3r_resnet18", "s3r_resnet18.br_hims41_v2"), ("s3r_resnet50", "scratch"),
-        ("s3r_resnet50", "s3r_resnet50.cr_hims41_v2"), ("s3r_resnet50", "s3r_resnet50.br_hims41_v2")]
+        ("s3r_resnet18", "s3r_resnet18.br_hims41_v2"), ("s3r_resnet18", "s3r_resnet18.local_hims41_v3"),
+        ("s3r_resnet50", "scratch"), ("s3r_resnet50", "s3r_resnet50.cr_hims41_v2"),
+        ("s3r_resnet50", "s3r_resnet50.br_hims41_v2")]
     assert {c[3:] for c in calls} == {(QUICK.seeds, QUICK.finetune_epochs)}  # one protocol for every row
     assert len(set(outs)) == len(outs)  # every run its own folder (scratch of each model too)
     text = write_report(tmp_path / "results").read_text()
     assert "| s3r_resnet50 | s3r_resnet50.br_hims41_v2 | 80.0 +- 1.0 | 80.0 +- 1.0 |" in text
-    assert "| s3r_resnet18 | scratch | 90.0 +- 1.0 | 90.0 +- 1.0 |" in text and len(p["rows"]) == 6
+    assert "| s3r_resnet18 | scratch | 90.0 +- 1.0 | 90.0 +- 1.0 |" in text and len(p["rows"]) == 7
 
 
 def test_a_cached_run_matches_its_spec_but_not_how_it_was_carried_out(tmp_path):
