@@ -131,6 +131,11 @@ def median(xs: List[float]) -> float:
     return statistics.median(xs)
 
 
+def budget_record(b) -> dict:
+    """A budget dataclass as the JSON of a result records it (tuples as lists)."""
+    return {k: (list(v) if isinstance(v, tuple) else v) for k, v in b.__dict__.items()}
+
+
 def round_ratio_spread(num: List[float], den: List[float]) -> List[float]:
     """Quartiles [q1, q3] of the per-round ratios ``num[i] / den[i]`` of two interleaved timings: how far
     one round's ratio strays, so a ratio of medians near a target can be read against the machine's noise."""

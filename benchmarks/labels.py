@@ -43,7 +43,7 @@ from s3r_zoo.plots import accuracy_vs_labels
 from .plots import probe_convergence
 from s3r_zoo.progress import progress
 from s3r_zoo.evaluate import compare_rows, fit_probe, paired_permutation_test, summarise_correct
-from .common import environment, write_result
+from .common import budget_record, environment, write_result
 from .protocol import CONVERGENCE, LABELS, Training, finetune, pretrain
 
 SPECTRAL = {"mean_spectrum": "mean spectrum (logistic regression)",
@@ -222,8 +222,7 @@ def run(results_dir: Path, b: LabelBudget, work: Path, amp: str = "auto") -> dic
     benchmark model's rows on every preset, then the larger model's): an interrupted run has the probe
     tables of all presets and whole, paired fine-tuning tables of the presets it finished. Finished
     pre-training and fine-tuning runs are cached by their spec."""
-    payload = {"name": "labels", "budget": {k: (list(v) if isinstance(v, tuple) else v)
-                                            for k, v in b.__dict__.items()},
+    payload = {"name": "labels", "budget": budget_record(b),
                "labels": {**LABELS, **SPECTRAL}, "tables": {}, "complete": False,
                **environment(torch.device("cuda" if torch.cuda.is_available() else "cpu"))}
     sets = {}

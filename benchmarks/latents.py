@@ -24,9 +24,9 @@ import torch
 from s3r_zoo.data import read_split_file
 from s3r_zoo.evaluate import paired_permutation_test
 
-from .common import environment, write_result
+from .common import budget_record, environment, write_result
 from .labels import Cubes, features
-from .worlds import WorldBudget, prepare, pretrain_run
+from .worlds import ROW_LABELS, WorldBudget, data_dir, prepare, pretrain_run
 
 __all__ = ["VARIABLES", "ALPHAS", "ridge_r2", "run", "latents_section"]
 
@@ -68,7 +68,7 @@ def _latents(data: Path) -> dict:
 
 def run(results_dir: Path, b: WorldBudget, work: Path, worlds_work: Path) -> dict:
     """R^2 of every variable from every encoder's features (and the mean spectrum) on world C's test cubes."""
-    source = prepare(worlds_work / "data", WORLD, b)  # the data the cached encoders were pre-trained on
+    source = data_dir(worlds_work / "data", WORLD, b)  # the data the cached encoders were pre-trained on
     data = prepare(work / "data", WORLD, b)
     cubes = Cubes(data)
     lat = _latents(data)
@@ -80,7 +80,7 @@ def run(results_dir: Path, b: WorldBudget, work: Path, worlds_work: Path) -> dic
                              "worlds benchmark's encoders: run `python -m benchmarks worlds` first")
         encoders[e] = s["checkpoint"]
     payload = {"name": "latents", "world": WORLD, "variables": list(VARIABLES), "alphas": list(ALPHAS),
-               "budget": {k: (list(v) if isinstance(v, tuple) else v) for k, v in b.__dict__.items()},
+               "budget": budget_record(b),
                "rows": {}, **environment(torch.device("cpu"))}
     errors = {}
     for e, ckpt in encoders.items():
@@ -98,9 +98,6 @@ def run(results_dir: Path, b: WorldBudget, work: Path, worlds_work: Path) -> dic
 
 def latents_section(p: dict) -> str:
     """RESULTS.md's section of ``latents.json``."""
-    from .protocol import LABELS
-
-    names = {**LABELS, "mean_spectrum": "mean spectrum", "random": "random-init features"}
     lines = [f"## What frozen features encode on world {p['world']} (`python -m benchmarks latents`)\n",
              f"R^2 on {p['budget']['n']} cubes' test split of a ridge regression (penalty by the validation split) from "
              "each encoder's frozen global-pool features to each cube's own simulated draw; (p) a paired sign-flip "
@@ -109,7 +106,7 @@ def latents_section(p: dict) -> str:
     for e, row in p["rows"].items():
         cells = [f"{row[v]['r2']:.2f}" + (f" (p {row[v]['p_vs_random']:.2g})" if "p_vs_random" in row[v] else "")
                  for v in p["variables"]]
-        lines.append(f"| {names.get(e, e)} | " + " | ".join(cells) + " |")
+        lines.append(f"| {ROW_LABELS.get(e, e)} | " + " | ".join(cells) + " |")
     lines.append("\n`rbc_so2` is the red cells' oxygen saturation (the class cue); the others are nuisances drawn per "
                  "cube independently of the class (benchmarks/NOTES.md).\n")
     return "\n".join(lines)

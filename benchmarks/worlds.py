@@ -41,11 +41,12 @@ from s3r_zoo.evaluate import compare_rows, paired_permutation_test, summarise_co
 from s3r_zoo.plots import pyplot, save_figure
 from s3r_zoo.progress import progress
 
-from .common import environment, write_result
+from .common import budget_record, environment, write_result
 from .labels import Cubes, features, finetune_correct, probe_runs
 from .protocol import LABELS, Training, finetune, pretrain
 
-__all__ = ["WorldBudget", "BUDGETS", "LONG_CURVES", "prepare", "pretrain_run", "run", "replot", "worlds_section"]
+__all__ = ["WorldBudget", "BUDGETS", "LONG_CURVES", "ROW_LABELS", "data_dir", "prepare", "pretrain_run", "run", "replot",
+           "worlds_section"]
 
 
 @dataclass(frozen=True)
@@ -72,6 +73,9 @@ class WorldBudget(Training):
     name: str = "worlds"         # the result: <results>/<name>.json, its plot and its RESULTS section
 
 
+# every row's name in the tables: the methods', and the two calibration rows'
+ROW_LABELS = {**LABELS, "mean_spectrum": "mean spectrum", "random": "random-init features"}
+
 CPU = WorldBudget()
 QUICK = WorldBudget(n=40, size=32, worlds=("C",), methods=("s3r_local",), steps=12, snapshots=2, crops_per_cube=2,
                     probe_fractions=(1.0,), finetune_fractions=(1.0,), finetune_methods=("scratch", "s3r_local"),
@@ -96,8 +100,14 @@ def plot_name(name: str) -> str:
     return "worlds_curves.png" if name == "worlds" else f"{name}.png"
 
 
+def data_dir(root: Path, world: str, b: WorldBudget) -> Path:
+    """Where ``prepare`` keeps ``world``'s cubes of the budget under ``root``."""
+    return root / f"{b.preset}_{world.replace('+', '')}_{b.n}x{b.size}_m{b.magnification:g}"
+
+
 def prepare(root: Path, world: str, b: WorldBudget) -> Path:
-    out = root / f"{b.preset}_{world.replace('+', '')}_{b.n}x{b.size}_m{b.magnification:g}"
+    """``world``'s cubes of the budget under ``root``, simulated unless already there."""
+    out = data_dir(root, world, b)
     if not (out / "meta.json").is_file():
         write_dataset(out, b.preset, n=b.n, size=b.size, seed=0, difficulty=0.0, dtype="float16",
                       magnification=b.magnification, stain_balance=1.0, split=b.split, cues=world)
@@ -137,9 +147,8 @@ def _curve(summary: dict, b: WorldBudget, cubes: Cubes) -> list:
 
 def run(results_dir: Path, b: WorldBudget, work: Path, amp: str = "auto") -> dict:
     """Every world of the budget, in order; see the module docstring."""
-    payload = {"name": b.name, "budget": {k: (list(v) if isinstance(v, tuple) else v) for k, v in b.__dict__.items()},
-               "labels": {**LABELS, "mean_spectrum": "mean spectrum",
-                          "random": "random-init features"},
+    payload = {"name": b.name, "budget": budget_record(b),
+               "labels": dict(ROW_LABELS),
                "worlds": {}, "complete": False, **environment(torch.device("cpu"))}
     for world in b.worlds:
         data = prepare(work / "data", world, b)
