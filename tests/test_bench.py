@@ -380,6 +380,14 @@ def test_the_worlds_benchmark_budgets_steps_and_floors_fine_tuning(tmp_path):
     assert "| local S3R |" in latents.latents_section(q) and (tmp_path / "results" / "latents.json").is_file()
     with pytest.raises(ValueError, match="run `python -m benchmarks worlds` first"):
         latents.run(tmp_path / "results", replace(b, methods=("s3r_cr",)), tmp_path / "lat", tmp_path / "work")
+    # `bench twins` reads them too: each encoder's response to the cue and nuisance twins, tested against random init
+    from benchmarks import twins
+
+    t = twins.run(tmp_path / "results", b, tmp_path / "work")
+    assert list(t["rows"]["pool"]) == ["mean_spectrum", "random", "s3r_local"] and "mean_spectrum" not in t["rows"]["layer3"]
+    r = t["rows"]["pool"]["s3r_local"]
+    assert set(r["p_vs_random"]) == set(twins.TWINS) and r["response"]["cue"] > 0 and r["d_prime"] >= 0
+    assert "| local S3R |" in twins.twins_section(t) and (tmp_path / "results" / "twins.json").is_file()
 
 
 def test_ridge_r2_reads_a_linear_variable_and_not_noise():
@@ -394,6 +402,26 @@ def test_ridge_r2_reads_a_linear_variable_and_not_noise():
     assert r2 > 0.99 and alpha <= 1.0 and err.shape == (200,)
     noise = {s: rng.standard_normal(len(v)) for s, v in x.items()}
     assert ridge_r2(x, noise)[0] < 0.05
+
+
+def test_cue_metrics_tell_a_consistent_cue_from_a_scattered_one():
+    """`bench twins`' measures: a cue that moves every cube's features the same way along one axis gives
+    consistency near 1 and a d' of its size over the cubes' spread along that axis; a cue that moves each cube in
+    its own random direction gives consistency near 0 and d' near 0 with the same response."""
+    from benchmarks.twins import cue_metrics
+
+    rng = np.random.default_rng(0)
+    f = {s: rng.standard_normal((200, 16)) for s in ("train", "test")}
+    high = {s: rng.random(200) < 0.5 for s in ("train", "test")}
+    step = np.zeros(16)
+    step[3] = 2.0  # the high-SO2 cube's twin lies 2 units (2 spreads) along axis 3
+    axis = {**f, **{f"{s}_cue": f[s] + np.where(high[s][:, None], step, -step) for s in ("train", "test")},
+            "test_nuisance": f["test"]}
+    m = cue_metrics(axis, high["train"], high["test"])
+    assert m["consistency"] > 0.99 and 1.6 < m["d_prime"] < 2.4 and m["response"]["nuisance"] == 0.0
+    scattered = {**axis, **{f"{s}_cue": f[s] + 2.0 * rng.standard_normal((200, 16)) / 4 for s in ("train", "test")}}
+    s = cue_metrics(scattered, high["train"], high["test"])
+    assert s["consistency"] < 0.2 and s["d_prime"] < 0.3 and s["response"]["cue"] > 0.3 * m["response"]["cue"]
 
 
 def test_the_worlds_section_compares_the_release_candidate_with_the_released_recipe():

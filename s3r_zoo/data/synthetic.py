@@ -188,7 +188,7 @@ def _stamp(canvas: np.ndarray, cy: float, cx: float, ry: float, rx: float, angle
 
 def simulate_cube(preset: Union[str, Preset], label: int, size: Optional[Union[int, tuple[int, int]]] = None,
                   seed: int = 0, difficulty: float = DEFAULT_DIFFICULTY, magnification: float = 1.0,
-                  stain_balance: float = 1.0, cues: str = "M") -> Cube:
+                  stain_balance: float = 1.0, cues: str = "M", chemistry: Optional[dict] = None) -> Cube:
     """Simulate one H&E transmission cube of class ``label``.
 
     Args:
@@ -214,6 +214,11 @@ def simulate_cube(preset: Union[str, Preset], label: int, size: Optional[Union[i
             :mod:`.chemistry`), ``'M+C'`` both. C and M+C add capillary red cells and a diffuse
             haemoglobin nuisance (amount and saturation drawn per cube) from their own random stream,
             so an M+C cube has the M cube's geometry (glands, nuclei, vessels) exactly.
+        chemistry: Worlds C and M+C: set some of the chemistry's draws instead of drawing them,
+            ``{'rbc_so2': ..., 'diffuse_hb': ..., 'diffuse_so2': ...}`` (the names of ``Cube.meta["latents"]``;
+            SO2s in [0, 1], the amount >= 0). Everything else -- geometry, stains, noise, the other
+            draws -- stays as the same arguments would give it: a counterfactual twin of one cube, to
+            measure what an encoder responds to (``python -m benchmarks twins``).
 
     Returns:
         :class:`~s3r_zoo.data.io.Cube` with float32 transmittance (H, W, B) and wavelengths.
@@ -232,6 +237,7 @@ def simulate_cube(preset: Union[str, Preset], label: int, size: Optional[Union[i
         raise ValueError(f"stain_balance: expected a value in [0, 1], found {stain_balance}")
     if cues not in CUES:
         raise ValueError(f"cues: expected one of {CUES}, found {cues!r}")
+    _check_chemistry(chemistry, cues)
     mg = float(magnification)
     rng = np.random.default_rng(np.random.SeedSequence([seed, label, h, w]))
     looks = _LOOKS[p.name] if p.name in _LOOKS else _LOOKS["pdac_like"]
@@ -323,7 +329,8 @@ def simulate_cube(preset: Union[str, Preset], label: int, size: Optional[Union[i
     lam = np.asarray(p.wavelengths_nm)
     latents = {}
     if "C" in cues:
-        c_hb, extra, eps_extra = _local_chemistry(p, label, strength, c_hb, (seed, label, h, w), mg, lam, latents)
+        c_hb, extra, eps_extra = _local_chemistry(p, label, strength, c_hb, (seed, label, h, w), mg, lam, latents,
+                                                  chemistry)
     # optics: stain strength variation, slight blur, glass background
     stain_h = rng.uniform(1 - 0.25 * jitter, 1 + 0.25 * jitter)
     stain_e = rng.uniform(1 - 0.25 * jitter, 1 + 0.25 * jitter)
@@ -348,30 +355,50 @@ def simulate_cube(preset: Union[str, Preset], label: int, size: Optional[Union[i
                 format="synthetic", meta={"latents": latents})
 
 
+FIXABLE = ("rbc_so2", "diffuse_hb", "diffuse_so2")  # the chemistry draws ``chemistry`` may set
+
+
+def _check_chemistry(chemistry: Optional[dict], cues: str) -> None:
+    """Refuse a ``chemistry`` override that names an unknown draw, an invalid value, or a world without chemistry."""
+    if not chemistry:
+        return
+    if "C" not in cues:
+        raise ValueError(f"chemistry: world {cues!r} has no local chemistry to set; expected cues 'C' or 'M+C'")
+    unknown = sorted(set(chemistry) - set(FIXABLE))
+    if unknown:
+        raise ValueError(f"chemistry: expected some of {list(FIXABLE)}, found {unknown}")
+    for k, v in chemistry.items():
+        hi = 1.0 if k.endswith("so2") else np.inf
+        if not (isinstance(v, (int, float)) and 0.0 <= v <= hi):
+            raise ValueError(f"chemistry: expected {k} in [0, {hi:g}], found {v!r}")
+
+
 def _local_chemistry(p: Preset, label: int, strength: float, c_hb: np.ndarray, key: tuple, mg: float,
-                     lam: np.ndarray, latents: dict) -> tuple[np.ndarray, list, list]:
+                     lam: np.ndarray, latents: dict, fixed: Optional[dict] = None) -> tuple[np.ndarray, list, list]:
     """Worlds C / M+C: the red cells' haemoglobin (the vessels' of ``c_hb`` and added capillary red cells) at the
     class's oxygen saturation, and diffuse haemoglobin of a per-cube amount and saturation (a nuisance); the
     draws go into ``latents`` (``rbc_so2``, ``red_cells``, ``diffuse_hb``: the amount's maximum per pixel,
-    ``diffuse_so2``).
+    ``diffuse_so2``); ``fixed`` replaces some of them after they are drawn (the stream stays the same).
 
     Returns ``(c_hb, planes, spectra)``: ``c_hb`` emptied (its red cells move to the new planes), and the
     concentration planes with their absorbance spectra (oxy- and deoxy-haemoglobin, :mod:`.chemistry`)."""
     h, w = c_hb.shape
     rng = np.random.default_rng(np.random.SeedSequence([*key, 7]))  # its own stream: the M draws are unchanged
+    fixed = fixed or {}
     chem = CHEMISTRY.get(p.name, CHEMISTRY["pdac_like"])
     names = list(chem)
     base = chem[names[0]].rbc_so2
     cls = chem[p.classes[label]] if p.classes[label] in chem else chem[names[label]]
-    so2 = base + strength * (cls.rbc_so2 - base)
+    so2 = fixed.get("rbc_so2", base + strength * (cls.rbc_so2 - base))
     rbc = c_hb.copy()
     n_cells = rng.poisson(RBC_DENSITY * h * w / (1000 * mg * mg))
     for _ in range(n_cells):
         r = rng.uniform(2.5, 3.5) * mg
         _stamp(rbc, rng.uniform(0, h), rng.uniform(0, w), r, r, 0.0, 0.5 * rng.uniform(0.8, 1.2))
-    amount = DIFFUSE_HB_MAX * rng.random()
+    amount = DIFFUSE_HB_MAX * rng.random()  # drawn even when fixed: the stream (and every later draw) stays
+    amount = fixed.get("diffuse_hb", amount)
     diffuse = amount * np.clip(0.6 + 0.4 * _smooth_noise(rng, (h, w), 8.0 * mg), 0.0, None)
-    so2_diffuse = rng.uniform(*DIFFUSE_SO2)
+    so2_diffuse = fixed.get("diffuse_so2", rng.uniform(*DIFFUSE_SO2))  # (the default is drawn either way)
     latents.update(rbc_so2=float(so2), red_cells=int(n_cells), diffuse_hb=float(amount),
                    diffuse_so2=float(so2_diffuse))
     oxy, deoxy = haemoglobin_spectra(lam)
