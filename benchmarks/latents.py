@@ -26,7 +26,7 @@ from s3r_zoo.evaluate import paired_permutation_test
 
 from .common import budget_record, environment, write_result
 from .labels import Cubes, features
-from .worlds import ROW_LABELS, WorldBudget, data_dir, prepare, pretrain_run
+from .worlds import ROW_LABELS, WorldBudget, cached_encoders, prepare
 
 __all__ = ["VARIABLES", "ALPHAS", "ridge_r2", "run", "latents_section"]
 
@@ -68,17 +68,12 @@ def _latents(data: Path) -> dict:
 
 def run(results_dir: Path, b: WorldBudget, work: Path, worlds_work: Path) -> dict:
     """R^2 of every variable from every encoder's features (and the mean spectrum) on world C's test cubes."""
-    source = data_dir(worlds_work / "data", WORLD, b)  # the data the cached encoders were pre-trained on
     data = prepare(work / "data", WORLD, b)
     cubes = Cubes(data)
     lat = _latents(data)
-    encoders = {"mean_spectrum": None, "random": None}  # then the worlds budget's pre-trained encoders
-    for e in b.methods:
-        s = pretrain_run(e, source, b, len(cubes.y["train"]), worlds_work, cached_only=True)
-        if s is None:
-            raise ValueError(f"latents: no cached world-{WORLD} run of {e!r} under {worlds_work}; expected the "
-                             "worlds benchmark's encoders: run `python -m benchmarks worlds` first")
-        encoders[e] = s["checkpoint"]
+    # then the encoders the worlds part pre-trained on the same cubes (its own copy, written before draws were kept)
+    encoders = {"mean_spectrum": None, "random": None,
+                **cached_encoders("latents", WORLD, b, worlds_work, len(cubes.y["train"]))}
     payload = {"name": "latents", "world": WORLD, "variables": list(VARIABLES), "alphas": list(ALPHAS),
                "budget": budget_record(b),
                "rows": {}, **environment(torch.device("cpu"))}

@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from scipy.spatial.distance import pdist
 
 from s3r_zoo.data import read_split_file
 from s3r_zoo.data.synthetic import simulate_cube
@@ -35,7 +36,7 @@ from s3r_zoo.progress import progress
 
 from .common import budget_record, environment, write_result
 from .labels import Cubes, features
-from .worlds import ROW_LABELS, WorldBudget, data_dir, pretrain_run
+from .worlds import ROW_LABELS, WorldBudget, cached_encoders, data_dir
 
 __all__ = ["WORLD", "TWINS", "twin_split", "cue_metrics", "run", "twins_section"]
 
@@ -44,10 +45,10 @@ TWINS = ("cue", "nuisance")
 DEAD = 0.01  # features whose train-split spread is under this fraction of the median feature's are left out
 
 
-def twin_split(data: Path, split: str) -> dict:
-    """``split``'s cubes simulated again by their seeds, and their twins: {"cube", "cue", "nuisance": (N, B, H, W)
-    float32 (each cast through the stored dtype, as the encoders saw the cubes), "so2_high": (N,) bool (the cube
-    itself has the higher red-cell SO2)}. Refuses a set whose cubes the simulator no longer reproduces."""
+def twin_split(data: Path, split: str, stored: np.ndarray) -> dict:
+    """The twins of ``split``'s cubes: {"cue", "nuisance": (N, B, H, W) float32 (cast through the stored dtype, as
+    the encoders saw the cubes), "so2_high": (N,) bool (the cube itself has the higher red-cell SO2)}. Each cube is
+    simulated again by its seed and must equal ``stored`` (the split as :class:`Cubes` loaded it) bit for bit."""
     meta = json.loads((data / "meta.json").read_text())
     if meta.get("cues") not in ("C", "M+C") or len(meta.get("classes", ())) != 2:
         raise ValueError(f"{data / 'meta.json'}: expected a two-class world-C or M+C set, found cues "
@@ -55,27 +56,27 @@ def twin_split(data: Path, split: str) -> dict:
     kw = dict(difficulty=meta["difficulty"], magnification=meta["magnification"],
               stain_balance=meta["stain_balance"], cues=meta["cues"])
     so2_of = [simulate_cube(meta["preset"], k, 8, **kw).meta["latents"]["rbc_so2"] for k in range(2)]  # per class
-    hi = max(so2_of)
+    step = abs(so2_of[0] - so2_of[1])
+
+    def seen(cube):  # as the encoders saw it: the stored dtype, channels first
+        return np.asarray(cube.data.astype(meta["dtype"]), np.float32).transpose(2, 0, 1)
+
     items, classes = read_split_file(data / f"{split}.txt")
-    out = {k: [] for k in ("cube",) + TWINS}
+    out = {k: [] for k in TWINS}
     high = []
-    for path, label in progress(items, desc=f"twins of {split}", unit="cube"):
+    for i, (path, label) in enumerate(progress(items, desc=f"twins of {split}", unit="cube")):
         label = meta["classes"].index(classes[label])  # the split file's class order -> the simulator's
         seed = meta["seed"] * 1_000_003 + int(Path(path).stem)  # write_dataset's seed of cube number <stem>
         cube = simulate_cube(meta["preset"], label, meta["size"], seed=seed, **kw)
-        d, step = cube.meta["latents"]["diffuse_so2"], abs(so2_of[0] - so2_of[1])
-        sims = {"cube": cube,
-                "cue": simulate_cube(meta["preset"], label, meta["size"], seed=seed, **kw,
-                                     chemistry={"rbc_so2": so2_of[1 - label]}),
-                "nuisance": simulate_cube(meta["preset"], label, meta["size"], seed=seed, **kw,
-                                          chemistry={"diffuse_so2": d + step if d + step <= 1 else d - step})}
-        for k, c in sims.items():
-            arr = c.data.astype(meta["dtype"])
-            if k == "cube" and not np.array_equal(arr, np.load(path)):
-                raise ValueError(f"{path}: the simulator no longer reproduces this cube from its seed; expected the "
-                                 "stored cube bit for bit (write the set again)")
-            out[k].append(np.asarray(arr, np.float32).transpose(2, 0, 1))
-        high.append(so2_of[label] == hi)
+        if not np.array_equal(seen(cube), stored[i]):
+            raise ValueError(f"{path}: the simulator no longer reproduces this cube from its seed; expected the "
+                             "stored cube bit for bit (write the set again)")
+        d = cube.meta["latents"]["diffuse_so2"]
+        out["cue"].append(seen(simulate_cube(meta["preset"], label, meta["size"], seed=seed, **kw,
+                                             chemistry={"rbc_so2": so2_of[1 - label]})))
+        out["nuisance"].append(seen(simulate_cube(meta["preset"], label, meta["size"], seed=seed, **kw,
+                                                  chemistry={"diffuse_so2": d + step if d + step <= 1 else d - step})))
+        high.append(so2_of[label] == max(so2_of))
     return {**{k: np.stack(v) for k, v in out.items()}, "so2_high": np.asarray(high)}
 
 
@@ -84,8 +85,7 @@ def cue_metrics(f: dict, high_train: np.ndarray, high_test: np.ndarray) -> dict:
     "test_cue", "test_nuisance"}: (N, D)); ``high_*``: whether each cube itself has the higher SO2. Returns the
     mean and median responses, d', consistency and the per-test-cube responses (for the paired tests)."""
     t = f["test"]
-    pair = np.linalg.norm(t[:, None, :] - t[None, :, :], axis=-1)
-    scale = float(np.median(pair[np.triu_indices(len(t), 1)])) + 1e-12
+    scale = float(np.median(pdist(t))) + 1e-12
 
     def oriented(x, twin, high):  # the change from the high-SO2 version to the low one
         return np.where(high[:, None], twin - x, x - twin)
@@ -119,16 +119,11 @@ def run(results_dir: Path, b: WorldBudget, worlds_work: Path) -> dict:
         raise ValueError(f"twins: no world-{WORLD} set under {worlds_work / 'data'}; expected the worlds benchmark's "
                          "data and encoders: run `python -m benchmarks worlds` first")
     cubes = Cubes(data)
-    encoders = {"mean_spectrum": None, "random": "random"}
-    for e in b.methods:
-        s = pretrain_run(e, data, b, len(cubes.y["train"]), worlds_work, cached_only=True)
-        if s is None:
-            raise ValueError(f"twins: no cached world-{WORLD} run of {e!r} under {worlds_work}; expected the worlds "
-                             "benchmark's encoders: run `python -m benchmarks worlds` first")
-        encoders[e] = s["checkpoint"]
-    tw = {s: twin_split(data, s) for s in ("train", "test")}
+    encoders = {"mean_spectrum": None, "random": "random",
+                **cached_encoders("twins", WORLD, b, worlds_work, len(cubes.y["train"]))}
+    tw = {s: twin_split(data, s, cubes.x[s]) for s in ("train", "test")}
     sets = copy.copy(cubes)
-    sets.x = {"train": tw["train"]["cube"], "train_cue": tw["train"]["cue"], "test": tw["test"]["cube"],
+    sets.x = {"train": cubes.x["train"], "train_cue": tw["train"]["cue"], "test": cubes.x["test"],
               **{f"test_{k}": tw["test"][k] for k in TWINS}}
     payload = {"name": "twins", "world": WORLD, "twins": list(TWINS), "n_test": len(sets.x["test"]),
                "budget": budget_record(b), "rows": {}, **environment(torch.device("cpu"))}

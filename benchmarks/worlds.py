@@ -45,8 +45,8 @@ from .common import budget_record, environment, write_result
 from .labels import Cubes, features, finetune_correct, probe_runs
 from .protocol import LABELS, Training, finetune, pretrain
 
-__all__ = ["WorldBudget", "BUDGETS", "LONG_CURVES", "ROW_LABELS", "data_dir", "prepare", "pretrain_run", "run", "replot",
-           "worlds_section"]
+__all__ = ["WorldBudget", "BUDGETS", "LONG_CURVES", "ROW_LABELS", "data_dir", "prepare", "pretrain_run",
+           "cached_encoders", "run", "replot", "worlds_section"]
 
 
 @dataclass(frozen=True)
@@ -128,6 +128,19 @@ def pretrain_run(method: str, data: Path, b: WorldBudget, n_train: int, work: Pa
     epochs = pretrain_epochs(b, n_train)
     return pretrain(method, data, b.size, replace(b, pretrain_epochs=epochs, patience=epochs + 1), work / "pretrain",
                     amp=amp, snapshot_every=max(1, epochs // b.snapshots), cached_only=cached_only)
+
+
+def cached_encoders(part: str, world: str, b: WorldBudget, work: Path, n_train: int) -> dict:
+    """{method: encoder checkpoint} of every method of the budget already pre-trained on ``world`` under ``work`` (the
+    worlds part's folder), for the parts that read them; refuses, in one line, a method not run yet."""
+    out = {}
+    for m in b.methods:
+        s = pretrain_run(m, data_dir(work / "data", world, b), b, n_train, work, cached_only=True)
+        if s is None:
+            raise ValueError(f"{part}: no cached world-{world} run of {m!r} under {work}; expected the worlds "
+                             "benchmark's encoders: run `python -m benchmarks worlds` first")
+        out[m] = s["checkpoint"]
+    return out
 
 
 def _curve(summary: dict, b: WorldBudget, cubes: Cubes) -> list:

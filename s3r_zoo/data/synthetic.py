@@ -398,7 +398,8 @@ def _local_chemistry(p: Preset, label: int, strength: float, c_hb: np.ndarray, k
     amount = DIFFUSE_HB_MAX * rng.random()  # drawn even when fixed: the stream (and every later draw) stays
     amount = fixed.get("diffuse_hb", amount)
     diffuse = amount * np.clip(0.6 + 0.4 * _smooth_noise(rng, (h, w), 8.0 * mg), 0.0, None)
-    so2_diffuse = fixed.get("diffuse_so2", rng.uniform(*DIFFUSE_SO2))  # (the default is drawn either way)
+    so2_diffuse = rng.uniform(*DIFFUSE_SO2)
+    so2_diffuse = fixed.get("diffuse_so2", so2_diffuse)
     latents.update(rbc_so2=float(so2), red_cells=int(n_cells), diffuse_hb=float(amount),
                    diffuse_so2=float(so2_diffuse))
     oxy, deoxy = haemoglobin_spectra(lam)
