@@ -14,8 +14,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Optional, Sequence
 
-from . import (accuracy, coefficients, convergence, gpu, labels, latents, released, speed, tissue, transfer, twins,
-               worlds)
+from . import (accuracy, coefficients, convergence, gpu, labels, latents, released, speed, targets, tissue, transfer,
+               twins, worlds)
 from .common import default_results_dir
 from .protocol import BUDGETS, METHODS
 from .report import write_report
@@ -24,8 +24,9 @@ PARTS = ("speed", "convergence", "accuracy", "labels", "transfer", "coefficients
 # not in "all": the lent-GPU script (benchmarks/cuda/gpu.sh; --quick rehearses it on CPU), and the real-tissue
 # probe (after benchmarks/tissue.sh has pre-trained its encoders; --work: their folder, default runs/tissue)
 # worlds: the learning-curve study (about 2 h a world on 2 CPU cores); long_curves: world C at 6,000 steps (~1 h);
-# latents: what world C's cached encoders encode, twins: what they respond to (both after worlds)
-GPU_PARTS = ("gpu", "tissue", "worlds", "long_curves", "latents", "twins")
+# latents: what world C's cached encoders encode, twins: what they respond to, targets: what their pretext targets
+# carry about each world's class (all three after worlds)
+GPU_PARTS = ("gpu", "tissue", "worlds", "long_curves", "latents", "twins", "targets")
 
 __all__ = ["PARTS", "GPU_PARTS", "run_bench"]
 
@@ -81,6 +82,8 @@ def run_bench(parts: Sequence[str], quick: bool = False, budget: Optional[str] =
             out[part] = latents.run(results_dir, worlds.BUDGETS[budget_name], work_dir / "latents", work_dir / "worlds")
         elif part == "twins":
             out[part] = twins.run(results_dir, worlds.BUDGETS[budget_name], work_dir / "worlds")
+        elif part == "targets":
+            out[part] = targets.run(results_dir, worlds.BUDGETS[budget_name], work_dir / "targets", work_dir / "worlds")
     if "report" in parts:  # the plots of the powered benchmark are redrawn from their JSON too
         labels.replot(results_dir)
         transfer.replot(results_dir)

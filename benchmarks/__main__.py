@@ -23,7 +23,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Run benchmark parts; each writes results/<part>.json and PNGs, then RESULTS.md is regenerated. "
                     "Parts: speed, convergence, accuracy (Tables 1-2), labels (the powered label-efficiency "
                     "benchmark), transfer (cross-sensor), coefficients (Fig. 3), weights (released weights "
-                    "fine-tuned), all; not in all: gpu, tissue, worlds (simulated worlds M, C, M+C), long_curves (world C, 6,000 steps), latents (what world C's encoders encode, after worlds), twins (what they respond to, after worlds); or report (only regenerate RESULTS.md and the label plots).")
+                    "fine-tuned), all; not in all: gpu, tissue, worlds (simulated worlds M, C, M+C), long_curves (world C, 6,000 steps), latents (what world C's encoders encode, after worlds), twins (what they respond to, after worlds), targets (what their pretext targets carry, after worlds); or report (only regenerate RESULTS.md and the label plots).")
     p.add_argument("parts", nargs="*", default=["all"], help=f"parts to run (default: all; {', '.join(PARTS)})")
     p.add_argument("--quick", action="store_true",
                    help="CPU smoke run of every part in minutes; writes to runs/bench_quick/results")

@@ -28,7 +28,7 @@ from .common import budget_record, environment, write_result
 from .labels import Cubes, features
 from .worlds import ROW_LABELS, WorldBudget, cached_encoders, prepare
 
-__all__ = ["VARIABLES", "ALPHAS", "ridge_r2", "run", "latents_section"]
+__all__ = ["VARIABLES", "ALPHAS", "ridge_r2", "read_draws", "run", "latents_section"]
 
 # the class cue first, then the nuisances
 VARIABLES = ("rbc_so2", "diffuse_hb", "diffuse_so2", "stain_h", "stain_e", "illumination_tilt")
@@ -52,8 +52,8 @@ def ridge_r2(x: dict, y: dict, alphas=ALPHAS) -> tuple[float, float, np.ndarray]
     return float(r2), float(best), err
 
 
-def _latents(data: Path) -> dict:
-    """{split: {variable: (N,) array}} in each split file's order."""
+def read_draws(data: Path, variables=VARIABLES) -> dict:
+    """{split: {variable: (N,) array}} of the cubes' recorded draws, in each split file's order."""
     drawn = json.loads((data / "meta.json").read_text()).get("latents")
     if not drawn:
         raise ValueError(f"{data / 'meta.json'}: expected the cubes' draws under 'latents', found none "
@@ -62,7 +62,7 @@ def _latents(data: Path) -> dict:
     for s in ("train", "val", "test"):
         items, _ = read_split_file(data / f"{s}.txt")
         rel = [Path(p).resolve().relative_to(data.resolve()).as_posix() for p, _ in items]
-        out[s] = {v: np.asarray([drawn[r][v] for r in rel], np.float64) for v in VARIABLES}
+        out[s] = {v: np.asarray([drawn[r][v] for r in rel], np.float64) for v in variables}
     return out
 
 
@@ -70,7 +70,7 @@ def run(results_dir: Path, b: WorldBudget, work: Path, worlds_work: Path) -> dic
     """R^2 of every variable from every encoder's features (and the mean spectrum) on world C's test cubes."""
     data = prepare(work / "data", WORLD, b)
     cubes = Cubes(data)
-    lat = _latents(data)
+    lat = read_draws(data)
     # then the encoders the worlds part pre-trained on the same cubes (its own copy, written before draws were kept)
     encoders = {"mean_spectrum": None, "random": None,
                 **cached_encoders("latents", WORLD, b, worlds_work, len(cubes.y["train"]))}

@@ -13,6 +13,7 @@ from .gpu import gpu_section
 from .protocol import LABELS, PAPER_R18, PAPER_TABLE1_R18
 from .tissue import tissue_section
 from .latents import latents_section
+from .targets import targets_section
 from .twins import twins_section
 from .worlds import worlds_section
 
@@ -390,7 +391,7 @@ SECTIONS = {"speed": speed_section, "convergence": convergence_section, "accurac
             "labels": labels_section, "transfer": transfer_section, "coefficients": coefficients_section, "weights": weights_section,
             "gpu": gpu_section, "tissue": tissue_section, "worlds": worlds_section,
             "long_curves": worlds_section, "latents": latents_section,
-            "twins": twins_section}
+            "twins": twins_section, "targets": targets_section}
 
 
 def section(results: Path, name: str) -> str:

@@ -7,7 +7,8 @@ snapshots every 384); a linear
 probe (``s3r_zoo.evaluate.fit_probe``) is fitted on the left half's tiles and tested on the right
 half's: epithelium vs stroma, the labels of ``annotations/hims_bl2082_m13_tiles64.csv``, each
 64-px tile cut into four 32-px tiles. Beside them: random-init features, the tile's mean spectrum,
-and the released v2 encoders (pre-trained on the whole core, the test half included: marked).
+the closed-form targets S3R-CR and local S3R regress (``bench targets``: what a perfect pretext solver
+would have to know), and the released v2 encoders (pre-trained on the whole core, the test half included: marked).
 Accuracy on the right half's tiles with a 95 % bootstrap CI over them, and paired sign-flip tests
 against random init and against the best other row; the probe at each snapshot gives the learning
 curve (``tissue.png``). Recipe variants are compared by the probe's cross-validated accuracy on the
@@ -34,6 +35,7 @@ from s3r_zoo.files import read_json
 from s3r_zoo.plots import pyplot, save_figure
 
 from .common import environment, hims_cube_path, write_result
+from .targets import REWARD_LABELS, pretext_reward, split_half, target_bands, target_features
 
 __all__ = ["run", "tissue_section", "LABELS", "SPLIT_COL"]
 
@@ -42,6 +44,9 @@ SPLIT_COL = 320  # pre-training and probe fitting: columns < 320; test: 320 <= c
 CLASSES = ("epithelium", "stroma")
 TILE = 32
 METHODS = {"cr": "S3R-CR", "br": "S3R-BR", "local": "local S3R", "simsiam": "SimSiam (all bands)", "mhsim": "MHSIM"}
+TARGET_ROWS = {"target_cr": "S3R-CR's target (beta~ of the tile)",
+               "target_map": "local S3R's map target (beta~ per 16-px patch: mean, std)"}
+SPLIT_HALF_OF = {"tiles": "probe's 32-px tiles", "crops": "64-px grid tiles of every label (pre-training's crop size)"}
 RELEASED = {"s3r_resnet18.cr_hims41_v2": "S3R-CR v2 (released; saw the whole core)",
             "s3r_resnet18.br_hims41_v2": "S3R-BR v2 (released; saw the whole core)"}
 
@@ -71,6 +76,16 @@ def _features(init: str, cube, boxes: list, stats: Optional[BandStats], pixels: 
             return pooled
         x = normalize(torch.from_numpy(pixels), stats.mean, stats.std)
         return pooled, model.forward_intermediates(x, indices=[3], intermediates_only=True)[0].mean((2, 3)).numpy()
+
+
+def _grid_crops(cube, path: str) -> dict:
+    """Every 64-px tile of the annotation grid, whatever its label (glass and mixed tiles too: pre-training's crop
+    size and content), NaN-repaired, ``(N, B, 64, 64)``: {"train": the left half's, "test": the right half's}."""
+    with open(LABELS) as f:
+        grid = [(int(r["top"]), int(r["left"]), int(r["size"])) for r in csv.DictReader(f)]
+    cut = {"train": [g for g in grid if g[1] < SPLIT_COL], "test": [g for g in grid if SPLIT_COL <= g[1] < 2 * SPLIT_COL]}
+    return {s: np.stack([apply_nan_policy(np.asarray(cube.data[t:t + n, c:c + n], np.float32), "band_mean", path)
+                         .transpose(2, 0, 1) for t, c, n in v]) for s, v in cut.items()}
 
 
 def _probe(x: np.ndarray, y: np.ndarray, train: np.ndarray) -> list[bool]:
@@ -132,6 +147,17 @@ def run(results_dir: Path, work: Path) -> dict:
         return r
 
     rows = {"mean spectrum": row(spectra), "random init": row(*_features("random", cube, boxes, data_stats, pixels))}
+    # what S3R-CR and local S3R regress, computed on each tile in closed form: the pretext's ceiling (bench targets)
+    targets = target_features(pixels)
+    rows.update({TARGET_ROWS[t]: row(x) for t, x in targets.items()})
+    # and how much the CR loss pays for knowing the tissue type (bench targets' image-blind predictors)
+    held = np.flatnonzero(train)[::5]  # the probe's validation tiles
+    split = {"train": np.setdiff1d(np.flatnonzero(train), held), "val": held, "test": np.flatnonzero(~train)}
+    drawn = target_bands(left.transpose(2, 0, 1)[None])  # the bands S3R draws as b, on the pre-training half
+    reward = pretext_reward({s: targets["target_cr"][i] for s, i in split.items()}, {s: y[i] for s, i in split.items()},
+                            cube.num_bands, drawn, {s: spectra[i] for s, i in split.items()})
+    halves = {"tiles": split_half({s: pixels[i] for s, i in split.items()}, drawn),
+              "crops": split_half(_grid_crops(cube, str(path)), drawn)}
     curves = {}
     for run_dir, name in _runs(Path(work)):
         snaps = sorted((run_dir / "snapshots").glob("epoch_*.safetensors"), key=lambda p: int(p.stem.split("_")[1]))
@@ -160,7 +186,7 @@ def run(results_dir: Path, work: Path) -> dict:
                                                               for i, c in enumerate(CLASSES)},
                                            "majority_share": float(100 * max(np.mean(y[~train] == i)
                                                                              for i in range(len(CLASSES))))},
-               "rows": rows, "curves": curves, "png": "tissue.png", **environment(torch.device("cpu"))}
+               "rows": rows, "curves": curves, "target_bands": drawn, "cr_l1": reward, "split_half": halves, "png": "tissue.png", **environment(torch.device("cpu"))}
     _plot(payload, Path(results_dir) / "tissue.png")
     write_result(results_dir, "tissue", payload)
     return payload
@@ -172,8 +198,11 @@ def _plot(p: dict, path: Path) -> None:
     for name, curve in p["curves"].items():
         steps, acc = zip(*curve)
         ax.plot(steps, acc, marker="o", label=name)
-    for name, style in (("random init", ":"), ("mean spectrum", "--")):
-        ax.axhline(p["rows"][name]["mean"], color="grey", linestyle=style, label=name)
+    lines = (("random init", "grey", ":"), ("mean spectrum", "grey", "--"),
+             *((n, "black", s) for n, s in zip(TARGET_ROWS.values(), ("-.", (0, (1, 3))))))
+    for name, color, style in lines:
+        if name in p["rows"]:  # the targets' rows: results from before bench targets have none
+            ax.axhline(p["rows"][name]["mean"], color=color, linestyle=style, label=name)
     ax.set_xlabel("pre-training steps (left half of the core)")
     ax.set_ylabel("probe accuracy on the right half (%)")
     ax.set_title(f"HIMS core, epithelium vs stroma: {p['tiles']['test']} test tiles of {p['tiles']['size']} px",
@@ -208,5 +237,17 @@ def tissue_section(p: dict) -> str:
                      f"{r['balanced_accuracy']:.1f} | {pr} "
                      f"| {r.get('best_other', '')} ({r.get('p_vs_best_other', float('nan')):.3g}) "
                      f"| {cv} | {l3} |")
+    if p.get("cr_l1"):
+        base = p["cr_l1"]["band_mean"]
+        lines += [f"\nThe CR loss (L1 of beta~_b of each test tile, the {len(p['target_bands'])} target bands b) of predictors that never look at the "
+                  "image, fitted on the left half's tiles (`bench targets`), and how much of the band-mean baseline's "
+                  "each removes:\n", "| predictor | CR L1 | below the band mean |", "|---|---|---|"]
+        lines += [f"| {REWARD_LABELS.get(k, k).replace('class', 'tissue type')} | {v:.4f} | {100 * (1 - v / base):.1f} % |"
+                  for k, v in p["cr_l1"].items()]
+    for what, h in p.get("split_half", {}).items():
+        lines.append(f"\nSplit-half agreement on the {SPLIT_HALF_OF[what]} (beta~ of the two halves of a checkerboard of "
+                     f"each one's pixels, right half): CR L1 between the halves {h['between_halves']:.4f}, between one "
+                     f"half and the band mean {h['band_mean']:.4f}, ratio {h['ratio']:.2f} (near or above 1: the "
+                     "departures from the band mean belong to the very pixels sampled).")
     lines.append(f"\nLearning curves: `results/{p['png']}`.\n")
     return "\n".join(lines)

@@ -351,6 +351,20 @@ def test_tissue_recipe_variants_are_found_and_chosen_on_the_left_half_only(tmp_p
     assert _left_cv(x, y, train) == 100.0
 
 
+def test_the_split_half_crops_are_the_grid_tiles_of_each_half():
+    """`bench tissue`'s split-half at pre-training's crop size: every 64-px tile of the annotation grid, whatever its
+    label, the left half's as "train" and the right half's as "test", channels first, NaNs repaired."""
+    from types import SimpleNamespace
+
+    from benchmarks.tissue import _grid_crops
+
+    data = np.arange(844 * 676, dtype=np.float32).reshape(844, 676, 1).repeat(2, axis=2)
+    data[5, 5, 0] = np.nan
+    crops = _grid_crops(SimpleNamespace(data=data), "cube.npy")
+    assert crops["train"].shape == crops["test"].shape == (65, 2, 64, 64)
+    assert np.isfinite(crops["train"]).all() and crops["test"][0, 0, 0, 0] == data[0, 320, 0]
+
+
 def test_the_worlds_benchmark_budgets_steps_and_floors_fine_tuning(tmp_path):
     """`bench worlds`: pre-training runs for its budget in optimiser steps (not epochs) with a learning curve of
     snapshot probes; fine-tuning of a small label fraction reaches the step floor; both probes (global pool and
@@ -388,6 +402,16 @@ def test_the_worlds_benchmark_budgets_steps_and_floors_fine_tuning(tmp_path):
     r = t["rows"]["pool"]["s3r_local"]
     assert set(r["p_vs_random"]) == set(twins.TWINS) and r["response"]["cue"] > 0 and r["d_prime"] >= 0
     assert "| local S3R |" in twins.twins_section(t) and (tmp_path / "results" / "twins.json").is_file()
+    # `bench targets` probes what these encoders were trained to predict beside them, and tests one against the other
+    from benchmarks import targets
+
+    g = targets.run(tmp_path / "results", b, tmp_path / "tg", tmp_path / "work")["worlds"]["C"]
+    assert list(g["probe"]["1"]) == ["mean_spectrum", "random", "target_cr", "target_map", "s3r_local"]
+    assert "p_target_vs_encoder" in g["probe"]["1"]["s3r_local"] and "p_vs_random" in g["probe"]["1"]["target_map"]
+    assert set(g["r2"]["target_cr"]) == set(latents.VARIABLES) and set(g["cr_l1"]) >= {"band_mean", "class_mean"}
+    assert g["split_half"]["ratio"] > 0 and set(g["split_half_by_size"]) == {"40", "64", "128"}
+    assert "local S3R's map target" in targets.targets_section(json.loads((tmp_path / "results" / "targets.json")
+                                                                          .read_text()))
 
 
 def test_ridge_r2_reads_a_linear_variable_and_not_noise():
@@ -402,6 +426,65 @@ def test_ridge_r2_reads_a_linear_variable_and_not_noise():
     assert r2 > 0.99 and alpha <= 1.0 and err.shape == (200,)
     noise = {s: rng.standard_normal(len(v)) for s, v in x.items()}
     assert ridge_r2(x, noise)[0] < 0.05
+
+
+def test_the_probed_targets_are_the_ones_training_regresses():
+    """`bench targets` probes S3R-CR's beta~ of the whole crop and local S3R's per-patch beta~ (mean and std over the
+    patches): row b of each must be what the objectives compute for target band b."""
+    from benchmarks.targets import target_features
+    from s3r_zoo.pretrain.local import patch_coefficient_targets
+
+    rng = np.random.default_rng(0)
+    x = rng.uniform(0.2, 1.0, size=(3, 6, 36, 36)).astype(np.float32)  # 36 px: a 4-px margin past the 16-px patches
+    t = target_features(x, patch=16)
+    off = ~np.eye(6, dtype=bool)
+    for band in range(6):
+        b = torch.full((3,), band)
+        cr = coefficient_targets(torch.from_numpy(x), b).numpy()
+        per = patch_coefficient_targets(torch.from_numpy(x), b, 16).numpy().reshape(3, 6, -1)  # (N, B, patches)
+        full = np.zeros((3, 6, 6))
+        full[:, off] = t["target_cr"]
+        np.testing.assert_allclose(full[:, band], cr, atol=1e-6)  # float32 Gram sums in another order
+        mean, std = np.zeros((3, 6, 6)), np.zeros((3, 6, 6))
+        mean[:, off], std[:, off] = t["target_map"][:, :30], t["target_map"][:, 30:]
+        np.testing.assert_allclose(mean[:, band], per.mean(-1), atol=1e-6)  # float32 Gram sums in another order
+        np.testing.assert_allclose(std[:, band], per.std(-1), atol=1e-6)  # float32 Gram sums in another order
+
+
+def test_the_pretext_reward_credits_a_class_only_where_the_targets_depend_on_it():
+    """`bench targets`' CR L1 of image-blind predictors: where beta~ is the class's mean plus noise, knowing the class
+    (class mean, or a ridge from the draws and the class) removes most of the band-mean baseline's loss; where beta~
+    does not depend on the class, it removes nothing."""
+    from benchmarks.targets import pretext_reward
+
+    rng = np.random.default_rng(0)
+    y = {s: rng.integers(0, 2, n) for s, n in (("train", 300), ("val", 100), ("test", 300))}
+    draws = {s: rng.normal(size=(len(v), 3)) for s, v in y.items()}
+    spectra = {s: rng.normal(size=(len(v), 5)) for s, v in y.items()}
+    shift = rng.normal(size=12)
+    for dep, low, high in ((1.0, 0.5, 1.0), (0.0, -0.05, 0.05)):
+        t = {s: dep * np.outer(v, shift) + 0.1 * rng.normal(size=(len(v), 12)) for s, v in y.items()}
+        r = pretext_reward(t, y, 4, range(4), spectra, draws)
+        assert low < 1 - r["class_mean"] / r["band_mean"] < high
+        assert low < 1 - r["draws_and_class"] / r["band_mean"] < high
+        assert abs(1 - r["mean_spectrum"] / r["band_mean"]) < 0.05  # the spectra here carry nothing
+
+
+def test_split_half_agreement_tells_content_from_pixel_noise():
+    """`bench targets`' split-half measure: cubes that each mix their own materials give the two checkerboard halves
+    of a cube far more similar beta~ than the band mean is (ratio well below 1); the same kind of cubes drowned in
+    pixel noise give halves that agree no better than with the band mean (ratio near or above 1)."""
+    from benchmarks.targets import split_half
+
+    rng = np.random.default_rng(0)
+
+    def cubes(noise: float) -> np.ndarray:
+        x = np.stack([np.einsum("hwk,kb->bhw", rng.dirichlet(np.ones(12), size=(32, 32)), rng.uniform(0.2, 1.0, (12, 8)))
+                      for _ in range(30)])  # each cube its own 12 materials' spectra, 8 bands
+        return (x + noise * rng.normal(size=x.shape)).astype(np.float32)
+
+    assert split_half({s: cubes(0.0) for s in ("train", "val", "test")}, range(8))["ratio"] < 0.3
+    assert split_half({s: cubes(0.3) for s in ("train", "val", "test")}, range(8))["ratio"] > 0.9
 
 
 def test_cue_metrics_tell_a_consistent_cue_from_a_scattered_one():
