@@ -60,14 +60,16 @@ class WorldBudget(Training):
     split: tuple = (0.4, 0.2, 0.4)
     worlds: tuple = ("C", "M+C", "M")
     # in this order; local S3R at lr 1e-3 added 2026-12-03 before it ran on any world, S3R-BR and MHSIM 2026-12-04
-    # before they ran (NOTES.md)
-    methods: tuple = ("s3r_local", "s3r_cr", "simsiam_all", "s3r_local_lr1e-3", "s3r_br", "mhsim")
+    # before they ran, the two ridge 1e-3 recipes 2026-12-04 before they ran (NOTES.md)
+    methods: tuple = ("s3r_local", "s3r_cr", "simsiam_all", "s3r_local_lr1e-3", "s3r_br", "mhsim", "s3r_cr_ridge1e-3",
+                      "s3r_local_lr1e-3_ridge1e-3")
     steps: int = 2000            # pre-training optimiser steps per method
     snapshots: int = 5           # learning-curve points (probe of the encoder every steps / snapshots steps)
     crops_per_cube: int = 8      # 200 training cubes x 8 / batch 16 = 100 steps an epoch
     probe_fractions: tuple = (0.1, 1.0)
     finetune_fractions: tuple = (0.1, 1.0)
-    finetune_methods: tuple = ("scratch", "s3r_cr", "s3r_local", "s3r_local_lr1e-3", "s3r_br", "mhsim")
+    finetune_methods: tuple = ("scratch", "s3r_cr", "s3r_local", "s3r_local_lr1e-3", "s3r_br", "mhsim",
+                               "s3r_cr_ridge1e-3", "s3r_local_lr1e-3_ridge1e-3")
     finetune_epochs: int = 30
     min_steps: int = 300         # fine-tuning floor at every label fraction
     seeds: int = 3
@@ -83,6 +85,7 @@ QUICK = WorldBudget(n=40, size=32, worlds=("C",), methods=("s3r_local",), steps=
                     finetune_epochs=1, min_steps=4, seeds=2, batch_size=8)
 # a lent GPU (benchmarks/cuda/worlds.sh): 128 px at magnification 1, 5,000 steps a method; not yet run
 GPU = replace(CPU, n=1000, size=128, magnification=1.0, steps=5000, snapshots=10, batch_size=32, crops_per_cube=4,
+              methods=CPU.methods[:6],  # at 128 px beta~ is partly content at the default ridge (NOTES.md)
               finetune_methods=("scratch", "s3r_cr", "s3r_local", "s3r_local_lr1e-3"))
 BUDGETS = {"quick": QUICK, "cpu": CPU, "gpu": GPU}
 # ``python -m benchmarks long_curves``: room to learn on world C for the two methods whose held-out pretext loss
