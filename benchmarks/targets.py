@@ -15,8 +15,11 @@ Nothing is trained. Per cube of each world:
 Beside them, on the same cubes: the mean spectrum, random-init features and the cached world encoders trained on
 these targets (global pool). Each row gets the worlds benchmark's linear probe (10 % and 100 % labels), paired
 tests against random init and of each target against its encoder; on worlds that record their draws, the ridge
-R^2 of each draw from each target (``bench latents``' read-out). ``bench tissue`` adds the same two targets of
-each tile to the real-tissue probe (:func:`target_features`).
+R^2 of each draw from each target (``bench latents``' read-out). Then why the encoders do not follow their targets
+(NOTES.md, the two follow-ups): how much of the CR loss an image-blind predictor that knows the class removes
+(:func:`pretext_reward`), and whether beta~'s departures from the band mean are a property of a crop's content or
+of the very pixels sampled (:func:`split_half`; also on cubes simulated larger, :func:`split_half_by_size`).
+``bench tissue`` adds the same targets, reward and split-half on the real tissue.
 """
 
 from __future__ import annotations
@@ -40,14 +43,17 @@ from .labels import Cubes, features, probe_runs
 from .latents import ALPHAS, VARIABLES, read_draws, ridge_r2
 from .worlds import ROW_LABELS, WorldBudget, cached_encoders, prepare
 
-__all__ = ["TARGETS", "TRAINED_ON", "PATCH", "target_features", "target_bands", "split_half", "split_half_by_size", "pretext_reward", "run", "targets_section"]
+__all__ = ["TARGETS", "TRAINED_ON", "PATCH", "target_features", "target_bands", "split_half", "split_half_by_size",
+           "pretext_reward", "run", "targets_section"]
 
 TARGETS = {"target_cr": "S3R-CR's target (beta~ of the cube)",
            "target_map": "local S3R's map target (beta~ per 16-px patch: mean, std)"}
 # the world encoders whose pretext regresses each target (local S3R regresses both: its loss keeps S3R-CR's)
 TRAINED_ON = {"s3r_cr": "target_cr", "s3r_local": "target_map", "s3r_local_lr1e-3": "target_map"}
-REWARD_LABELS = {"band_mean": "each band's mean beta~ (the baseline)", "class_mean": "each class's mean beta~ (knows the label)",
-                 "mean_spectrum": "ridge from the mean spectrum", "draws_and_class": "ridge from every recorded draw and the class"}
+REWARD_LABELS = {"band_mean": "each band's mean beta~ (the baseline)",
+                 "class_mean": "each class's mean beta~ (knows the label)",
+                 "mean_spectrum": "ridge from the mean spectrum",
+                 "draws_and_class": "ridge from every recorded draw and the class"}
 R2_MIN = PretrainSpec().target_r2_min
 SIZES = (40, 64, 128)  # split-half by crop size: the CPU worlds' 40 px up to the GPU budget's 128 px
 PATCH = 16  # local S3R's patch: the stride of a ResNet's layer3
@@ -169,8 +175,8 @@ def run(results_dir: Path, b: WorldBudget, work: Path, worlds_work: Path) -> dic
     for world in progress(b.worlds, desc="targets: worlds", unit="world"):
         data = prepare(work / "data", world, b)  # the worlds part's cubes again, with their draws recorded
         cubes = Cubes(data)
-        encoders = {m: c for m, c in cached_encoders("targets", world, b, worlds_work, len(cubes.y["train"])).items()
-                    if m in TRAINED_ON}
+        encoders = cached_encoders("targets", world, b, worlds_work, len(cubes.y["train"]),
+                                   methods=[m for m in b.methods if m in TRAINED_ON])
         splits = {s: target_features(x) for s, x in cubes.x.items()}
         feats = {"mean_spectrum": {s: x.mean(axis=(2, 3)) for s, x in cubes.x.items()},
                  "random": features("random", b, cubes),
@@ -192,8 +198,9 @@ def run(results_dir: Path, b: WorldBudget, work: Path, worlds_work: Path) -> dic
             w["r2"][name] = {v: ridge_r2(feats[name], {s: lat[s][v] for s in lat})[0] for v in variables}
         # how much the CR loss pays for knowing the class (or the draws) rather than each band's average beta~
         rows = w["target_bands"] = target_bands(cubes.x["train"])
+        drawn_x = {s: np.stack([lat[s][v] for v in variables], 1) for s in lat}
         w["cr_l1"] = pretext_reward(feats["target_cr"], cubes.y, cubes.x["train"].shape[1], rows,
-                                    feats["mean_spectrum"], {s: np.stack([lat[s][v] for v in variables], 1) for s in lat})
+                                    feats["mean_spectrum"], drawn_x)
         w["split_half"] = split_half(cubes.x, rows)
         w["split_half_by_size"] = split_half_by_size(b, world, [v for v in SIZES if v != b.size] or [b.size])
         write_result(results_dir, "targets", payload)
@@ -233,11 +240,11 @@ def targets_section(p: dict) -> str:
                       for k, v in w["cr_l1"].items()]
         if w.get("split_half"):
             h = w["split_half"]
-            lines.append(f"\nSplit-half agreement (beta~ of the two halves of a checkerboard of each test cube's pixels): "
-                         f"CR L1 between the halves {h['between_halves']:.4f}, between one half and the band mean "
-                         f"{h['band_mean']:.4f}, ratio {h['ratio']:.2f} (near or above 1: beta~'s departures from the band "
-                         "mean belong to the very pixels sampled, which a masked input hides; well below 1: a property "
-                         "of the cube's content).")
+            lines.append("\nSplit-half agreement (beta~ of the two halves of a checkerboard of each test cube's "
+                         f"pixels): CR L1 between the halves {h['between_halves']:.4f}, between one half and the band "
+                         f"mean {h['band_mean']:.4f}, ratio {h['ratio']:.2f} (near or above 1: beta~'s departures from "
+                         "the band mean belong to the very pixels sampled, which a masked input hides; well below 1: a "
+                         "property of the cube's content).")
         if w.get("split_half_by_size"):
             lines.append("\nThe same ratio on cubes simulated at other sizes (60 train and 60 test cubes each): " +
                          ", ".join(f"{k} px {v['ratio']:.2f}" for k, v in w["split_half_by_size"].items()) + ".")

@@ -83,7 +83,8 @@ def _grid_crops(cube, path: str) -> dict:
     size and content), NaN-repaired, ``(N, B, 64, 64)``: {"train": the left half's, "test": the right half's}."""
     with open(LABELS) as f:
         grid = [(int(r["top"]), int(r["left"]), int(r["size"])) for r in csv.DictReader(f)]
-    cut = {"train": [g for g in grid if g[1] < SPLIT_COL], "test": [g for g in grid if SPLIT_COL <= g[1] < 2 * SPLIT_COL]}
+    cut = {"train": [g for g in grid if g[1] < SPLIT_COL],
+           "test": [g for g in grid if SPLIT_COL <= g[1] < 2 * SPLIT_COL]}
     return {s: np.stack([apply_nan_policy(np.asarray(cube.data[t:t + n, c:c + n], np.float32), "band_mean", path)
                          .transpose(2, 0, 1) for t, c, n in v]) for s, v in cut.items()}
 
@@ -186,7 +187,8 @@ def run(results_dir: Path, work: Path) -> dict:
                                                               for i, c in enumerate(CLASSES)},
                                            "majority_share": float(100 * max(np.mean(y[~train] == i)
                                                                              for i in range(len(CLASSES))))},
-               "rows": rows, "curves": curves, "target_bands": drawn, "cr_l1": reward, "split_half": halves, "png": "tissue.png", **environment(torch.device("cpu"))}
+               "rows": rows, "curves": curves, "target_bands": drawn, "cr_l1": reward, "split_half": halves,
+               "png": "tissue.png", **environment(torch.device("cpu"))}
     _plot(payload, Path(results_dir) / "tissue.png")
     write_result(results_dir, "tissue", payload)
     return payload
@@ -239,14 +241,14 @@ def tissue_section(p: dict) -> str:
                      f"| {cv} | {l3} |")
     if p.get("cr_l1"):
         base = p["cr_l1"]["band_mean"]
-        lines += [f"\nThe CR loss (L1 of beta~_b of each test tile, the {len(p['target_bands'])} target bands b) of predictors that never look at the "
-                  "image, fitted on the left half's tiles (`bench targets`), and how much of the band-mean baseline's "
-                  "each removes:\n", "| predictor | CR L1 | below the band mean |", "|---|---|---|"]
-        lines += [f"| {REWARD_LABELS.get(k, k).replace('class', 'tissue type')} | {v:.4f} | {100 * (1 - v / base):.1f} % |"
-                  for k, v in p["cr_l1"].items()]
+        lines += [f"\nThe CR loss (L1 of beta~_b of each test tile, the {len(p['target_bands'])} target bands b) of "
+                  "predictors that never look at the image, fitted on the left half's tiles (`bench targets`), and "
+                  "how much of the band-mean baseline's each removes:\n", "| predictor | CR L1 | below the band mean |", "|---|---|---|"]
+        lines += [f"| {REWARD_LABELS.get(k, k).replace('class', 'tissue type')} | {v:.4f} | "
+                  f"{100 * (1 - v / base):.1f} % |" for k, v in p["cr_l1"].items()]
     for what, h in p.get("split_half", {}).items():
-        lines.append(f"\nSplit-half agreement on the {SPLIT_HALF_OF[what]} (beta~ of the two halves of a checkerboard of "
-                     f"each one's pixels, right half): CR L1 between the halves {h['between_halves']:.4f}, between one "
+        lines.append(f"\nSplit-half agreement on the {SPLIT_HALF_OF[what]} (beta~ of the two halves of a checkerboard "
+                     f"of each one's pixels, right half): CR L1 between the halves {h['between_halves']:.4f}, between one "
                      f"half and the band mean {h['band_mean']:.4f}, ratio {h['ratio']:.2f} (near or above 1: the "
                      "departures from the band mean belong to the very pixels sampled).")
     lines.append(f"\nLearning curves: `results/{p['png']}`.\n")

@@ -31,7 +31,7 @@ import json
 import math
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Optional
+from typing import Optional, Sequence
 
 import numpy as np
 import torch
@@ -133,11 +133,13 @@ def pretrain_run(method: str, data: Path, b: WorldBudget, n_train: int, work: Pa
                     amp=amp, snapshot_every=max(1, epochs // b.snapshots), cached_only=cached_only)
 
 
-def cached_encoders(part: str, world: str, b: WorldBudget, work: Path, n_train: int) -> dict:
-    """{method: encoder checkpoint} of every method of the budget already pre-trained on ``world`` under ``work`` (the
-    worlds part's folder), for the parts that read them; refuses, in one line, a method not run yet."""
+def cached_encoders(part: str, world: str, b: WorldBudget, work: Path, n_train: int,
+                    methods: Optional[Sequence[str]] = None) -> dict:
+    """{method: encoder checkpoint} of every method of the budget (or of ``methods``) already pre-trained on ``world``
+    under ``work`` (the worlds part's folder), for the parts that read them; refuses, in one line, a method not run
+    yet."""
     out = {}
-    for m in b.methods:
+    for m in b.methods if methods is None else methods:
         s = pretrain_run(m, data_dir(work / "data", world, b), b, n_train, work, cached_only=True)
         if s is None:
             raise ValueError(f"{part}: no cached world-{world} run of {m!r} under {work}; expected the worlds "
