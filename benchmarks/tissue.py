@@ -197,9 +197,10 @@ def run(results_dir: Path, work: Path) -> dict:
 def _plot(p: dict, path: Path) -> None:
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(8.2, 4.2))
-    for name, curve in p["curves"].items():
+    colors = plt.get_cmap("tab20").colors  # more runs than the default cycle's 10 colours: none repeats
+    for i, (name, curve) in enumerate(p["curves"].items()):
         steps, acc = zip(*curve)
-        ax.plot(steps, acc, marker="o", label=name)
+        ax.plot(steps, acc, marker="os^D"[i % 4], color=colors[(2 * i) % 20 + (2 * i) // 20], label=name)
     lines = (("random init", "grey", ":"), ("mean spectrum", "grey", "--"),
              *((n, "black", s) for n, s in zip(TARGET_ROWS.values(), ("-.", (0, (1, 3))))))
     for name, color, style in lines:
