@@ -66,6 +66,7 @@ class _Fit:
     t0: float = 0.0
     bad_steps: int = 0  # consecutive skipped steps
     saved: Optional[dict] = None  # epoch and step of the last saved state
+    elapsed: Optional[float] = None  # run time (all processes of a resumed run) at the last saved state
     outcomes: Outcomes = field(default_factory=Outcomes)  # the steps the host has not read yet
     sums: list = field(default_factory=lambda: [0.0, 0])  # this epoch: loss sum, applied steps[, skipped steps]
 
@@ -170,7 +171,10 @@ class Trainer:
         pos = fit.pos
         return {"epochs": pos["epoch"], "steps": pos["global_step"],
                 "final_loss": pos["history"][-1]["loss"] if pos["history"] else None,
-                "best_loss": pos["best"], "stop": stop, "wall_time_s": time.perf_counter() - fit.t0,
+                # the time at the last state (a run ends with one): what a resumed run counts on from, so its
+                # wall time always exceeds the interrupted run's (the final state's write is not counted)
+                "best_loss": pos["best"], "stop": stop,
+                "wall_time_s": fit.elapsed if fit.elapsed is not None else time.perf_counter() - fit.t0,
                 "best_epoch": pos.get("best_epoch"), "skipped_steps": pos.get("skipped_steps", 0),
                 "history": pos["history"], "world_size": self.world, "cpu_threads": torch.get_num_threads(),
                 "device": str(self.device), "amp": self.amp, "channels_last": self.cfg.channels_last}
@@ -390,9 +394,10 @@ class Trainer:
         trim_metrics(self.out / METRICS_FILE, pos)
 
     def _save(self, fit: _Fit, pos: dict) -> None:
+        fit.elapsed = time.perf_counter() - fit.t0
         if self.is_main:
             self._check_finite(fit)
-            pos = {**pos, "elapsed_s": time.perf_counter() - fit.t0}
+            pos = {**pos, "elapsed_s": fit.elapsed}
             save_state(self.out / STATE_FILE, self.cfg.fingerprint(), fit.objective, fit.opt, fit.sched,
                        fit.scaler, pos, self.device)
         fit.saved = {"epoch": pos["epoch"], "step": pos["step"]}
