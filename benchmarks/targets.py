@@ -35,6 +35,7 @@ from s3r_zoo.data.synthetic import simulate_cube
 from s3r_zoo.evaluate import compare_rows, paired_permutation_test, summarise_correct
 from s3r_zoo.lowrank import gram, loo_coefficients, loo_r2
 from s3r_zoo.pretrain import PretrainSpec
+from s3r_zoo.pretrain.local import patch_pixels
 from s3r_zoo.pretrain.targets import DEFAULT_RIDGE
 from s3r_zoo.progress import progress
 
@@ -70,17 +71,12 @@ def target_features(x: np.ndarray, patch: int = PATCH, batch: int = 64) -> dict:
     """{"target_cr": ``(N, B(B-1))``, "target_map": ``(N, 2 B(B-1))``} of raw cubes ``x`` ``(N, B, H, W)``: the
     closed-form beta~ of the whole cube, and of each ``patch`` x ``patch`` tile (as local S3R's targets leave out
     the rows and columns past the last whole tile) summarised by its mean and standard deviation over the tiles."""
-    n, b, h, w = x.shape
-    gh, gw = h // patch, w // patch
-    if gh < 1 or gw < 1:
-        raise ValueError(f"targets: cubes of {h} x {w} px are smaller than one {patch}-px patch")
+    n, b = x.shape[:2]
     cr, maps = [], []
     for i in range(0, n, batch):
         t = torch.from_numpy(np.ascontiguousarray(x[i:i + batch], dtype=np.float32))
-        m = len(t)
-        cr.append(_beta(t.reshape(m, b, -1).transpose(1, 2)))
-        tiles = t[:, :, :gh * patch, :gw * patch].reshape(m, b, gh, patch, gw, patch)
-        per = _beta(tiles.permute(0, 2, 4, 3, 5, 1).reshape(m, gh * gw, patch * patch, b))  # (m, tiles, B(B-1))
+        cr.append(_beta(t.reshape(len(t), b, -1).transpose(1, 2)))
+        per = _beta(patch_pixels(t, patch))  # (m, tiles, B(B-1))
         maps.append(np.concatenate([per.mean(1), per.std(1)], axis=1))
     return {"target_cr": np.concatenate(cr), "target_map": np.concatenate(maps)}
 
@@ -182,7 +178,7 @@ def run(results_dir: Path, b: WorldBudget, work: Path, worlds_work: Path) -> dic
                  "random": features("random", b, cubes),
                  **{t: {s: splits[s][t] for s in splits} for t in TARGETS},
                  **{m: features(c, b, cubes) for m, c in encoders.items()}}
-        w = payload["worlds"][world] = {"data": data.name, "probe": {}, "target_vs_encoder": {}, "r2": {}}
+        w = payload["worlds"][world] = {"data": data.name, "probe": {}, "r2": {}}
         for name, x in feats.items():
             for f, correct in probe_runs(x, cubes, b).items():
                 w["probe"].setdefault(f"{f:g}", {})[name] = summarise_correct(correct)

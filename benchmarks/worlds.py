@@ -85,7 +85,8 @@ QUICK = WorldBudget(n=40, size=32, worlds=("C",), methods=("s3r_local",), steps=
                     finetune_epochs=1, min_steps=4, seeds=2, batch_size=8)
 # a lent GPU (benchmarks/cuda/worlds.sh): 128 px at magnification 1, 5,000 steps a method; not yet run
 GPU = replace(CPU, n=1000, size=128, magnification=1.0, steps=5000, snapshots=10, batch_size=32, crops_per_cube=4,
-              methods=CPU.methods[:6],  # at 128 px beta~ is partly content at the default ridge (NOTES.md)
+              # not the ridge 1e-3 recipes: at 128 px beta~ is partly content at the default ridge (NOTES.md)
+              methods=("s3r_local", "s3r_cr", "simsiam_all", "s3r_local_lr1e-3", "s3r_br", "mhsim"),
               finetune_methods=("scratch", "s3r_cr", "s3r_local", "s3r_local_lr1e-3"))
 BUDGETS = {"quick": QUICK, "cpu": CPU, "gpu": GPU}
 # ``python -m benchmarks long_curves``: room to learn on world C for the two methods whose held-out pretext loss

@@ -23,7 +23,7 @@ from ..lowrank import gram, loo_coefficients_rows
 from .objectives import S3RObjective
 from .targets import DEFAULT_RIDGE, coefficient_targets
 
-__all__ = ["LocalS3RObjective", "patch_coefficient_targets"]
+__all__ = ["LocalS3RObjective", "patch_coefficient_targets", "patch_pixels"]
 
 
 def patch_coefficient_targets(cube: torch.Tensor, band: torch.Tensor, patch: int,
@@ -40,14 +40,23 @@ def patch_coefficient_targets(cube: torch.Tensor, band: torch.Tensor, patch: int
         ``(N, B, H // patch, W // patch)`` float64, 0 at each sample's target band.
     """
     n, b, h, w = cube.shape
+    pixels = patch_pixels(cube, patch)
+    gh, gw = h // patch, w // patch
+    with torch.autocast(device_type=cube.device.type, enabled=False):
+        beta = loo_coefficients_rows(gram(pixels.reshape(n * gh * gw, patch * patch, b)),
+                                     band.repeat_interleave(gh * gw), ridge)
+    return beta.view(n, gh, gw, b).permute(0, 3, 1, 2)
+
+
+def patch_pixels(cube: torch.Tensor, patch: int) -> torch.Tensor:
+    """The pixels of every ``patch`` x ``patch`` tile of each crop, ``(N, tiles, patch * patch, B)`` with the tiles
+    in row-major order; rows/columns past the last whole patch are left out (local S3R's patches)."""
+    n, b, h, w = cube.shape
     gh, gw = h // patch, w // patch
     if gh < 1 or gw < 1:
         raise ValueError(f"local S3R: crop {h} x {w} is smaller than one {patch}-px patch")
-    with torch.autocast(device_type=cube.device.type, enabled=False):
-        tiles = cube[:, :, :gh * patch, :gw * patch].reshape(n, b, gh, patch, gw, patch)
-        pixels = tiles.permute(0, 2, 4, 3, 5, 1).reshape(n * gh * gw, patch * patch, b)
-        beta = loo_coefficients_rows(gram(pixels), band.repeat_interleave(gh * gw), ridge)
-    return beta.view(n, gh, gw, b).permute(0, 3, 1, 2)
+    tiles = cube[:, :, :gh * patch, :gw * patch].reshape(n, b, gh, patch, gw, patch)
+    return tiles.permute(0, 2, 4, 3, 5, 1).reshape(n, gh * gw, patch * patch, b)
 
 
 class LocalS3RObjective(S3RObjective):
