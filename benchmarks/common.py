@@ -143,6 +143,11 @@ def round_ratio_spread(num: List[float], den: List[float]) -> List[float]:
     return [q[0], q[2]]
 
 
+def run_device() -> torch.device:
+    """Where a benchmark computes: the first CUDA GPU when there is one, else the CPU."""
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
 def device_name(device: torch.device) -> str:
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)

@@ -43,7 +43,7 @@ from s3r_zoo.plots import accuracy_vs_labels
 from .plots import probe_convergence
 from s3r_zoo.progress import progress
 from s3r_zoo.evaluate import compare_rows, fit_probe, paired_permutation_test, summarise_correct
-from .common import budget_record, environment, write_result
+from .common import budget_record, environment, run_device, write_result
 from .protocol import CONVERGENCE, LABELS, Training, finetune, pretrain
 
 SPECTRAL = {"mean_spectrum": "mean spectrum (logistic regression)",
@@ -134,17 +134,19 @@ class Cubes:
 def features(init: str, b: LabelBudget, cubes: Cubes, batch: int = 64, layer3: bool = False) -> dict:
     """Pooled encoder features of every labelled cube ({split: (N, D)}), inputs normalised by the train split;
     ``layer3``: the map of ``layer3`` averaged over positions instead (a probe that keeps more spatial detail)."""
-    torch.manual_seed(0)  # random-init features: the same random encoder every time
+    torch.manual_seed(0)  # random-init features: the same random encoder every time (built on the CPU, then moved)
     model = build_encoder(b.model, cubes.x["train"].shape[1], init, wavelengths=cubes.wavelengths).eval()
+    dev = run_device()
+    model = model.to(dev)
     out = {}
     for s, x in cubes.x.items():
         parts = []
         for i in range(0, len(x), batch):
             xb = normalize(torch.from_numpy(x[i:i + batch]), cubes.mean, cubes.std)
-            xb = xb.contiguous(memory_format=torch.channels_last)
+            xb = xb.to(dev).contiguous(memory_format=torch.channels_last)
             f = (model.forward_intermediates(xb, indices=[3], intermediates_only=True)[0].mean((2, 3)) if layer3
                  else model(xb))
-            parts.append(f.float().numpy())
+            parts.append(f.float().cpu().numpy())
         out[s] = np.concatenate(parts)
     return out
 

@@ -41,7 +41,7 @@ from s3r_zoo.evaluate import compare_rows, paired_permutation_test, summarise_co
 from s3r_zoo.plots import pyplot, save_figure
 from s3r_zoo.progress import progress
 
-from .common import budget_record, environment, write_result
+from .common import budget_record, environment, run_device, write_result
 from .labels import Cubes, features, finetune_correct, probe_runs
 from .protocol import LABELS, Training, finetune, pretrain
 
@@ -169,7 +169,7 @@ def run(results_dir: Path, b: WorldBudget, work: Path, amp: str = "auto") -> dic
     """Every world of the budget, in order; see the module docstring."""
     payload = {"name": b.name, "budget": budget_record(b),
                "labels": dict(ROW_LABELS),
-               "worlds": {}, "complete": False, **environment(torch.device("cpu"))}
+               "worlds": {}, "complete": False, **environment(run_device())}
     for world in b.worlds:
         data = prepare(work / "data", world, b)
         cubes = Cubes(data)
