@@ -390,13 +390,15 @@ def labels_section(p: dict) -> str:
 SECTIONS = {"speed": speed_section, "convergence": convergence_section, "accuracy": accuracy_section,
             "labels": labels_section, "transfer": transfer_section, "coefficients": coefficients_section, "weights": weights_section,
             "gpu": gpu_section, "tissue": tissue_section, "worlds": worlds_section,
-            "long_curves": worlds_section, "latents": latents_section,
+            "long_curves": worlds_section, "cuda/worlds_gpu_h200": worlds_section, "latents": latents_section,
             "twins": twins_section, "targets": targets_section}
 
 
 def section(results: Path, name: str) -> str:
     """The Markdown section of one part, from ``<results>/<name>.json`` (or a "not run yet" line)."""
     p = _load(Path(results), name)
+    if p is None and name.startswith("cuda/"):  # a lent device's run, kept when there was one
+        return ""
     return SECTIONS[name](p) if p else f"## {name.capitalize()}\n\nNot run yet: `python -m benchmarks {name}`.\n"
 
 

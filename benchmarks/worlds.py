@@ -6,15 +6,16 @@ parameters and calibration before any method was measured): **M** the class live
 cells, hidden from the cube's mean spectrum by diffuse haemoglobin of random amount and
 saturation), **M+C** both. Per world, in this order:
 
-1. calibration: the cube's mean spectrum and random-init features (linear probes), and a
-   ResNet-18 fine-tuned from scratch (the step floor below);
+1. calibration: the cube's mean spectrum and random-init features (linear probes); a ResNet-18
+   fine-tuned from scratch (the step floor below) is the first row of step 4;
 2. each method pre-trains on the train split, without labels, for a budget in OPTIMISER STEPS
    (not epochs), keeping snapshots: the learning curve is the probe (all training labels) of
    each snapshot against its step and wall time;
 3. linear probes of the final encoder at each label fraction on the global-pool features and on
    ``layer3``'s pooled map (a probe that keeps more spatial detail);
 4. fine-tuning at each label fraction with a floor of ``min_steps`` optimiser steps (10 % of 200
-   training cubes is 20 cubes: 2 steps an epoch, so the floor, not the epoch count, decides).
+   training cubes is 20 cubes: 2 steps an epoch, so the floor, not the epoch count, decides), scratch
+   first, after every method's learning curve (a run stopped by a time limit keeps the curves).
 
 Paired sign-flip tests over test cubes: probes against random-init features, fine-tuning
 against scratch. Results: ``worlds.json`` (rewritten after every row: an interrupted run keeps
@@ -101,7 +102,7 @@ LONG_CURVES = {
 
 
 def plot_name(name: str) -> str:
-    """The learning-curve PNG of a result (the worlds part keeps its first name)."""
+    """The learning-curve PNG of a result, under results/ (the worlds part keeps its first name)."""
     return "worlds_curves.png" if name == "worlds" else f"{name}.png"
 
 
@@ -193,17 +194,19 @@ def run(results_dir: Path, b: WorldBudget, work: Path, amp: str = "auto") -> dic
             "random")
         row("probe", "random", probe_runs(features("random", b, cubes), cubes, b), "random")
         row("probe_layer3", "random", probe_runs(features("random", b, cubes, layer3=True), cubes, b), "random")
-        tune("scratch", "scratch")
+        encoders = {}
         for method in progress(b.methods, desc=f"world {world}: pre-train + probe", unit="method"):
             s = pretrain_run(method, data, b, len(cubes.y["train"]), work, amp=amp)
+            encoders[method] = s["checkpoint"]
             w["pretrain"][method] = {k: s[k] for k in ("epochs", "steps", "stop", "final_loss", "wall_time_s")}
             w["curves"][method] = _curve(s, b, cubes)
             row("probe", method, probe_runs(features(s["checkpoint"], b, cubes), cubes, b), "random")
             row("probe_layer3", method, probe_runs(features(s["checkpoint"], b, cubes, layer3=True), cubes, b),
                 "random")
-            if method in b.finetune_methods:
-                tune(method, s["checkpoint"])
             _plot(payload, Path(results_dir) / plot_name(b.name))
+        # fine-tuning after every learning curve: inside a time limit (a lent GPU) the curves come back first
+        for method in progress(b.finetune_methods, desc=f"world {world}: fine-tune", unit="method"):
+            tune(method, "scratch" if method == "scratch" else encoders[method])
     payload["complete"] = True
     write_result(results_dir, b.name, payload)
     return payload
@@ -254,9 +257,14 @@ def worlds_section(p: dict) -> str:
     """RESULTS.md's section of ``worlds.json`` or ``long_curves.json``."""
     b = p["budget"]
     name = p.get("name", "worlds")
-    title = ("Worlds M, C and M+C: where does pre-training help?" if name == "worlds" else
-             f"Long learning curves, world {' and '.join(p['worlds']) or '?'}: room to learn")
-    lines = [f"## {title} (`python -m benchmarks {name}`)\n",
+    command = f"python -m benchmarks {name}"
+    if name == "worlds":
+        title = "Worlds M, C and M+C: where does pre-training help?"
+    elif name == "long_curves":
+        title = f"Long learning curves, world {' and '.join(p['worlds']) or '?'}: room to learn"
+    else:  # a device run kept under its own name (results/cuda/)
+        title, command = f"Worlds at the GPU budget on an {p.get('device', '?')}", p.get("command", command)
+    lines = [f"## {title} (`{command}`)\n",
              f"{b['preset']}, {b['n']} cubes of {b['size']} px (magnification {b['magnification']}), split "
              f"{'/'.join(str(s) for s in b['split'])}; {b['model']}; pre-training {b['steps']} optimiser steps "
              f"per method; fine-tuning with a floor of {b['min_steps']} steps; {b['seeds']} seeds; {p['date']}"
@@ -281,7 +289,18 @@ def worlds_section(p: dict) -> str:
                     cells.append(f"{r['mean']:.1f} +- {r['std']:.1f}{pv}" if r else "")
                 lines.append(f"| {labels.get(n, n)} | " + " | ".join(cells) + " |")
             lines.append("")
+        curves = {m: c for m, c in w["curves"].items() if c}
+        if curves:
+            lines += [f"**World {world}, learning curves** (linear probe, all labels, % at each snapshot's optimiser "
+                      "step; held-out pretext loss of the last)\n", "| method | probe % at step | last pretext loss |",
+                      "|---|---|---|"]
+            for m, c in curves.items():
+                loss = "" if c[-1][3] is None else f"{c[-1][3]:.3f}"
+                lines.append(f"| {labels.get(m, m)} | " + ", ".join(f"{q[2]:.1f} @ {q[0]}" for q in c) + f" | {loss} |")
+            lines.append("")
     lines += _pair_lines(p, *RELEASE_PAIR)
+    if p.get("notes"):
+        lines.append(p["notes"] + "\n")
     lines.append(f"Learning curves: `results/{plot_name(name)}`.\n")
     return "\n".join(lines)
 

@@ -7,7 +7,8 @@ import torch
 import s3r_zoo
 from s3r_zoo.baselines import BYOLObjective, SimSiamObjective, masked_l1
 from s3r_zoo.baselines.simsiam import simsiam_loss
-from s3r_zoo.baselines.views import pick_bands, random_view, view_geometry
+from s3r_zoo.baselines.views import pick_bands, random_view
+from s3r_zoo.data.transforms import affine_views
 from s3r_zoo.models import build_encoder
 from s3r_zoo.pretrain import PretrainSpec, run_pretrain
 
@@ -42,7 +43,7 @@ def test_a_full_scale_view_is_one_of_the_eight_flips_and_rotations_and_all_eight
     (exactly, pixel for pixel); the 8 symmetries of the square all occur."""
     torch.manual_seed(0)
     x = torch.rand(256, 3, 8, 8)
-    theta = view_geometry(256, 8, 8, scale=(1.0, 1.0), ratio=(1.0, 1.0))
+    theta = affine_views(256, 8, 8, scale=(1.0, 1.0), ratio=(1.0, 1.0))
     grid = torch.nn.functional.affine_grid(theta, [256, 3, 8, 8], align_corners=False)
     v = torch.nn.functional.grid_sample(x, grid, align_corners=False)
     symmetries = [lambda t, k=k, f=f: torch.rot90(t.flip(-1) if f else t, k, dims=(-2, -1))

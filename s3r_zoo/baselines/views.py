@@ -10,39 +10,14 @@ randomness comes from the torch RNG of the batch's device, which the trainer see
 
 from __future__ import annotations
 
-import math
 from typing import Optional
 
 import torch
 import torch.nn.functional as F
 
-__all__ = ["random_view", "view_geometry", "pick_bands"]
+from ..data.transforms import affine_views
 
-_COS = (1.0, 0.0, -1.0, 0.0)  # rotation by k x 90 degrees
-_SIN = (0.0, 1.0, 0.0, -1.0)
-
-
-def view_geometry(n: int, h: int, w: int, scale: tuple[float, float] = (0.4, 1.0),
-                  ratio: tuple[float, float] = (3 / 4, 4 / 3), device=None) -> torch.Tensor:
-    """``(n, 2, 3)`` affine maps (``F.affine_grid``'s ``theta``, ``align_corners=False``) from a view's
-    normalised coordinates to the input's: a random crop of area fraction in ``scale`` and aspect in
-    ``ratio`` (clipped to the input), a random flip of each axis and, for a square input, a random rotation
-    by a multiple of 90 degrees."""
-    u = torch.rand(n, 7, device=device)
-    area = h * w * (scale[0] + (scale[1] - scale[0]) * u[:, 0])
-    aspect = torch.exp(math.log(ratio[0]) + (math.log(ratio[1]) - math.log(ratio[0])) * u[:, 1])
-    ch = torch.sqrt(area / aspect).clamp(1, h)
-    cw = torch.sqrt(area * aspect).clamp(1, w)
-    cy = (ch / 2 + u[:, 2] * (h - ch)) * (2 / h) - 1  # crop centre, normalised
-    cx = (cw / 2 + u[:, 3] * (w - cw)) * (2 / w) - 1
-    flip = torch.where(u[:, 4:6] < 0.5, -1.0, 1.0)  # x, y
-    k = (u[:, 6] * 4).long().clamp(max=3) if h == w else torch.zeros(n, dtype=torch.long, device=device)
-    cos, sin = torch.tensor(_COS, device=device)[k], torch.tensor(_SIN, device=device)[k]
-    # theta = diag(crop half-extent) @ rotation @ diag(flip), then the crop centre
-    sx, sy = cw / w, ch / h
-    row_x = torch.stack([sx * cos * flip[:, 0], -sx * sin * flip[:, 1], cx], dim=1)
-    row_y = torch.stack([sy * sin * flip[:, 0], sy * cos * flip[:, 1], cy], dim=1)
-    return torch.stack([row_x, row_y], dim=1)
+__all__ = ["random_view", "pick_bands"]
 
 
 def random_view(x: torch.Tensor, scale: tuple[float, float] = (0.4, 1.0), jitter: float = 0.1,
@@ -54,7 +29,7 @@ def random_view(x: torch.Tensor, scale: tuple[float, float] = (0.4, 1.0), jitter
     as one process would (and no two processes draw the same augmentations)."""
     n, b, h, w = x.shape
     total, mine = part if part is not None else (n, slice(None))
-    theta = view_geometry(total, h, w, scale, device=x.device)[mine]
+    theta = affine_views(total, h, w, scale, device=x.device)[mine]
     grid = F.affine_grid(theta, [n, b, h, w], align_corners=False)
     v = F.grid_sample(x.float(), grid, mode="bilinear", padding_mode="border", align_corners=False)
     gain = 1 + jitter * torch.randn(total, b, 1, 1, device=x.device)[mine]

@@ -1,8 +1,12 @@
 """Augmentations for B-band tensors (fine-tuning; docs/method.md: scale, rotation, noise).
 
-Every function takes ``x`` of shape ``(B, H, W)`` or ``(N, B, H, W)`` and an explicit
-:class:`torch.Generator`, so results are reproducible under a seed whatever the number
-of DataLoader workers. No function looks at band count: they work for any B.
+The geometry of every sample (random resized crop, 90-degree and arbitrary rotation, flips) is one affine
+map, so a whole batch is resampled by one ``grid_sample`` on its own device: no per-sample loop and no
+host round trip, which on a GPU made fine-tuning eight times slower than pre-training (6 against 50
+ResNet-18 steps/s at 32 x 41 x 128 x 128 on an H200, where the noise of each sample was drawn on the
+CPU). Draws come from an explicit :class:`torch.Generator` when one is given (reproducible under a seed
+whatever the number of DataLoader workers), else from the RNG of the batch's device, which the trainer
+seeds and checkpoints. Nothing looks at band count: any B works.
 """
 
 from __future__ import annotations
@@ -16,76 +20,76 @@ import torch.nn.functional as F
 
 from .device import upload
 
-__all__ = ["random_resized_crop", "random_rot90", "random_flip", "rotate", "random_rotate", "gaussian_noise",
-           "HSIAugment"]
+__all__ = ["affine_views", "rotate", "gaussian_noise", "HSIAugment"]
+
+_COS = (1.0, 0.0, -1.0, 0.0)  # rotation by k x 90 degrees, exact
+_SIN = (0.0, 1.0, 0.0, -1.0)
 
 
-def _uniform(g: torch.Generator, lo: float, hi: float) -> float:
-    return lo + (hi - lo) * torch.rand((), generator=g).item()
+def _draw(fn, shape: tuple, generator: Optional[torch.Generator], device) -> torch.Tensor:
+    """``fn`` (``torch.rand`` or ``torch.randn``) draws from ``generator`` (moved to ``device``), or from
+    ``device``'s own RNG."""
+    if generator is None:
+        return fn(shape, device=device)
+    out = fn(shape, generator=generator)
+    return out if device is None else upload(out, device)
 
 
-def _batched(x: torch.Tensor) -> tuple[torch.Tensor, bool]:
-    return (x[None], True) if x.ndim == 3 else (x, False)
-
-
-def random_resized_crop(x: torch.Tensor, g: torch.Generator, scale: tuple[float, float] = (0.5, 1.0),
-                        ratio: tuple[float, float] = (3 / 4, 4 / 3)) -> torch.Tensor:
-    """Crop a random area fraction in ``scale`` and aspect in ``ratio``, resize back to H x W."""
-    xb, single = _batched(x)
-    h, w = xb.shape[-2:]
-    area = h * w * _uniform(g, *scale)
-    aspect = math.exp(_uniform(g, math.log(ratio[0]), math.log(ratio[1])))
-    ch = int(round(min(h, math.sqrt(area / aspect))))
-    cw = int(round(min(w, math.sqrt(area * aspect))))
-    ch, cw = max(ch, 1), max(cw, 1)
-    top = int(torch.randint(0, h - ch + 1, (), generator=g))
-    left = int(torch.randint(0, w - cw + 1, (), generator=g))
-    crop = xb[..., top:top + ch, left:left + cw]
-    out = F.interpolate(crop, size=(h, w), mode="bilinear", align_corners=False)
-    return out[0] if single else out
-
-
-def random_rot90(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
-    """Rotate by a random multiple of 90 degrees (square inputs keep their shape)."""
-    k = int(torch.randint(0, 4, (), generator=g))
-    return torch.rot90(x, k, dims=(-2, -1))
-
-
-def random_flip(x: torch.Tensor, g: torch.Generator, horizontal: bool = True, vertical: bool = True) -> torch.Tensor:
-    if horizontal and torch.rand((), generator=g) < 0.5:
-        x = torch.flip(x, dims=(-1,))
-    if vertical and torch.rand((), generator=g) < 0.5:
-        x = torch.flip(x, dims=(-2,))
-    return x
+def affine_views(n: int, h: int, w: int, scale: Optional[tuple[float, float]] = (0.4, 1.0),
+                 ratio: tuple[float, float] = (3 / 4, 4 / 3), rot90: bool = True, flips: bool = True,
+                 max_degrees: float = 0.0, device=None, generator: Optional[torch.Generator] = None) -> torch.Tensor:
+    """``(n, 2, 3)`` random affine maps (``F.affine_grid``'s ``theta``, ``align_corners=False``) from an
+    augmented sample's normalised coordinates to the input's: a crop of area fraction in ``scale`` and
+    aspect in ``ratio`` (clipped to the input; ``scale=None``: the whole input), a rotation by a multiple
+    of 90 degrees (square inputs, ``rot90``) plus a uniform angle in +-``max_degrees``, and a flip of each
+    axis with probability 1/2 (``flips``). All off: the identity map."""
+    u = _draw(torch.rand, (n, 8 if max_degrees else 7), generator, device)  # 7 columns: the views of before
+    if scale is None:
+        ch, cw = torch.full((n,), float(h), device=u.device), torch.full((n,), float(w), device=u.device)
+    else:
+        area = h * w * (scale[0] + (scale[1] - scale[0]) * u[:, 0])
+        aspect = torch.exp(math.log(ratio[0]) + (math.log(ratio[1]) - math.log(ratio[0])) * u[:, 1])
+        ch = torch.sqrt(area / aspect).clamp(1, h)
+        cw = torch.sqrt(area * aspect).clamp(1, w)
+    cy = (ch / 2 + u[:, 2] * (h - ch)) * (2 / h) - 1  # crop centre, normalised
+    cx = (cw / 2 + u[:, 3] * (w - cw)) * (2 / w) - 1
+    flip = torch.where(u[:, 4:6] < 0.5, -1.0, 1.0) if flips else torch.ones(n, 2, device=u.device)
+    k = (u[:, 6] * 4).long().clamp(max=3) if rot90 and h == w else torch.zeros(n, dtype=torch.long, device=u.device)
+    cos, sin = torch.tensor(_COS, device=u.device)[k], torch.tensor(_SIN, device=u.device)[k]
+    if max_degrees:
+        t = torch.deg2rad(max_degrees * (2 * u[:, 7] - 1))
+        cos, sin = cos * torch.cos(t) - sin * torch.sin(t), sin * torch.cos(t) + cos * torch.sin(t)
+    # theta = diag(crop half-extent) @ rotation @ diag(flip), then the crop centre
+    sx, sy = cw / w, ch / h
+    row_x = torch.stack([sx * cos * flip[:, 0], -sx * sin * flip[:, 1], cx], dim=1)
+    row_y = torch.stack([sy * sin * flip[:, 0], sy * cos * flip[:, 1], cy], dim=1)
+    return torch.stack([row_x, row_y], dim=1)
 
 
 def rotate(x: torch.Tensor, degrees: float) -> torch.Tensor:
-    """Rotate about the centre by ``degrees`` (bilinear, reflection padding: no black corners)."""
-    xb, single = _batched(x)
+    """Rotate ``(B, H, W)`` or ``(N, B, H, W)`` about the centre by ``degrees`` (bilinear, reflection padding:
+    no black corners)."""
+    xb = x[None] if x.ndim == 3 else x
     t = math.radians(degrees)
     theta = torch.tensor([[math.cos(t), -math.sin(t), 0.0], [math.sin(t), math.cos(t), 0.0]],
                          dtype=xb.dtype, device=xb.device)
     grid = F.affine_grid(theta.expand(xb.shape[0], 2, 3), list(xb.shape), align_corners=False)
     out = F.grid_sample(xb, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
-    return out[0] if single else out
+    return out[0] if x.ndim == 3 else out
 
 
-def random_rotate(x: torch.Tensor, g: torch.Generator, max_degrees: float) -> torch.Tensor:
-    return rotate(x, _uniform(g, -max_degrees, max_degrees))
-
-
-def gaussian_noise(x: torch.Tensor, g: torch.Generator, std: float) -> torch.Tensor:
-    """Add i.i.d. Gaussian noise of standard deviation ``std`` (in the units of ``x``)."""
-    noise = upload(torch.randn(x.shape, generator=g, dtype=torch.float32), x.device)  # per sample: no host wait
-    return x + std * noise.to(x.dtype)
+def gaussian_noise(x: torch.Tensor, std: float, generator: Optional[torch.Generator] = None) -> torch.Tensor:
+    """Add i.i.d. Gaussian noise of standard deviation ``std`` (in the units of ``x``), drawn as
+    :func:`affine_views` draws."""
+    return x + std * _draw(torch.randn, tuple(x.shape), generator, x.device).to(x.dtype)
 
 
 @dataclass
 class HSIAugment:
     """The fine-tuning augmentation: scale, rotation (90-degree and arbitrary), flips, noise.
 
-    Apply to normalised tensors: ``noise_std`` is then in units of per-band std.
-    Set a field to None / 0 / False to disable that step.
+    Apply to normalised tensors ``(B, H, W)`` or ``(N, B, H, W)``: ``noise_std`` is then in units of per-band
+    std. Set a field to None / 0 / False to disable that step.
     """
 
     scale: Optional[tuple[float, float]] = (0.6, 1.0)
@@ -94,17 +98,21 @@ class HSIAugment:
     flips: bool = True
     noise_std: float = 0.02
 
-    def __call__(self, x: torch.Tensor, generator: Optional[torch.Generator] = None) -> torch.Tensor:
-        g = generator if generator is not None else torch.Generator().manual_seed(
-            int(torch.randint(0, 2**62, ())))
-        if self.scale is not None:
-            x = random_resized_crop(x, g, self.scale)
-        if self.rot90 and x.shape[-1] == x.shape[-2]:
-            x = random_rot90(x, g)
-        if self.max_degrees:
-            x = random_rotate(x, g, self.max_degrees)
-        if self.flips:
-            x = random_flip(x, g)
+    def __call__(self, x: torch.Tensor, generator: Optional[torch.Generator] = None,
+                 part: Optional[tuple[int, slice]] = None) -> torch.Tensor:
+        """``x`` augmented, each sample by its own draws. ``part`` = (global batch size, this process's slice)
+        (:meth:`~s3r_zoo.train.Objective.global_batch`): the draws are made for the global batch and sliced,
+        so N processes under torchrun augment each sample as one process would."""
+        xb = x[None] if x.ndim == 3 else x
+        n, b, h, w = xb.shape
+        total, mine = part if part is not None else (n, slice(None))
+        out = xb
+        if self.scale is not None or self.rot90 or self.max_degrees or self.flips:
+            theta = affine_views(total, h, w, self.scale, rot90=self.rot90, flips=self.flips,
+                                 max_degrees=self.max_degrees, device=xb.device, generator=generator)[mine]
+            grid = F.affine_grid(theta, [n, b, h, w], align_corners=False)
+            out = F.grid_sample(xb.float(), grid, mode="bilinear", padding_mode="reflection",
+                                align_corners=False).to(xb.dtype)
         if self.noise_std:
-            x = gaussian_noise(x, g, self.noise_std)
-        return x
+            out = out + self.noise_std * _draw(torch.randn, (total, b, h, w), generator, xb.device)[mine].to(out.dtype)
+        return out[0] if x.ndim == 3 else out

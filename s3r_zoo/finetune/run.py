@@ -68,9 +68,8 @@ class ClassifierObjective(Objective):
     def forward(self, x: torch.Tensor, labels: torch.Tensor) -> dict:
         x = self.normalize(x)
         if self.augment is not None and self.training:
-            total, part = self.global_batch(len(x))  # one seed per sample of the global batch (torchrun), from
-            seeds = torch.randint(0, 2**62, (total,))[part].tolist()  # the (saved) global RNG
-            x = torch.stack([self.augment(xi, torch.Generator().manual_seed(s)) for xi, s in zip(x, seeds)])
+            x = self.augment(x, part=self.global_batch(len(x)))  # drawn for the global batch (torchrun), by the
+            # (checkpointed) RNG of the batch's device, in one resampling of the whole batch
         logits = self.encoder(x)
         return {"loss": F.cross_entropy(logits.float(), labels), "logits": logits.detach()}
 
