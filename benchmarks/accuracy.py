@@ -16,7 +16,7 @@ import torch
 
 from s3r_zoo.files import first_line
 from s3r_zoo.models import build_encoder
-from .common import environment, write_result
+from .common import environment, run_device, write_result
 from .protocol import METHODS, TABLE1, TABLE2, Budget, finetune, prepare_data, pretrain
 
 
@@ -40,7 +40,7 @@ def run(results_dir: Path, budget: Budget, work: Path, amp: str = "auto", method
     payload = {"name": "accuracy", "budget": {k: (list(v) if isinstance(v, tuple) else v)
                                               for k, v in budget.__dict__.items()},
                "tables": {}, "table1": TABLE1, "table2": TABLE2, "complete": False,
-               **environment(torch.device("cuda" if torch.cuda.is_available() else "cpu"))}
+               **environment(run_device())}
     for preset, (n, size) in budget.presets.items():
         data = prepare_data(work / "data", preset, n, size, budget.difficulty)
         rows = {}

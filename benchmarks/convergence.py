@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from .plots import loss_curves
-from .common import environment, write_result
+from .common import environment, run_device, write_result
 from .protocol import CONVERGENCE, LABELS, Budget, prepare_data, pretrain
 
 
@@ -36,6 +36,6 @@ def run(results_dir: Path, budget: Budget, work: Path, amp: str = "auto") -> dic
         "epochs": budget.pretrain_epochs, "batch_size": budget.batch_size, "crop": size,
         "crops_per_cube": budget.crops_per_cube, "patience": budget.patience, "model": budget.model},
         "runs": runs, "epoch_time_ratio_over_simsiam": ratio, "paper_ratio": 0.25, "plot": png.name,
-        **environment(torch.device("cuda" if torch.cuda.is_available() else "cpu"))}
+        **environment(run_device())}
     write_result(results_dir, "convergence", payload)
     return payload

@@ -226,7 +226,7 @@ def run(results_dir: Path, b: LabelBudget, work: Path, amp: str = "auto") -> dic
     pre-training and fine-tuning runs are cached by their spec."""
     payload = {"name": "labels", "budget": budget_record(b),
                "labels": {**LABELS, **SPECTRAL}, "tables": {}, "complete": False,
-               **environment(torch.device("cuda" if torch.cuda.is_available() else "cpu"))}
+               **environment(run_device())}
     sets = {}
     for preset, n in b.presets.items():
         data = prepare(work / "data", preset, n, b)

@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 
 from s3r_zoo.models.releases import RELEASES
-from .common import environment, write_result
+from .common import environment, run_device, write_result
 from .protocol import Budget, finetune, prepare_data
 
 PRESET = "pdac_like"
@@ -31,7 +31,7 @@ def run(results_dir: Path, budget: Budget, work: Path, amp: str = "auto") -> dic
     payload = {"name": "weights", "preset": PRESET, "data": f"{n} simulated cubes of {size}px, difficulty "
                f"{budget.difficulty:g}, split by the published ratios",
                "budget": {k: (list(v) if isinstance(v, tuple) else v) for k, v in budget.__dict__.items()},
-               "rows": {}, **environment(torch.device("cuda" if torch.cuda.is_available() else "cpu"))}
+               "rows": {}, **environment(run_device())}
     models = list(dict.fromkeys(r.model for r in RELEASES.values()))
     for model in models:
         b = replace(budget, model=model)

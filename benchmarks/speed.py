@@ -47,8 +47,8 @@ from s3r_zoo.lowrank import gram, loo_coefficients, loo_rss
 from s3r_zoo.pretrain import S3RObjective
 from s3r_zoo.pretrain.targets import DEFAULT_RIDGE, coefficient_targets
 from s3r_zoo.train.engine import cpu_has_fast_bf16
-from .common import (PEAK_BF16, environment, hims_tiles, interleaved_medians, median, round_ratio_spread, train_step,
-                     write_result)
+from .common import (PEAK_BF16, environment, hims_tiles, interleaved_medians, median, round_ratio_spread, run_device,
+                     train_step, write_result)
 
 TARGETS = {"targets_speedup": 200.0, "step_ratio": 1.10, "bf16_over_fp32": 0.6, "loader_over_model": 2.0,
            "format_over_npy": 0.5,
@@ -392,7 +392,7 @@ def _cuda(dev: torch.device, quick: bool) -> dict:
 
 def run(results_dir: Path, quick: bool = False) -> dict:
     """Run every speed measurement; write ``speed.json``; return the payload."""
-    dev = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = run_device()
     crop, batch = (32, 4) if quick else (64, 8)
     cube, source = hims_tiles(crop, batch)
     cube = cube.to(dev)

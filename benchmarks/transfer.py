@@ -28,7 +28,7 @@ from s3r_zoo.evaluate import compare_rows, summarise_correct
 from s3r_zoo.models import arch_of
 from s3r_zoo.plots import accuracy_vs_labels
 
-from .common import budget_record, environment, write_result
+from .common import budget_record, environment, run_device, write_result
 from .labels import Cubes, LabelBudget, features, finetune_correct, prepare, pretrain_method, probe_runs
 from .protocol import finetune
 
@@ -84,7 +84,7 @@ def run(results_dir: Path, b: LabelBudget, work: Path, amp: str = "auto") -> dic
     payload = {"name": "transfer", "source": f"S3R-CR pre-trained on the {SOURCE} labelled train split "
                                               f"({len(src_wl)} bands, {src_wl[0]:g}-{src_wl[-1]:g} nm)",
                "stems": STEMS, "targets": {}, "complete": False, "budget": budget_record(b),
-               **environment(torch.device("cuda" if torch.cuda.is_available() else "cpu"))}
+               **environment(run_device())}
     frac = min(b.finetune_fractions)
     for name, wl in TARGETS.items():
         data = target_data(work / "data", n, b, wl)
