@@ -205,8 +205,9 @@ def run(results_dir: Path, b: WorldBudget, work: Path, amp: str = "auto") -> dic
                 "random")
             _plot(payload, Path(results_dir) / plot_name(b.name))
         # fine-tuning after every learning curve: inside a time limit (a lent GPU) the curves come back first
-        for method in progress(b.finetune_methods, desc=f"world {world}: fine-tune", unit="method"):
-            tune(method, "scratch" if method == "scratch" else encoders[method])
+        tuned = [m for m in b.finetune_methods if m == "scratch" or m in encoders]  # those pre-trained above
+        for method in progress(tuned, desc=f"world {world}: fine-tune", unit="method"):
+            tune(method, encoders.get(method, "scratch"))
     payload["complete"] = True
     write_result(results_dir, b.name, payload)
     return payload
@@ -289,7 +290,7 @@ def worlds_section(p: dict) -> str:
                     cells.append(f"{r['mean']:.1f} +- {r['std']:.1f}{pv}" if r else "")
                 lines.append(f"| {labels.get(n, n)} | " + " | ".join(cells) + " |")
             lines.append("")
-        curves = {m: c for m, c in w["curves"].items() if c}
+        curves = {m: c for m, c in w.get("curves", {}).items() if c}
         if curves:
             lines += [f"**World {world}, learning curves** (linear probe, all labels, % at each snapshot's optimiser "
                       "step; held-out pretext loss of the last)\n", "| method | probe % at step | last pretext loss |",
