@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from s3r_zoo.data import HSIAugment
-from s3r_zoo.data.transforms import affine_views, gaussian_noise, rotate
+from s3r_zoo.data.transforms import affine_views, gaussian_noise
 
 
 def gen(seed=0):
@@ -44,11 +44,6 @@ def test_a_process_part_of_the_global_batch_is_augmented_as_one_process_would():
     whole = aug(x)
     torch.manual_seed(1)
     torch.testing.assert_close(aug(x[4:], part=(8, slice(4, 8))), whole[4:])
-
-
-def test_rotate_90_equals_rot90():
-    x = torch.rand(3, 16, 16)
-    torch.testing.assert_close(rotate(x, 90.0), torch.rot90(x, 1, dims=(-2, -1)), atol=1e-5, rtol=0)
 
 
 def test_full_scale_crop_without_rotation_or_flip_is_the_identity_map():
