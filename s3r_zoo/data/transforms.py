@@ -20,7 +20,7 @@ import torch.nn.functional as F
 
 from .device import upload
 
-__all__ = ["affine_views", "gaussian_noise", "HSIAugment"]
+__all__ = ["affine_views", "HSIAugment"]
 
 _COS = (1.0, 0.0, -1.0, 0.0)  # rotation by k x 90 degrees, exact
 _SIN = (0.0, 1.0, 0.0, -1.0)
@@ -64,12 +64,6 @@ def affine_views(n: int, h: int, w: int, scale: Optional[tuple[float, float]] = 
     row_x = torch.stack([sx * cos * flip[:, 0], -sx * sin * flip[:, 1], cx], dim=1)
     row_y = torch.stack([sy * sin * flip[:, 0], sy * cos * flip[:, 1], cy], dim=1)
     return torch.stack([row_x, row_y], dim=1)
-
-
-def gaussian_noise(x: torch.Tensor, std: float, generator: Optional[torch.Generator] = None) -> torch.Tensor:
-    """Add i.i.d. Gaussian noise of standard deviation ``std`` (in the units of ``x``), drawn as
-    :func:`affine_views` draws."""
-    return x + std * _draw(torch.randn, tuple(x.shape), generator, x.device).to(x.dtype)
 
 
 @dataclass
